@@ -1,0 +1,1 @@
+"""Train-and-merge template: fine-tune task experts, merge them, evaluate on a TaskPool."""

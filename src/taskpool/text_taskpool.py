@@ -1,0 +1,127 @@
+"""TaskPool for text tasks: one test loader per task, in the configured order.
+
+What `fit` trains on is declared by the LightningModule, not by the data config:
+a module with a `finetune_task` attribute set gets that task's labelled training split
+(expert fine-tuning); any other module gets the unlabelled test inputs of every task, one batch
+per task per step (test-time adaptation). Labels are removed from adaptation batches here, so they
+cannot reach an adaptation loss.
+"""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader
+
+from src.taskpool.text_tasks import TextTask, load_task
+
+
+def collate_labelled(rows: list[dict]) -> dict:
+    return {
+        "text": [r["text"] for r in rows],
+        "label": torch.tensor([r["label"] for r in rows]),
+        "index": torch.tensor([r["index"] for r in rows]),
+    }
+
+
+def collate_unlabelled(rows: list[dict]) -> dict:
+    return {"text": [r["text"] for r in rows], "index": torch.tensor([r["index"] for r in rows])}
+
+
+class TextTaskPool(L.LightningDataModule):
+    """Per-task text datasets for expert fine-tuning, test-time adaptation and evaluation.
+
+    Args:
+        tasks: the tasks, in the order reports and coefficients use.
+        benchmark: name of the results folder (`results/<benchmark>/<method>/`).
+        batch_size: batch size for expert fine-tuning and evaluation.
+        adapt_batch_size: batch size per task for test-time adaptation (reference: 16).
+        val_size: training examples held out to validate an expert.
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        tasks: list[TextTask],
+        benchmark: str = "text",
+        batch_size: int = 32,
+        adapt_batch_size: int = 16,
+        val_size: int = 200,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        names = [t.name for t in tasks]
+        if not names:
+            raise ValueError("The TaskPool needs at least one task.")
+        if len(set(names)) != len(names):
+            raise ValueError(f"Task names must be unique, got {names}.")
+        self.tasks = tasks
+        self.benchmark = benchmark
+        self.batch_size = batch_size
+        self.adapt_batch_size = adapt_batch_size
+        self.val_size = val_size
+        self.num_workers = num_workers
+        self._splits: dict = {}
+        self.class_descriptions: dict[str, list[str]] = {}
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def num_classes(self) -> dict[str, int]:
+        return {t: len(d) for t, d in self.class_descriptions.items()}
+
+    def prepare_data(self) -> None:
+        """Loading is local and cheap; `setup` does it on every rank."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._splits:
+            return
+        for task in self.tasks:
+            splits, descriptions = load_task(task)
+            held_out = min(self.val_size, len(splits["train"]) // 5)
+            self._splits[task.name] = {
+                "train": splits["train"].select(range(held_out, len(splits["train"]))),
+                "val": splits["train"].select(range(held_out)),
+                "test": splits["test"],
+            }
+            self.class_descriptions[task.name] = descriptions
+
+    def split(self, task: str, split: str):
+        if task not in self._splits:
+            raise KeyError(f"Unknown task '{task}'. Tasks in this TaskPool: {', '.join(self.task_names)}.")
+        return self._splits[task][split]
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool, labelled: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_labelled if labelled else collate_unlabelled,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _finetune_task(self) -> str | None:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return getattr(module, "finetune_task", None)
+
+    def train_dataloader(self):
+        task = self._finetune_task()
+        if task is not None:
+            return self._loader(self.split(task, "train"), self.batch_size, shuffle=True, labelled=True)
+        loaders = {
+            t: self._loader(self.split(t, "test"), self.adapt_batch_size, shuffle=True, labelled=False)
+            for t in self.task_names
+        }
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def val_dataloader(self):
+        task = self._finetune_task()
+        if task is not None:
+            return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True)
+        return []
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True) for t in self.task_names]
