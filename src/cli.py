@@ -3,14 +3,21 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from src.methods.base import MergedModelModule
+from src.reports.artifacts import write_adaptation, write_coefficients
 from src.reports.writer import write_report
 
 
 class MergeCLI(LightningCLI):
+    def __init__(self, *args, **kwargs) -> None:
+        given = kwargs.get("args")
+        self.command = "python main.py " + shlex.join(sys.argv[1:] if given is None else [str(a) for a in given])
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
 
@@ -25,11 +32,19 @@ class MergeCLI(LightningCLI):
             results_dir=config.results_dir,
             benchmark=self.datamodule.benchmark,
             method=self.model.report_name,
-            command="python main.py " + shlex.join(sys.argv[1:]),
+            command=self.command,
             seed=config.seed_everything,
         )
+        write_coefficients(self.model, out)
         print(f"\nReport written to {out}\n")
         print((out.parent / "README.md").read_text())
+
+    def after_fit(self) -> None:
+        """Rank 0 writes the adaptation curve and exports the trainable part with its metadata."""
+        if not self.trainer.is_global_zero or getattr(self.model, "history", None) is None:
+            return
+        out = Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
+        write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
 
 
 def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:

@@ -76,9 +76,13 @@ class MergedModelModule(L.LightningModule):
         self.test_accuracy[task].update(logits, batch["label"])
         self.test_loss[task].update(nn.functional.cross_entropy(logits, batch["label"], reduction="none"))
 
-    def on_test_epoch_end(self) -> None:
+    def collect_report(self) -> dict[str, dict[str, float]]:
+        """Per-task accuracy and loss plus their unweighted average; resets the metrics.
+
+        Every rank calls this: torchmetrics syncs the states across processes inside `compute`.
+        """
         report: dict[str, dict[str, float]] = {}
-        for task in self.task_names:  # every rank computes: torchmetrics syncs across processes
+        for task in self.task_names:
             report[task] = {
                 "accuracy": float(self.test_accuracy[task].compute()),
                 "loss": float(self.test_loss[task].compute()),
@@ -88,9 +92,14 @@ class MergedModelModule(L.LightningModule):
         report["average"] = {
             key: sum(report[t][key] for t in self.task_names) / len(self.task_names) for key in ("accuracy", "loss")
         }
+        return report
+
+    def on_test_epoch_end(self) -> None:
+        report = self.collect_report()
         for task, values in report.items():
-            self.log(f"test/{task if task != 'average' else 'avg'}/acc", values["accuracy"], sync_dist=False)
-            self.log(f"test/{task if task != 'average' else 'avg'}/loss", values["loss"], sync_dist=False)
+            key = "avg" if task == "average" else task
+            self.log(f"test/{key}/acc", values["accuracy"])
+            self.log(f"test/{key}/loss", values["loss"])
         self.test_report = report
 
     # ---- checkpoints hold trainable tensors only ------------------------------------------------

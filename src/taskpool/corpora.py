@@ -26,34 +26,35 @@ _TEST_PERCENT = 25  # share of groups sent to 'test' for corpora without an offi
 _SPLIT_SALT = "taskpool-corpora-v1"  # changing this reshuffles every self-made split
 
 # Natural-language class descriptions for zero-shot heads, keyed by raw class name.
-# Chosen by all-MiniLM-L6-v2 zero-shot accuracy on a *train* sample (never test).
+# Chosen among 3-4 variants per corpus by all-MiniLM-L6-v2 zero-shot accuracy on a
+# 600-document *train* sample (never test); they name typical content, not just the topic.
 _DESCRIPTIONS: dict[str, dict[str, str]] = {
     "newsgroups": {
-        "alt.atheism": "atheism, atheists and arguments against god and religion",
-        "comp.graphics": "computer graphics, images and rendering",
-        "comp.os.ms-windows.misc": "microsoft windows operating system problems and drivers",
+        "alt.atheism": "atheism, atheists and the existence of god",
+        "comp.graphics": "computer graphics, image files, 3d rendering and graphics software",
+        "comp.os.ms-windows.misc": "microsoft windows 3.1, dos, drivers and win.ini files",
         "comp.sys.ibm.pc.hardware": "ibm pc hardware, motherboards, disk drives and controllers",
         "comp.sys.mac.hardware": "apple macintosh computer hardware",
         "comp.windows.x": "the x window system, x11 servers and motif programming",
         "misc.forsale": "items for sale, offers and shipping prices",
-        "rec.autos": "cars, automobiles and driving",
+        "rec.autos": "cars, car engines, dealers and automobiles",
         "rec.motorcycles": "motorcycles, bikes and riding",
         "rec.sport.baseball": "baseball games, players and pitching",
         "rec.sport.hockey": "ice hockey games, teams and the nhl",
         "sci.crypt": "cryptography, encryption, keys and privacy",
-        "sci.electronics": "electronics, circuits, voltage and components",
+        "sci.electronics": "electronics, electrical circuits, wiring and batteries",
         "sci.med": "medicine, doctors, diseases and health",
         "sci.space": "space exploration, nasa, orbits and rockets",
-        "soc.religion.christian": "christianity, the church, jesus and the bible",
+        "soc.religion.christian": "christians discussing faith, god, prayer and salvation",
         "talk.politics.guns": "guns, firearms and gun control laws",
         "talk.politics.mideast": "middle east politics, israel, arabs and armenians",
-        "talk.politics.misc": "us politics, government, taxes and the president",
-        "talk.religion.misc": "religious debate, morality and christian sects",
+        "talk.politics.misc": "american politics, the clinton government, taxes and laws",
+        "talk.religion.misc": "religion debates, morality, cults and the bible",
     },
     "reuters_r8": {
         "acq": "a company acquisition, merger or takeover of shares",
         "crude": "crude oil prices and production",
-        "earn": "company earnings and profits",
+        "earn": "quarterly earnings report: net profit, shares and revenues",
         "grain": "grain, wheat and corn harvests and exports",
         "interest": "interest rates and central bank rate changes",
         "money-fx": "currency exchange rates, the dollar and money markets",
@@ -61,12 +62,14 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "trade": "international trade, imports, exports and tariffs",
     },
     "rotten_tomatoes": {
-        "fresh": "a positive, enthusiastic movie review",
-        "rotten": "a negative, disappointed movie review",
+        "fresh": "a positive review: this movie is good and worth watching",
+        "rotten": "a negative review: this movie is bad and not worth watching",
     },
     "election_tweets": {
-        "HillaryClinton": "a tweet by Hillary Clinton, the democratic candidate",
-        "realDonaldTrump": "a tweet by Donald Trump, the republican candidate",
+        "HillaryClinton": (
+            "Hillary Clinton campaign tweet quoting Hillary on families, jobs and Trump's dangerous ideas"
+        ),
+        "realDonaldTrump": "Donald Trump tweet: thank you! join me at my rally, #MAGA, the rigged media",
     },
 }
 

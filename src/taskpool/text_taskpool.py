@@ -121,7 +121,7 @@ class TextTaskPool(L.LightningDataModule):
         task = self._finetune_task()
         if task is not None:
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True)
-        return []
+        return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True) for t in self.task_names]

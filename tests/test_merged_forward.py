@@ -1,0 +1,98 @@
+"""Exactness of the merged forward: per-sample equals merging each sample's weights and running it alone."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
+
+from src.models.merged_forward import TaskVectorMerger
+from src.models.text_encoder import SentenceEncoder
+
+T = 3
+
+
+def _tiny_text_model():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24)
+    encoder = SentenceEncoder(BertModel(config)).eval()
+    task_vectors = {n: 0.1 * torch.randn(T, *p.shape) for n, p in encoder.named_parameters()}
+    ids = torch.randint(1, 50, (5, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0  # padding inside the batch
+    return encoder, task_vectors, {"input_ids": ids, "attention_mask": mask}
+
+
+class _VisionTower(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        config = CLIPVisionConfig(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, image_size=16, patch_size=8)
+        self.vision = CLIPVisionModel(config)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vision(pixel_values=pixel_values).pooler_output
+
+
+def _reference_per_sample(model, task_vectors, inputs, coefficients):
+    """Independent reference: a deep copy loaded with each sample's merged state dict, run on that sample alone."""
+    names = list(task_vectors)
+    outputs = []
+    for b in range(coefficients.shape[0]):
+        clone = copy.deepcopy(model)
+        state = clone.state_dict()
+        for l, name in enumerate(names):
+            state[name] = state[name] + sum(coefficients[b, t, l] * task_vectors[name][t] for t in range(T))
+        clone.load_state_dict(state)
+        outputs.append(clone(**{k: v[b : b + 1] for k, v in inputs.items()}))
+    return torch.cat(outputs)
+
+
+def test_text_per_sample_equals_state_dict_merge_per_sample():
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(5, T, merger.num_layers)
+    with torch.no_grad():
+        out = merger(inputs, coefficients)
+        expected = _reference_per_sample(model, tvs, inputs, coefficients)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_vision_per_sample_equals_state_dict_merge_per_sample():
+    torch.manual_seed(1)
+    model = _VisionTower().eval()
+    tvs = {n: 0.1 * torch.randn(T, *p.shape) for n, p in model.named_parameters()}
+    inputs = {"pixel_values": torch.randn(4, 3, 16, 16)}
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(4, T, merger.num_layers)
+    with torch.no_grad():
+        torch.testing.assert_close(merger(inputs, coefficients), _reference_per_sample(model, tvs, inputs, coefficients), atol=1e-5, rtol=1e-5)
+
+
+def test_per_batch_equals_per_sample_with_identical_codings():
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    shared = torch.rand(T, merger.num_layers)
+    with torch.no_grad():
+        per_batch = merger(inputs, shared)
+        per_sample = merger(inputs, shared.expand(5, -1, -1))
+    torch.testing.assert_close(per_sample, per_batch, atol=1e-6, rtol=1e-6)
+
+
+def test_model_is_left_untouched_and_gradients_reach_coefficients():
+    model, tvs, inputs = _tiny_text_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(5, T, merger.num_layers, requires_grad=True)
+    merger(inputs, coefficients).sum().backward()
+    assert coefficients.grad is not None and coefficients.grad.abs().sum() > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert all("forward" not in vars(m) for m in model.modules()), "per-sample patches must be removed"
+
+
+def test_wrong_coefficient_shape_is_explained():
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    with pytest.raises(ValueError, match=r"\(T, L\) or \(B, T, L\)"):
+        merger(inputs, torch.rand(T + 1, merger.num_layers))

@@ -1,0 +1,44 @@
+"""End-to-end smoke runs of the CLI on tiny random models and small real tasks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, run_cli
+
+STATIC = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
+
+
+@pytest.mark.parametrize("method", STATIC)
+def test_static_method_writes_report(method, tiny_pool, data_config, tmp_path):
+    cli = run_cli(
+        ["test", "--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml")]
+        + pool_overrides(tiny_pool)
+        + quiet_trainer(tmp_path)
+    )
+    report = json.loads((tmp_path / "results/tiny" / method / "report.json").read_text())
+    assert set(TASKS) <= set(report)
+    accs = [report[t]["accuracy"] for t in TASKS]
+    assert report["average"]["accuracy"] == pytest.approx(sum(accs) / len(accs))
+    assert report["method"] == method and report["seed"] == 0 and "main.py test" in report["command"]
+    assert cli.trainer.callback_metrics["test/avg/acc"].item() == pytest.approx(report["average"]["accuracy"])
+    table = (tmp_path / "results/tiny/README.md").read_text()
+    assert f"| {method} |" in table
+
+
+def test_expert_fit_saves_loadable_expert(tiny_pool, data_config, tmp_path):
+    experts_dir = tmp_path / "new_experts"
+    run_cli(
+        ["fit", "--config", str(data_config), "--config", str(ROOT / "configs/text/expert.yaml")]
+        + pool_overrides(tiny_pool)
+        + ["--model.init_args.modelpool.init_args.experts_dir", str(experts_dir), "--model.init_args.task", "election_tweets"]
+        + quiet_trainer(tmp_path)
+        + ["--trainer.max_steps", "2"]
+    )
+    from transformers import AutoModel
+
+    saved = AutoModel.from_pretrained(experts_dir / "election_tweets")
+    pretrained = AutoModel.from_pretrained(tiny_pool["pretrained"])
+    changed = [n for n, p in saved.named_parameters() if not (p == dict(pretrained.named_parameters())[n]).all()]
+    assert changed, "fine-tuning must change the backbone"
