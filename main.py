@@ -1,7 +1,17 @@
 """Entry point: python main.py fit|validate|test|predict --config configs/....yaml"""
+import os
+import sys
+
 import src.methods  # noqa: F401  (short class names in configs resolve)
 import src.taskpool  # noqa: F401
 from src.cli import cli_main
+from src.errors import UserFacingError
 
 if __name__ == "__main__":
-    cli_main()
+    try:
+        cli_main()
+    except UserFacingError as err:  # a config/file problem: say what and how to fix, no traceback
+        if os.environ.get("MERGE_DEBUG"):
+            raise
+        print(f"\nerror: {err}\n(set MERGE_DEBUG=1 for the full traceback)", file=sys.stderr)
+        sys.exit(2)

@@ -5,10 +5,12 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from src.errors import UserFacingError
+
 StateDict = dict[str, torch.Tensor]
 
 
-class IncompatibleExpertError(ValueError):
+class IncompatibleExpertError(UserFacingError, ValueError):
     """An expert cannot be merged with the pretrained model (names or shapes differ)."""
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from src.errors import ConfigError, UserFacingError
 from src.merging.state_dict import stack_task_vectors
 from src.methods.base import MergedModelModule
 from src.modelpool.text_pool import TextModelPool, parameter_state_dict
@@ -19,7 +20,7 @@ from src.models.merged_forward import TaskVectorMerger
 MergeMode = Literal["task_wise", "layer_wise"]
 
 
-class IncompatibleCheckpointError(ValueError):
+class IncompatibleCheckpointError(UserFacingError, ValueError):
     """A checkpoint made for another task set, mode or model."""
 
 
@@ -47,7 +48,7 @@ class TestTimeAdaptation(MergedModelModule):
         """
         super().__init__(modelpool, logit_scale=logit_scale, name=name)
         if mode not in ("task_wise", "layer_wise"):
-            raise ValueError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
+            raise ConfigError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
         self.mode = mode
         self.lr = lr
         self.history: list[dict[str, float]] = []

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.errors import ConfigError
 from src.methods.base import MergedModelModule
 from src.modelpool.text_pool import TextModelPool
 
@@ -43,7 +44,7 @@ class ExpertFineTuning(MergedModelModule):
 
     def build(self, pretrained: nn.Module) -> None:
         if self.finetune_task not in self.task_names:
-            raise ValueError(
+            raise ConfigError(
                 f"Expert task '{self.finetune_task}' is not in the TaskPool (tasks: {', '.join(self.task_names)})."
             )
         self.encoder = pretrained.train()

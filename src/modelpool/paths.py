@@ -9,8 +9,10 @@ import importlib
 import os
 from pathlib import Path
 
+from src.errors import UserFacingError
 
-class ModelNotFoundError(FileNotFoundError):
+
+class ModelNotFoundError(UserFacingError, FileNotFoundError):
     """A model reference that cannot be loaded here, with the reason and the fix."""
 
 

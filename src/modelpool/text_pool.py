@@ -8,12 +8,13 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from src.errors import ConfigError, UserFacingError
 from src.merging.state_dict import StateDict, check_compatible, task_vector
 from src.modelpool.paths import ModelNotFoundError, resolve_model_path
 from src.models.text_encoder import SentenceEncoder
 
 
-class MissingExpertError(KeyError):
+class MissingExpertError(UserFacingError, KeyError):
     """A TaskPool task has no expert in the ModelPool."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
@@ -56,7 +57,7 @@ class TextModelPool:
     def expert_output_dir(self, task: str) -> Path:
         """Where `fit` of an expert saves it, so that this pool finds it afterwards."""
         if self.experts_dir is None and task not in self.experts:
-            raise ValueError("Set modelpool.experts_dir: it is where the fine-tuned expert is saved.")
+            raise ConfigError("Set modelpool.experts_dir: it is where the fine-tuned expert is saved.")
         return Path(self.expert_reference(task))
 
     # ---- loading ------------------------------------------------------------------------------

