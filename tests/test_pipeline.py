@@ -42,3 +42,22 @@ def test_expert_fit_saves_loadable_expert(tiny_pool, data_config, tmp_path):
     pretrained = AutoModel.from_pretrained(tiny_pool["pretrained"])
     changed = [n for n, p in saved.named_parameters() if not (p == dict(pretrained.named_parameters())[n]).all()]
     assert changed, "fine-tuning must change the backbone"
+
+
+def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
+    import yaml
+
+    from src.methods import TaskArithmetic
+    from src.modelpool import TextModelPool
+    from src.taskpool import TextTask, TextTaskPool
+
+    run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/text/task_arithmetic.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
+    cli_report = json.loads((tmp_path / "results/tiny/task_arithmetic/report.json").read_text())
+    data_args = yaml.safe_load(data_config.read_text())["data"]["init_args"]
+    taskpool = TextTaskPool(**{**data_args, "tasks": [TextTask(**t) for t in data_args["tasks"]]})
+    model = TaskArithmetic(TextModelPool(tiny_pool["pretrained"], experts_dir=tiny_pool["experts_dir"], max_length=32))
+    report = taskpool.evaluate(model, accelerator="cpu", enable_progress_bar=False)
+    assert list(report) == [*TASKS, "average"]
+    for key in report:
+        assert report[key]["accuracy"] == pytest.approx(cli_report[key]["accuracy"])
+        assert report[key]["loss"] == pytest.approx(cli_report[key]["loss"], abs=1e-6)

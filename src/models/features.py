@@ -34,7 +34,8 @@ class SentenceFeatures(FeatureExtractor):
 
         self.name = model
         self.encoder = SentenceTransformer(resolve_model_path(model), device="cpu").eval().requires_grad_(False)
-        self.dim = int(self.encoder.get_sentence_embedding_dimension())
+        dimension = getattr(self.encoder, "get_embedding_dimension", None) or self.encoder.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self.batch_size = batch_size
 
     @torch.no_grad()

@@ -124,5 +124,15 @@ class TextTaskPool(L.LightningDataModule):
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True)
         return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
 
+    def evaluate(self, model: L.LightningModule, **trainer_kwargs) -> dict:
+        """`trainer.test` of `model` on every task, outside the CLI.
+
+        Returns FusionBench's report contract: {task: {accuracy, loss}, ..., "average": {accuracy, loss}}.
+        """
+        defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False}
+        trainer = L.Trainer(**{**defaults, **trainer_kwargs})
+        trainer.test(model, datamodule=self, verbose=False)
+        return model.test_report
+
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True) for t in self.task_names]
