@@ -30,7 +30,7 @@ def test_method_config_instantiates(config):
 
 @pytest.mark.parametrize("config", TRAINER_CONFIGS, ids=lambda p: p.name)
 def test_trainer_config_stacks(config):
-    cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), "--trainer", str(config)])
+    cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), "--trainer", str(config), "--trainer.accelerator", "cpu"])
     assert cli.trainer is not None
 
 

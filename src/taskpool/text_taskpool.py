@@ -8,10 +8,12 @@ cannot reach an adaptation loss.
 """
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from src.errors import ConfigError
 from src.taskpool.text_tasks import TextTask, load_task
@@ -27,6 +29,19 @@ def collate_labelled(rows: list[dict]) -> dict:
 
 def collate_unlabelled(rows: list[dict]) -> dict:
     return {"text": [r["text"] for r in rows], "index": torch.tensor([r["index"] for r in rows])}
+
+
+class UnpaddedDistributedSampler(Sampler[int]):
+    """Rank r takes examples r, r + world, r + 2·world, ...: disjoint, complete, no padding."""
+
+    def __init__(self, size: int, world_size: int, rank: int) -> None:
+        self.indices = list(range(rank, size, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class TextTaskPool(L.LightningDataModule):
@@ -62,6 +77,7 @@ class TextTaskPool(L.LightningDataModule):
         self.adapt_batch_size = adapt_batch_size
         self.val_size = val_size
         self.num_workers = num_workers
+        self.shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # same shuffles on every rank
         self._splits: dict = {}
         self.class_descriptions: dict[str, list[str]] = {}
 
@@ -94,15 +110,36 @@ class TextTaskPool(L.LightningDataModule):
             raise KeyError(f"Unknown task '{task}'. Tasks in this TaskPool: {', '.join(self.task_names)}.")
         return self._splits[task][split]
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool, labelled: bool) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, shuffle: bool, labelled: bool, evaluation: bool = False) -> DataLoader:
+        sampler = self._distributed_sampler(dataset, shuffle, evaluation)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_labelled if labelled else collate_unlabelled,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _distributed_sampler(self, dataset, shuffle: bool, evaluation: bool):
+        """Samplers for several processes, so that evaluation sees every example exactly once.
+
+        Lightning's own DistributedSampler pads each rank to equal length by repeating examples, which
+        changes accuracy whenever a test set does not divide by the number of processes; so the
+        configs set `use_distributed_sampler: false` and the TaskPool shards itself.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        if getattr(trainer, "_accelerator_connector", None) is not None and trainer._accelerator_connector.use_distributed_sampler:
+            raise ConfigError(
+                "Running on several processes needs `trainer.use_distributed_sampler: false` (the TaskPool shards the "
+                "data itself so no test example is counted twice). Stack configs/trainer/ddp.yaml."
+            )
+        if evaluation:
+            return UnpaddedDistributedSampler(len(dataset), trainer.world_size, trainer.global_rank)
+        return DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle, seed=self.shuffle_seed)
 
     def _finetune_task(self) -> str | None:
         module = self.trainer.lightning_module if self.trainer is not None else None
@@ -121,7 +158,7 @@ class TextTaskPool(L.LightningDataModule):
     def val_dataloader(self):
         task = self._finetune_task()
         if task is not None:
-            return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True)
+            return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
         return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
 
     def evaluate(self, model: L.LightningModule, **trainer_kwargs) -> dict:
@@ -135,4 +172,7 @@ class TextTaskPool(L.LightningDataModule):
         return model.test_report
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True) for t in self.task_names]
+        return [
+            self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
+            for t in self.task_names
+        ]

@@ -1,0 +1,700 @@
+"""Throughput and peak memory of exact per-sample DAWE merging, against the reference's way of doing it.
+
+Why: DAWE gives every input its own merged weights θ(x) = θ0 + Σ_t c_t(x) τ_t. The reference implementation
+(`reference/dawe_spec.md` §8) evaluates that by summing a full state dict in Python for each sample and
+running a batch-1 `functional_call`, which is very slow. This project's `TaskVectorMerger` claims to do the
+same computation exactly, batched. This script measures, side by side in one process and one run:
+
+  evaluation (samples/s and peak memory, torch.inference_mode, random codings per sample)
+    1. static      : weights merged once beforehand (batch-mean coding), plain forward;
+    2. per-batch   : one merge per batch with the batch-mean coding (TaskVectorMerger, (T, L) coefficients),
+                     the merge is inside the timing;
+    3. reference   : the reference's per-sample loop, re-implemented here without TaskVectorMerger: for
+                     each sample, θ0 + Σ_t c_t τ_t tensor by tensor (`state_dict_weighted_sum` then
+                     `state_dict_add`), then `functional_call` on that sample alone;
+    4. per-sample  : TaskVectorMerger with (B, T, L) coefficients (this project's exact path).
+  It checks that 3 and 4 give the same outputs and prints ratios against the targets of DESIGN.md §4:
+  per-sample ≥ 0.5× static throughput, ≥ 5× the reference loop, peak memory ≤ 2× static's.
+
+  adaptation (seconds per step; one step = one batch of B inputs for each of the T tasks, forward with the
+  hypernetwork's batch-mean coding, entropy of a fixed random per-task head summed over tasks, one backward,
+  one Adam step on the hypernetwork)
+    a. ours, features recomputed by the frozen feature extractor every step;
+    b. ours, features cached (computed once beforehand; that one-off time is reported separately);
+    c. reference: features recomputed, state dict merged in Python tensor by tensor, `functional_call`.
+  Target: (c) / (b) ≥ 1.5.
+
+Models have random weights built from configs (no hub access); sizes follow the real checkpoints.
+t5-base is the T5 *encoder only* (`T5EncoderModel`), output = mean of the last hidden state over tokens.
+Task vectors are 0.01·randn for every parameter; codings are 0.3 + 0.1·randn, (B, T) task-wise or (B, T, L)
+layer-wise. Feature-extractor stand-ins: a random ResNet-18 (512-d pooled) for images, a random MiniLM-size
+BERT with mean pooling (384-d) for text.
+
+Peak memory.
+  CUDA: `torch.cuda.max_memory_allocated()` after `reset_peak_memory_stats()`, minus the allocated memory
+  before the variant: exact tensor bytes, excluding the caching allocator's reserve.
+  CPU: there is no allocator statistic, so a background thread reads the process RSS from /proc/self/statm
+  about every millisecond while the timed batches run; a variant's figure is its peak RSS minus the RSS just
+  before it (after a warm-up batch, `gc.collect()` and glibc `malloc_trim(0)`, so freed memory of earlier
+  variants is not in the baseline). Limits: allocations that live for less than ~1 ms (or up to the
+  interpreter's 5 ms thread switch interval while Python code runs) can be missed; memory glibc keeps after
+  a free counts as used until trimmed, which can inflate a figure by fragmentation; pages allocated but never
+  touched are not counted; the sampler costs a few percent of one core, equally for every variant. Treat CPU
+  figures as ±10 % or a few MiB, whichever is larger. Linux only (elsewhere memory is reported as null).
+
+What the memory ratio counts. Each variant's "counted" memory = its peak extra memory (activations,
+per-sample weights, merged copies made during the variant) + the memory of one set of model parameters:
+the static model's merged copy for 1, θ0 for 2-4. Variants 2-4 also need the stacked task vectors
+(T × parameter memory); every task-vector method needs them and they are shared by all of 2-4, so they are
+reported separately and left out of the ratio. The output also prints the ratio with them included.
+
+Usage:
+  python benchmarks/dawe_throughput.py --model minilm-l6 --batch-size 16 --tasks 8 --mode task --json out.json
+  python benchmarks/dawe_throughput.py --model clip-vit-b32 --mode layer --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import gc
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.func import functional_call  # noqa: E402
+
+from src.models.hypernetwork import Hypernetwork  # noqa: E402
+from src.models.merged_forward import TaskVectorMerger  # noqa: E402
+from src.models.text_encoder import SentenceEncoder, mean_pool  # noqa: E402
+
+Inputs = dict[str, torch.Tensor]
+MIB = 2**20
+TARGETS = {"per_sample_vs_static_throughput": 0.5, "per_sample_vs_reference_speedup": 5.0, "memory_per_sample_vs_static": 2.0}
+ADAPT_TARGET = 1.5
+NUM_CLASSES = 10
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+class VisionTower(nn.Module):
+    """CLIP vision transformer returning `pooler_output` (post-LayerNorm class token)."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        from transformers import CLIPVisionModel
+
+        self.vision = CLIPVisionModel(config)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vision(pixel_values=pixel_values).pooler_output
+
+
+class T5MeanEncoder(nn.Module):
+    """T5 encoder only (no decoder), mean of the last hidden state over the (unmasked) tokens."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        from transformers import T5EncoderModel
+
+        self.encoder = T5EncoderModel(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+
+class ResNetPooled(nn.Module):
+    """Frozen image feature extractor stand-in: a ResNet's global-average-pooled last stage."""
+
+    def __init__(self, tiny: bool) -> None:
+        super().__init__()
+        from transformers import ResNetConfig, ResNetModel
+
+        sizes = ([8, 16, 16, 32], [1, 1, 1, 1]) if tiny else ([64, 128, 256, 512], [2, 2, 2, 2])
+        config = ResNetConfig(embedding_size=sizes[0][0], hidden_sizes=sizes[0], depths=sizes[1], layer_type="basic")
+        self.backbone = ResNetModel(config)
+        self.dim = sizes[0][-1]
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.backbone(pixel_values=pixel_values).pooler_output.flatten(1)
+
+
+class BertPooled(nn.Module):
+    """Frozen text feature extractor stand-in: a MiniLM-size BERT with mean pooling (384-d)."""
+
+    def __init__(self, tiny: bool) -> None:
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        hidden, layers, inter = (32, 1, 64) if tiny else (384, 6, 1536)
+        self.vocab_size = 1000 if tiny else 30522
+        config = BertConfig(vocab_size=self.vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4 if tiny else 12, intermediate_size=inter)
+        self.backbone = BertModel(config)
+        self.dim = hidden
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        ids = input_ids % self.vocab_size  # the primary model's vocabulary can be larger (T5: 32128)
+        hidden = self.backbone(input_ids=ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+
+@dataclass
+class Setup:
+    """A primary model, an input maker, and the frozen feature extractor used by DAWE's hypernetwork."""
+
+    model: nn.Module
+    out_dim: int
+    make_inputs: Callable[[int], Inputs]
+    extractor: nn.Module
+    feature_dim: int
+
+
+def build_setup(name: str, seq_len: int, tiny: bool) -> Setup:
+    """Random-weight models from configs; `tiny` shrinks everything to 2 layers and small widths."""
+    if name == "clip-vit-b32":
+        from transformers import CLIPVisionConfig
+
+        size = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=16) if tiny else dict(
+            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=32
+        )
+        model = VisionTower(CLIPVisionConfig(**size, projection_dim=512, hidden_act="quick_gelu"))
+        image = size["image_size"]
+        extractor = ResNetPooled(tiny)
+        return Setup(model, size["hidden_size"], lambda b: {"pixel_values": torch.randn(b, 3, image, image)}, extractor, extractor.dim)
+    if name == "minilm-l6":
+        from transformers import BertConfig, BertModel
+
+        size = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64) if tiny else dict(
+            vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+        )
+        model = SentenceEncoder(BertModel(BertConfig(**size)))
+        out_dim = size["hidden_size"]
+    elif name == "t5-base":
+        from transformers import T5Config
+
+        size = dict(d_model=32, d_ff=64, num_layers=2, num_heads=4, d_kv=8, vocab_size=1000) if tiny else dict(
+            d_model=768, d_ff=3072, num_layers=12, num_heads=12, vocab_size=32128
+        )
+        model = T5MeanEncoder(T5Config(**size))
+        out_dim = size["d_model"]
+    else:
+        raise ValueError(f"Unknown model {name!r}.")
+    vocab = size["vocab_size"]
+    if seq_len > 512:
+        raise ValueError("--seq-len must be ≤ 512 (the BERT-size models' position embeddings).")
+    extractor = BertPooled(tiny)
+
+    def text_inputs(b: int) -> Inputs:
+        ids = torch.randint(1, vocab, (b, seq_len))
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    return Setup(model, out_dim, text_inputs, extractor, extractor.dim)
+
+
+# ---- memory measurement ------------------------------------------------------------------------------
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _release_freed_memory() -> None:
+    gc.collect()
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
+
+
+class _RssSampler(threading.Thread):
+    """Reads the resident set size from /proc/self/statm about every `interval` seconds, keeps the maximum."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        super().__init__(daemon=True)
+        self.fd = os.open("/proc/self/statm", os.O_RDONLY)
+        self.interval = interval
+        self.stop = threading.Event()
+        self.peak = self.read()
+
+    def read(self) -> int:
+        return int(os.pread(self.fd, 256, 0).split()[1]) * _PAGE
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.read())
+            time.sleep(self.interval)
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.join()
+        self.peak = max(self.peak, self.read())
+        os.close(self.fd)
+        return self.peak
+
+
+@dataclass
+class PeakMemory:
+    """Peak memory above the level at entry, in bytes (None where it cannot be measured)."""
+
+    device: torch.device
+    extra: int | None = None
+
+    @contextmanager
+    def measure(self) -> Iterator[PeakMemory]:
+        _release_freed_memory()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            yield self
+            torch.cuda.synchronize(self.device)
+            self.extra = torch.cuda.max_memory_allocated(self.device) - base
+            return
+        if not os.path.exists("/proc/self/statm"):
+            yield self
+            return
+        sampler = _RssSampler()
+        base = sampler.peak
+        sampler.start()
+        try:
+            yield self
+        finally:
+            self.extra = max(0, sampler.finish() - base)
+
+
+# ---- timing ------------------------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Measurement:
+    seconds: list[float]
+    peak_extra_bytes: int | None
+    items_per_call: int
+    error: str | None = None
+
+    @property
+    def seconds_per_call(self) -> float:
+        return sum(self.seconds) / len(self.seconds) if self.seconds else math.nan
+
+    @property
+    def per_second(self) -> float:
+        return self.items_per_call / self.seconds_per_call if self.seconds else math.nan
+
+    @property
+    def peak_extra_mib(self) -> float | None:
+        return None if self.peak_extra_bytes is None else self.peak_extra_bytes / MIB
+
+
+def measure(fn: Callable[[], object], repeats: int, device: torch.device, items: int) -> tuple[Measurement, object]:
+    """One warm-up call, then `repeats` timed calls under the memory meter; returns the last call's result."""
+    try:
+        result = fn()
+        synchronize(device)
+        times = []
+        with PeakMemory(device).measure() as memory:
+            for _ in range(repeats):
+                result = None
+                start = time.perf_counter()
+                result = fn()
+                synchronize(device)
+                times.append(time.perf_counter() - start)
+        return Measurement(times, memory.extra, items), result
+    except Exception as error:  # a broken variant must not hide the other figures
+        return Measurement([], None, items, error=f"{type(error).__name__}: {error}"), None
+
+
+# ---- the reference's per-sample merge, written independently of TaskVectorMerger ---------------------
+def reference_merge(theta0: dict[str, torch.Tensor], task_vectors: list[dict[str, torch.Tensor]], coding: torch.Tensor) -> dict[str, torch.Tensor]:
+    """θ0 + Σ_t c_t τ_t tensor by tensor: the reference's `state_dict_weighted_sum` then `state_dict_add`.
+
+    coding (T,) is task-wise; (T, L) is layer-wise with L in the key order of `theta0`.
+    """
+    weighted = {}
+    for layer, key in enumerate(theta0):
+        total = torch.zeros_like(task_vectors[0][key])
+        for t, tv in enumerate(task_vectors):
+            weight = coding[t] if coding.dim() == 1 else coding[t, layer]
+            total = torch.add(total, weight * tv[key])
+        weighted[key] = total
+    return {key: theta0[key] + weighted[key] for key in theta0}
+
+
+def reference_per_sample(model: nn.Module, theta0: dict, task_vectors: list[dict], inputs: Inputs, codings: torch.Tensor) -> torch.Tensor:
+    """The reference's evaluation: one full merge and one batch-1 forward per sample."""
+    outputs = []
+    for b in range(codings.shape[0]):
+        merged = reference_merge(theta0, task_vectors, codings[b])
+        outputs.append(functional_call(model, merged, args=(), kwargs={k: v[b : b + 1] for k, v in inputs.items()}))
+    return torch.cat(outputs)
+
+
+# ---- evaluation variants -----------------------------------------------------------------------------
+def static_copy(model: nn.Module, merger: TaskVectorMerger, coefficients: torch.Tensor) -> nn.Module:
+    """A separate model whose weights are the merge under `coefficients` (T, L)."""
+    static = copy.deepcopy(model)
+    merged = merger.merged_parameters(coefficients)
+    with torch.no_grad():
+        for name, param in static.named_parameters():
+            param.copy_(merged[name])
+    return static.eval().requires_grad_(False)
+
+
+def parameter_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass
+class Workload:
+    """The primary model on the device, its random task vectors, and the two views the methods need."""
+
+    model: nn.Module
+    stacked: dict[str, torch.Tensor]  # name → (T, *shape), what TaskVectorMerger takes
+    merger: TaskVectorMerger
+    theta0: dict[str, torch.Tensor]  # the reference's pretrained state dict (parameters)
+    per_task: list[dict[str, torch.Tensor]]  # the reference's T task-vector state dicts (views of `stacked`)
+
+
+def build_workload(model: nn.Module, tasks: int, device: torch.device) -> Workload:
+    model = model.to(device).eval().requires_grad_(False)
+    params = dict(model.named_parameters())
+    stacked = {n: 0.01 * torch.randn(tasks, *p.shape, device=device) for n, p in params.items()}
+    theta0 = {n: p.detach() for n, p in params.items()}
+    per_task = [{n: tv[t] for n, tv in stacked.items()} for t in range(tasks)]
+    return Workload(model, stacked, TaskVectorMerger(model, stacked), theta0, per_task)
+
+
+def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, device: torch.device) -> dict:
+    model, merger, theta0, per_task = work.model, work.merger, work.theta0, work.per_task
+    layers = merger.num_layers
+
+    shape = (args.batch_size, args.tasks) if args.mode == "task" else (args.batch_size, args.tasks, layers)
+    codings = (0.3 + 0.1 * torch.randn(*shape)).to(device)
+    per_sample_coefficients = codings.unsqueeze(-1).expand(*shape, layers) if args.mode == "task" else codings
+    inputs = {k: v.to(device) for k, v in setup.make_inputs(args.batch_size).items()}
+    static = static_copy(model, merger, per_sample_coefficients.mean(0))
+
+    with torch.inference_mode():
+        model(**inputs)  # settle one-time lazy initialisation before anything is measured
+        variants = {
+            "static": lambda: static(**inputs),
+            "per_batch": lambda: merger(inputs, per_sample_coefficients.mean(0)),
+            "reference_loop": lambda: reference_per_sample(model, theta0, per_task, inputs, codings),
+            "per_sample": lambda: merger(inputs, per_sample_coefficients),
+        }
+        results, outputs = {}, {}
+        for name, fn in variants.items():
+            results[name], outputs[name] = measure(fn, args.repeats, device, args.batch_size)
+
+    diff = None
+    if outputs["reference_loop"] is not None and outputs["per_sample"] is not None:
+        diff = (outputs["reference_loop"].float() - outputs["per_sample"].float()).abs().max().item()
+    return {
+        "measurements": results,
+        "max_abs_diff_reference_vs_per_sample": diff,
+        "parameter_mib": parameter_bytes(theta0.values()) / MIB,
+        "task_vector_mib": parameter_bytes(work.stacked.values()) / MIB,
+        "num_parameters": sum(p.numel() for p in theta0.values()),
+        "num_merged_tensors": layers,
+    }
+
+
+# ---- adaptation --------------------------------------------------------------------------------------
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(p) per row, as in src/methods/adaptive.py."""
+    log_p = logits.log_softmax(-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+def adaptation_step(
+    hypernetwork: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    heads: nn.ModuleList,
+    features: Callable[[int], torch.Tensor],
+    forward: Callable[[int, torch.Tensor], torch.Tensor],
+) -> float:
+    """Σ_t mean entropy of head_t(model under task t's batch-mean coding); one backward, one Adam step."""
+    optimizer.zero_grad(set_to_none=True)
+    losses = []
+    for t, head in enumerate(heads):
+        coding = hypernetwork(features(t)).mean(0)
+        losses.append(softmax_entropy(head(forward(t, coding))).mean())
+    loss = torch.stack(losses).sum()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def run_adaptation(args: argparse.Namespace, setup: Setup, work: Workload, device: torch.device) -> dict:
+    model, merger, theta0, per_task = work.model, work.merger, work.theta0, work.per_task
+    extractor = setup.extractor.to(device).eval().requires_grad_(False)
+    layers = merger.num_layers
+    batches = [{k: v.to(device) for k, v in setup.make_inputs(args.batch_size).items()} for _ in range(args.tasks)]
+    heads = nn.ModuleList(nn.Linear(setup.out_dim, NUM_CLASSES) for _ in range(args.tasks)).to(device).requires_grad_(False)
+    num_codings = args.tasks * (layers if args.mode == "layer" else 1)
+
+    def to_tl(coding: torch.Tensor) -> torch.Tensor:
+        return coding.view(args.tasks, layers) if args.mode == "layer" else coding.unsqueeze(-1).expand(args.tasks, layers)
+
+    def recompute(t: int) -> torch.Tensor:
+        with torch.no_grad():
+            return extractor(**batches[t])
+
+    start = time.perf_counter()
+    cache = [recompute(t) for t in range(args.tasks)]
+    synchronize(device)
+    cache_seconds = time.perf_counter() - start
+
+    def ours(t: int, coding: torch.Tensor) -> torch.Tensor:
+        return merger(batches[t], to_tl(coding))
+
+    def reference(t: int, coding: torch.Tensor) -> torch.Tensor:
+        coding = coding.view(args.tasks, layers) if args.mode == "layer" else coding
+        return functional_call(model, reference_merge(theta0, per_task, coding), args=(), kwargs=batches[t])
+
+    variants = {
+        "ours_recomputed_features": (recompute, ours),
+        "ours_cached_features": (lambda t: cache[t], ours),
+        "reference": (recompute, reference),
+    }
+    results = {}
+    for name, (features, forward) in variants.items():
+        torch.manual_seed(args.seed)
+        hypernetwork = Hypernetwork(setup.feature_dim, num_codings).to(device)
+        optimizer = torch.optim.Adam(hypernetwork.parameters(), lr=1e-5)
+        step = lambda: adaptation_step(hypernetwork, optimizer, heads, features, forward)  # noqa: E731
+        results[name], _ = measure(step, args.repeats, device, 1)
+        del hypernetwork, optimizer
+    return {"measurements": results, "feature_cache_seconds": cache_seconds, "feature_dim": setup.feature_dim, "num_codings": num_codings}
+
+
+# ---- report ------------------------------------------------------------------------------------------
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0 or math.isnan(numerator) or math.isnan(denominator):
+        return None
+    return numerator / denominator
+
+
+def summarise(evaluation: dict, adaptation: dict) -> dict:
+    m = evaluation["measurements"]
+    params_mib, tv_mib = evaluation["parameter_mib"], evaluation["task_vector_mib"]
+
+    def counted(name: str) -> float | None:
+        extra = m[name].peak_extra_mib
+        return None if extra is None else extra + params_mib
+
+    ratios = {
+        "per_sample_vs_static_throughput": ratio(m["per_sample"].per_second, m["static"].per_second),
+        "per_sample_vs_reference_speedup": ratio(m["per_sample"].per_second, m["reference_loop"].per_second),
+        "memory_per_sample_vs_static": ratio(counted("per_sample"), counted("static")),
+        "memory_per_sample_with_task_vectors_vs_static": ratio(None if counted("per_sample") is None else counted("per_sample") + tv_mib, counted("static")),
+    }
+    checks = {
+        "per_sample_vs_static_throughput": _at_least(ratios["per_sample_vs_static_throughput"], TARGETS["per_sample_vs_static_throughput"]),
+        "per_sample_vs_reference_speedup": _at_least(ratios["per_sample_vs_reference_speedup"], TARGETS["per_sample_vs_reference_speedup"]),
+        "memory_per_sample_vs_static": None if ratios["memory_per_sample_vs_static"] is None else ratios["memory_per_sample_vs_static"] <= TARGETS["memory_per_sample_vs_static"],
+    }
+    a = adaptation["measurements"]
+    adapt_speedup = ratio(a["reference"].seconds_per_call, a["ours_cached_features"].seconds_per_call)
+    return {
+        "counted_mib": {name: counted(name) for name in m},
+        "ratios": ratios,
+        "checks": checks,
+        "adaptation_speedup_cached_vs_reference": adapt_speedup,
+        "adaptation_check": _at_least(adapt_speedup, ADAPT_TARGET),
+    }
+
+
+def _at_least(value: float | None, target: float) -> bool | None:
+    return None if value is None else value >= target
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def print_report(args: argparse.Namespace, evaluation: dict, adaptation: dict, summary: dict, device: torch.device) -> None:
+    m = evaluation["measurements"]
+    print(
+        f"\nDAWE throughput — {args.model}{' (tiny)' if args.tiny else ''}, {args.mode}-wise, batch {args.batch_size}, "
+        f"{args.tasks} task vectors, device {device}, {torch.get_num_threads()} CPU threads, {args.repeats} timed batches + 1 warm-up"
+    )
+    print(
+        f"model: {evaluation['num_parameters'] / 1e6:.2f} M parameters = {evaluation['parameter_mib']:.1f} MiB, "
+        f"{evaluation['num_merged_tensors']} merged tensors; stacked task vectors {evaluation['task_vector_mib']:.1f} MiB"
+    )
+    labels = {
+        "static": "1 static merged model",
+        "per_batch": "2 one merge per batch",
+        "reference_loop": "3 reference per-sample loop",
+        "per_sample": "4 exact per-sample (ours)",
+    }
+    print(f"\n{'variant':<30}{'samples/s':>11}{'s/batch':>10}{'peak extra MiB':>16}{'counted MiB':>13}")
+    for name, label in labels.items():
+        x = m[name]
+        if x.error:
+            print(f"{label:<30}  FAILED: {x.error}")
+            continue
+        print(f"{label:<30}{_fmt(x.per_second):>11}{_fmt(x.seconds_per_call, 3):>10}{_fmt(x.peak_extra_mib, 1):>16}{_fmt(summary['counted_mib'][name], 1):>13}")
+    print(
+        "counted = peak extra during the variant + one set of parameters (1: its merged copy; 2-4: θ0). The task vectors,\n"
+        f"needed by 2-4 alike, are not counted ({evaluation['task_vector_mib']:.1f} MiB)."
+    )
+    diff = evaluation["max_abs_diff_reference_vs_per_sample"]
+    agree = diff is not None and diff < args.tolerance
+    print(f"\nreference loop vs exact per-sample: max |Δoutput| = {_fmt(diff, 8) if diff is not None else 'n/a'} -> {'AGREE' if agree else 'DISAGREE'} (tolerance {args.tolerance:g})")
+
+    r, c = summary["ratios"], summary["checks"]
+    print(f"per-sample / static throughput    : {_fmt(r['per_sample_vs_static_throughput'])}x  (target >= {TARGETS['per_sample_vs_static_throughput']}x) {_verdict(c['per_sample_vs_static_throughput'])}")
+    print(f"per-sample / reference-loop speed : {_fmt(r['per_sample_vs_reference_speedup'])}x  (target >= {TARGETS['per_sample_vs_reference_speedup']}x) {_verdict(c['per_sample_vs_reference_speedup'])}")
+    print(f"peak memory per-sample / static   : {_fmt(r['memory_per_sample_vs_static'])}x  (target <= {TARGETS['memory_per_sample_vs_static']}x) {_verdict(c['memory_per_sample_vs_static'])}")
+    print(f"  (with the task vectors counted too: {_fmt(r['memory_per_sample_with_task_vectors_vs_static'])}x)")
+
+    a = adaptation["measurements"]
+    print(
+        f"\nadaptation step ({args.tasks} tasks x {args.batch_size} inputs, batch-mean coding, entropy, backward, Adam; "
+        f"hypernetwork {adaptation['feature_dim']} -> {adaptation['num_codings']})"
+    )
+    print(f"{'variant':<38}{'s/step':>9}{'peak extra MiB':>16}")
+    for name, label in (
+        ("ours_recomputed_features", "a ours, features recomputed"),
+        ("ours_cached_features", "b ours, features cached"),
+        ("reference", "c reference (Python merge, recomputed)"),
+    ):
+        x = a[name]
+        if x.error:
+            print(f"{label:<38}  FAILED: {x.error}")
+            continue
+        print(f"{label:<38}{_fmt(x.seconds_per_call, 3):>9}{_fmt(x.peak_extra_mib, 1):>16}")
+    print(f"computing the feature cache once: {_fmt(adaptation['feature_cache_seconds'], 3)} s")
+    print(
+        f"adaptation speed-up, ours cached vs reference: {_fmt(summary['adaptation_speedup_cached_vs_reference'])}x "
+        f"(target >= {ADAPT_TARGET}x) {_verdict(summary['adaptation_check'])}"
+    )
+    if device.type == "cpu":
+        print("\nCPU memory = sampled process RSS (≈1 ms), peak minus the level before each variant; see the docstring for its limits.")
+
+
+def to_json(args: argparse.Namespace, evaluation: dict, adaptation: dict, summary: dict, device: torch.device) -> dict:
+    def dump(x: Measurement) -> dict:
+        return {
+            **asdict(x),
+            "seconds_per_call": None if math.isnan(x.seconds_per_call) else x.seconds_per_call,
+            "per_second": None if math.isnan(x.per_second) else x.per_second,
+            "peak_extra_mib": x.peak_extra_mib,
+        }
+
+    diff = evaluation["max_abs_diff_reference_vs_per_sample"]
+    return {
+        "config": {k: v for k, v in vars(args).items() if k != "json"},
+        "environment": {
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "cpu_threads": torch.get_num_threads(),
+            "memory_method": "cuda max_memory_allocated" if device.type == "cuda" else "sampled RSS (/proc/self/statm)",
+        },
+        "evaluation": {
+            **{k: v for k, v in evaluation.items() if k != "measurements"},
+            "variants": {name: dump(x) for name, x in evaluation["measurements"].items()},
+            "outputs_agree": diff is not None and diff < args.tolerance,
+            "counted_mib": summary["counted_mib"],
+            "ratios": summary["ratios"],
+            "targets": TARGETS,
+            "checks": summary["checks"],
+        },
+        "adaptation": {
+            **{k: v for k, v in adaptation.items() if k != "measurements"},
+            "variants": {name: dump(x) for name, x in adaptation["measurements"].items()},
+            "speedup_cached_vs_reference": summary["adaptation_speedup_cached_vs_reference"],
+            "target": ADAPT_TARGET,
+            "check": summary["adaptation_check"],
+        },
+    }
+
+
+# ---- entry point -------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["clip-vit-b32", "minilm-l6", "t5-base"], default="minilm-l6")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--tasks", type=int, default=8, help="number of task vectors T")
+    parser.add_argument("--mode", choices=["task", "layer"], default="task", help="task-wise (B, T) or layer-wise (B, T, L) codings")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per input (text models)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed batches / adaptation steps per variant (plus 1 warm-up)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |Δoutput| for the reference vs per-sample check")
+    parser.add_argument("--skip-adaptation", action="store_true", help="measure evaluation only")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # 2-layer, narrow models for tests
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.tasks < 1 or args.repeats < 1:
+        parser.error("--batch-size, --tasks and --repeats must be ≥ 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs every measurement; returns 0, or 1 when a variant failed or the reference/per-sample check disagrees."""
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device is available.", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    setup = build_setup(args.model, args.seq_len, args.tiny)
+    work = build_workload(setup.model, args.tasks, device)
+
+    evaluation = run_evaluation(args, setup, work, device)
+    _release_freed_memory()
+    if args.skip_adaptation:
+        adaptation = {"measurements": {k: Measurement([], None, 1, error="skipped") for k in ("ours_recomputed_features", "ours_cached_features", "reference")}, "feature_cache_seconds": None, "feature_dim": setup.feature_dim, "num_codings": None}
+    else:
+        adaptation = run_adaptation(args, setup, work, device)
+    summary = summarise(evaluation, adaptation)
+    print_report(args, evaluation, adaptation, summary, device)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(to_json(args, evaluation, adaptation, summary, device), indent=2, default=_json_default))
+        print(f"\nwrote {args.json}")
+    diff = evaluation["max_abs_diff_reference_vs_per_sample"]
+    failed = [n for n, x in evaluation["measurements"].items() if x.error]
+    failed += [n for n, x in adaptation["measurements"].items() if x.error and x.error != "skipped"]
+    return 0 if not failed and diff is not None and diff < args.tolerance else 1
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""benchmarks/dawe_throughput.py runs end to end at tiny sizes, writes every figure, and its exactness check holds."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dawe_throughput.py"
+EVAL_VARIANTS = ("static", "per_batch", "reference_loop", "per_sample")
+ADAPT_VARIANTS = ("ours_recomputed_features", "ours_cached_features", "reference")
+FIGURES = ("seconds", "seconds_per_call", "per_second", "peak_extra_mib", "peak_extra_bytes")
+
+
+def _load_script():
+    """Import the script by path (benchmarks/ is not a package); dataclasses need it in sys.modules."""
+    if "dawe_throughput" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("dawe_throughput", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["dawe_throughput"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["dawe_throughput"]
+
+
+def _run(tmp_path: Path, model: str, mode: str) -> tuple[int, dict]:
+    out = tmp_path / f"{model}_{mode}.json"
+    args = ["--model", model, "--mode", mode, "--tiny", "--batch-size", "2", "--tasks", "2", "--seq-len", "8", "--repeats", "1", "--threads", "1", "--json", str(out)]
+    threads = torch.get_num_threads()
+    try:
+        code = _load_script().main(args)
+    finally:
+        torch.set_num_threads(threads)
+    return code, json.loads(out.read_text())
+
+
+def _check_figures(report: dict) -> None:
+    evaluation, adaptation = report["evaluation"], report["adaptation"]
+    for name in EVAL_VARIANTS:
+        variant = evaluation["variants"][name]
+        assert variant["error"] is None, variant["error"]
+        for figure in FIGURES:
+            assert variant[figure] is not None, (name, figure)
+        assert variant["per_second"] > 0 and len(variant["seconds"]) == 1
+        assert evaluation["counted_mib"][name] is not None
+    for key in ("per_sample_vs_static_throughput", "per_sample_vs_reference_speedup", "memory_per_sample_vs_static", "memory_per_sample_with_task_vectors_vs_static"):
+        assert evaluation["ratios"][key] is not None, key
+    assert set(evaluation["checks"]) == set(evaluation["targets"])
+    assert all(isinstance(v, bool) for v in evaluation["checks"].values())
+    for key in ("parameter_mib", "task_vector_mib", "num_parameters", "num_merged_tensors"):
+        assert evaluation[key] > 0, key
+    for name in ADAPT_VARIANTS:
+        variant = adaptation["variants"][name]
+        assert variant["error"] is None, variant["error"]
+        for figure in FIGURES:
+            assert variant[figure] is not None, (name, figure)
+    assert adaptation["feature_cache_seconds"] > 0
+    assert adaptation["speedup_cached_vs_reference"] > 0 and isinstance(adaptation["check"], bool)
+
+
+@pytest.mark.parametrize(("model", "mode"), [("minilm-l6", "task"), ("clip-vit-b32", "layer")])
+def test_benchmark_writes_every_figure_and_outputs_agree(tmp_path, model, mode):
+    code, report = _run(tmp_path, model, mode)
+    _check_figures(report)
+    assert report["evaluation"]["max_abs_diff_reference_vs_per_sample"] < 1e-4
+    assert report["evaluation"]["outputs_agree"] is True
+    assert code == 0
+
+
+@pytest.mark.xfail(
+    reason="TaskVectorMerger per-sample path: T5's relative_attention_bias Embedding gets (query, key) bucket ids, "
+    "not batch-first ids, and the token embedding is called through encoder.embed_tokens (tied to shared.weight, "
+    "never patched). Remove this marker once merged_forward handles both.",
+    strict=False,
+)
+def test_benchmark_t5_outputs_agree(tmp_path):
+    code, report = _run(tmp_path, "t5-base", "task")
+    assert report["evaluation"]["outputs_agree"] is True and code == 0

@@ -1,0 +1,51 @@
+"""Lightning DDP on CPU (gloo, 2 processes, in a subprocess): reports equal the single-process ones."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, TASKS, pool_overrides, small_data_config
+
+pytestmark = pytest.mark.slow
+
+DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK", "GROUP_RANK")
+
+
+def _run(args: list[str], results, runs) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
+    cmd = [sys.executable, "main.py", *args, "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+           "--trainer.default_root_dir", str(runs), "--results_dir", str(results)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("method", ["task_arithmetic", "dawe_task_wise"])
+def test_two_process_test_report_equals_single_process(method, tiny_pool, tmp_path):
+    data = small_data_config(tmp_path / "data.yaml", max_test=7)  # odd: a padding sampler would count one twice
+    base = ["test", "--config", str(data), "--config", f"configs/text/{method}.yaml", *pool_overrides(tiny_pool)]
+    _run(base, tmp_path / "single", tmp_path / "runs1")
+    _run(base + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs2")
+    single = json.loads((tmp_path / "single/tiny" / method / "report.json").read_text())
+    ddp = json.loads((tmp_path / "ddp/tiny" / method / "report.json").read_text())
+    for task in TASKS:
+        assert ddp[task]["accuracy"] == single[task]["accuracy"]
+        assert ddp[task]["loss"] == pytest.approx(single[task]["loss"], abs=1e-5)
+    assert "configs/trainer/ddp.yaml" in ddp["command"]
+
+
+def test_ddp_without_disabling_lightning_sampler_is_refused(tiny_pool, tmp_path):
+    data = small_data_config(tmp_path / "data.yaml", max_test=7)
+    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
+    proc = subprocess.run(
+        [sys.executable, "main.py", "test", "--config", str(data), "--config", "configs/text/pretrained.yaml", *pool_overrides(tiny_pool),
+         "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.enable_progress_bar", "false",
+         "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "use_distributed_sampler: false" in proc.stderr
