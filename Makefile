@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 DATA := configs/text/data.yaml
 TASKS := newsgroups reuters_r8 rotten_tomatoes election_tweets
 EXPERTS_DIR := experts/text_minilm
-STATIC := pretrained individual simple_average task_arithmetic ties
+STATIC := individual pretrained simple_average task_arithmetic ties
 ADAPTIVE := adamerging_task_wise adamerging_layer_wise dawe_task_wise dawe_layer_wise
 
 .PHONY: setup main experts static adaptive test test-fast clean

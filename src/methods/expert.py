@@ -1,6 +1,8 @@
 """Fine-tune one task expert with `fit`: the whole backbone trains against the task's frozen head."""
 from __future__ import annotations
 
+import json
+
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -64,7 +66,8 @@ class ExpertFineTuning(MergedModelModule):
         self.val_accuracy.update(self.task_logits(batch, self.finetune_task), batch["label"])
 
     def on_validation_epoch_end(self) -> None:
-        self.log(f"val/{self.finetune_task}/acc", self.val_accuracy.compute(), prog_bar=True)
+        self.last_val_accuracy = float(self.val_accuracy.compute())
+        self.log(f"val/{self.finetune_task}/acc", self.last_val_accuracy, prog_bar=True)
         self.val_accuracy.reset()
 
     def configure_optimizers(self):
@@ -81,7 +84,11 @@ class ExpertFineTuning(MergedModelModule):
             out.mkdir(parents=True, exist_ok=True)
             self.encoder.backbone.save_pretrained(out)
             self.modelpool.tokenizer.save_pretrained(out)
-            print(f"Saved expert '{self.finetune_task}' to {out}")
+            accuracy = getattr(self, "last_val_accuracy", None)
+            info = {"task": self.finetune_task, "steps": self.global_step, "val_accuracy": accuracy, "pretrained": self.modelpool.pretrained}
+            (out / "expert_info.json").write_text(json.dumps(info, indent=2) + "\n")
+            shown = "n/a" if accuracy is None else f"{100 * accuracy:.2f}%"
+            print(f"Saved expert '{self.finetune_task}' to {out} (validation accuracy {shown} after {self.global_step} steps)")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Expert checkpoints keep the whole backbone (it is what trains) so runs can resume."""
