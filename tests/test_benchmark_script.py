@@ -27,7 +27,8 @@ def _load_script():
 
 def _run(tmp_path: Path, model: str, mode: str) -> tuple[int, dict]:
     out = tmp_path / f"{model}_{mode}.json"
-    args = ["--model", model, "--mode", mode, "--tiny", "--batch-size", "2", "--tasks", "2", "--seq-len", "8", "--repeats", "1", "--threads", "1", "--json", str(out)]
+    args = ["--model", model, "--mode", mode, "--tiny", "--batch-size", "2", "--tasks", "2", "--seq-len", "8", "--repeats", "1"]
+    args += ["--threads", "1", "--json", str(out)]  # one thread: tiny ops only lose from a second one
     threads = torch.get_num_threads()
     try:
         code = _load_script().main(args)
@@ -45,8 +46,8 @@ def _check_figures(report: dict) -> None:
             assert variant[figure] is not None, (name, figure)
         assert variant["per_second"] > 0 and len(variant["seconds"]) == 1
         assert evaluation["counted_mib"][name] is not None
-    for key in ("per_sample_vs_static_throughput", "per_sample_vs_reference_speedup", "memory_per_sample_vs_static", "memory_per_sample_with_task_vectors_vs_static"):
-        assert evaluation["ratios"][key] is not None, key
+    assert set(evaluation["ratios"]) == set(evaluation["targets"]) | {"memory_per_sample_with_task_vectors_vs_static"}
+    assert all(value is not None for value in evaluation["ratios"].values())
     assert set(evaluation["checks"]) == set(evaluation["targets"])
     assert all(isinstance(v, bool) for v in evaluation["checks"].values())
     for key in ("parameter_mib", "task_vector_mib", "num_parameters", "num_merged_tensors"):
