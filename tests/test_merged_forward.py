@@ -96,3 +96,29 @@ def test_wrong_coefficient_shape_is_explained():
     merger = TaskVectorMerger(model, tvs)
     with pytest.raises(ValueError, match=r"\(T, L\) or \(B, T, L\)"):
         merger(inputs, torch.rand(T + 1, merger.num_layers))
+
+
+class _TiedModel(torch.nn.Module):
+    """Two modules sharing one weight (like T5's shared / encoder.embed_tokens)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = torch.nn.Embedding(10, 4)
+        self.encoder_embed = torch.nn.Embedding(10, 4)
+        self.encoder_embed.weight = self.shared.weight
+        self.proj = torch.nn.Linear(4, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.encoder_embed(ids)).mean(1)
+
+
+def test_tied_weights_are_merged_per_sample_too():
+    torch.manual_seed(2)
+    model = _TiedModel().eval()
+    tvs = {n: torch.randn(T, *p.shape) for n, p in model.named_parameters()}  # lists the shared weight once
+    assert "encoder_embed.weight" not in tvs
+    merger = TaskVectorMerger(model, tvs)
+    inputs = {"ids": torch.randint(0, 10, (4, 5))}
+    coefficients = torch.rand(4, T, merger.num_layers)
+    with torch.no_grad():
+        torch.testing.assert_close(merger(inputs, coefficients), _reference_per_sample(model, tvs, inputs, coefficients), atol=1e-5, rtol=1e-5)

@@ -29,9 +29,15 @@ from torch.nn import functional as F
 
 
 def _mix(base: torch.Tensor, tau: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """base + Σ_t coef[..., t] tau[t]; coef (T,) → base.shape, coef (B, T) → (B, *base.shape)."""
-    mixed = torch.tensordot(coef, tau.flatten(1), dims=1)
-    return base + mixed.view(*coef.shape[:-1], *base.shape)
+    """base + Σ_t coef[..., t] tau[t]; coef (T,) → base.shape, coef (B, T) → (B, *base.shape).
+
+    The per-sample case is one fused `addmm`: the (B, P) result is written once, which matters
+    because building per-sample weights is bound by memory traffic, not arithmetic.
+    """
+    if coef.dim() == 1:
+        return base + torch.tensordot(coef, tau, dims=1)
+    mixed = torch.addmm(base.reshape(1, -1), coef.to(tau.dtype), tau.flatten(1))
+    return mixed.view(coef.shape[0], *base.shape)
 
 
 def _batch_view(per_sample: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -101,13 +107,12 @@ class TaskVectorMerger(nn.Module):
     def _per_sample(self, coefficients: torch.Tensor) -> Iterator[None]:
         patched: list[nn.Module] = []
         rows = _SampleRows()
+        # by identity, so a weight shared by several modules (tied embeddings) is merged in each of them
+        name_of = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False) if n in self.layer_index}
         try:
-            for module_name, module in self.model.named_modules():
-                own = {
-                    local: f"{module_name}.{local}" if module_name else local
-                    for local, _ in module.named_parameters(recurse=False)
-                }
-                merged = {local: full for local, full in own.items() if full in self.layer_index}
+            for module in self.model.modules():
+                own = {local: name_of.get(id(p)) for local, p in module.named_parameters(recurse=False)}
+                merged = {local: full for local, full in own.items() if full is not None}
                 if not merged:
                     continue
                 coefs = {local: coefficients[:, :, self.layer_index[full]] for local, full in merged.items()}
@@ -161,6 +166,11 @@ def _per_sample_forward(
 
         def embedding(ids: torch.Tensor) -> torch.Tensor:
             batch = batch_size()
+            if ids.shape[0] not in (1, batch):
+                raise NotImplementedError(
+                    f"Per-sample merging of {type(module).__name__} needs batch-first indices, got shape {tuple(ids.shape)} "
+                    f"for {batch} samples (e.g. T5's relative attention bias). Leave this tensor out of the merged set."
+                )
             ids = ids.expand(batch, *ids.shape[1:]) if ids.shape[0] == 1 else ids
             out = F.embedding(ids, module.weight, module.padding_idx)
             if "weight" in taus:
