@@ -26,7 +26,7 @@ same computation exactly, batched. This script measures, side by side in one pro
 
 Models have random weights built from configs (no hub access); sizes follow the real checkpoints.
 t5-base is the T5 *encoder only* (`T5EncoderModel`), output = mean of the last hidden state over tokens.
-Task vectors are 0.01·randn for every parameter; codings are 0.3 + 0.1·randn, (B, T) task-wise or (B, T, L)
+Task vectors are 0.01·randn for every parameter (T5: except the relative attention bias); codings are 0.3 + 0.1·randn, (B, T) task-wise or (B, T, L)
 layer-wise. Feature-extractor stand-ins: a random ResNet-18 (512-d pooled) for images, a random MiniLM-size
 BERT with mean pooling (384-d) for text.
 
@@ -381,7 +381,8 @@ def static_copy(model: nn.Module, merger: TaskVectorMerger, coefficients: torch.
     merged = merger.merged_parameters(coefficients)
     with torch.no_grad():
         for name, param in static.named_parameters():
-            param.copy_(merged[name])
+            if name in merged:  # tensors left out of the merge keep θ0
+                param.copy_(merged[name])
     return static.eval().requires_grad_(False)
 
 
@@ -402,7 +403,9 @@ class Workload:
 
 def build_workload(model: nn.Module, tasks: int, device: torch.device) -> Workload:
     model = model.to(device).eval().requires_grad_(False)
-    params = dict(model.named_parameters())
+    # T5's relative attention bias is indexed by (query, key) position, not per sample, so it cannot be
+    # merged per sample; the reference's T5 experts (LoRA on q/v) never change it either.
+    params = {n: p for n, p in model.named_parameters() if "relative_attention_bias" not in n}
     stacked = {n: 0.01 * torch.randn(tasks, *p.shape, device=device) for n, p in params.items()}
     theta0 = {n: p.detach() for n, p in params.items()}
     per_task = [{n: tv[t] for n, tv in stacked.items()} for t in range(tasks)]

@@ -70,12 +70,6 @@ def test_benchmark_writes_every_figure_and_outputs_agree(tmp_path, model, mode):
     assert code == 0
 
 
-@pytest.mark.xfail(
-    reason="TaskVectorMerger per-sample path: T5's relative_attention_bias Embedding gets (query, key) bucket ids, "
-    "not batch-first ids, and the token embedding is called through encoder.embed_tokens (tied to shared.weight, "
-    "never patched). Remove this marker once merged_forward handles both.",
-    strict=False,
-)
 def test_benchmark_t5_outputs_agree(tmp_path):
     code, report = _run(tmp_path, "t5-base", "task")
     assert report["evaluation"]["outputs_agree"] is True and code == 0
