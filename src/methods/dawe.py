@@ -7,6 +7,7 @@ from src.methods.adaptive import MergeMode, TestTimeAdaptation
 from src.modelpool.text_pool import TextModelPool
 from src.models.features import FeatureExtractor
 from src.models.hypernetwork import Hypernetwork
+from src.models.hypernetwork_io import load_into
 
 
 class DAWE(TestTimeAdaptation):
@@ -28,6 +29,7 @@ class DAWE(TestTimeAdaptation):
         init_lambda: float = 0.3,
         lr: float = 1e-5,
         per_sample_eval: bool = True,
+        hypernetwork_init: str | None = None,
         logit_scale: float = 20.0,
         name: str | None = None,
     ) -> None:
@@ -37,18 +39,23 @@ class DAWE(TestTimeAdaptation):
             hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1).
             init_lambda: bias of the hypernetwork's last layer, whose weight starts at 0 (step 0 = task arithmetic).
             per_sample_eval: evaluate with each sample's own coefficients (exact DAWE); False uses the batch mean.
+            hypernetwork_init: start from (or, with `test`, evaluate) a hypernetwork adapted elsewhere, e.g. with
+                another primary model: a `trainable.pt` export or a hypernetwork pickled by the original DAWE code.
         """
         super().__init__(modelpool, mode=mode, lr=lr, logit_scale=logit_scale, name=name or f"dawe_{mode}")
         self.feature_extractor = feature_extractor.requires_grad_(False)
         self.hidden_layers = hidden_layers
         self.init_lambda = init_lambda
         self.per_sample_eval = per_sample_eval
+        self.hypernetwork_init = hypernetwork_init
         self._feature_cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def build_trainable(self) -> None:
         self.hypernetwork = Hypernetwork(
             self.feature_extractor.dim, self.num_coefficients, self.hidden_layers, self.init_lambda
         )
+        if self.hypernetwork_init is not None:
+            load_into(self.hypernetwork, self.hypernetwork_init, self.checkpoint_metadata())
 
     def features(self, batch: dict, task: str) -> torch.Tensor:
         if "index" not in batch:

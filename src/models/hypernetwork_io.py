@@ -1,0 +1,72 @@
+"""Load a hypernetwork adapted elsewhere: this project's `trainable.pt` export or the original DAWE code's pickles.
+
+The original code saved whole pickled `nn.Sequential(Linear, ReLU, Linear)` modules. They are read with
+`weights_only=True` and an allow-list of exactly those three classes, so a file can never run arbitrary code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from src.errors import UserFacingError
+
+
+class HypernetworkLoadError(UserFacingError, ValueError):
+    """A hypernetwork file that is unreadable or does not fit this run."""
+
+
+def read_hypernetwork(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state dict keyed like `Hypernetwork.net`, metadata or None for reference pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HypernetworkLoadError(f"Hypernetwork file '{path}' does not exist.")
+    try:
+        with torch.serialization.safe_globals([nn.Sequential, nn.Linear, nn.ReLU]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types; all mean "not a safe hypernetwork file"
+        raise HypernetworkLoadError(
+            f"Cannot read '{path}' safely (only this project's trainable.pt exports and the original DAWE code's "
+            f"pickled Sequential(Linear, ReLU, Linear) are accepted): {err}"
+        ) from err
+    if isinstance(obj, nn.Sequential):  # the original code's format
+        return dict(obj.state_dict()), None
+    if isinstance(obj, dict) and "state_dict" in obj:  # this project's export
+        prefix = "hypernetwork.net."
+        state = {k[len(prefix) :]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)}
+        if not state:
+            raise HypernetworkLoadError(f"'{path}' holds no hypernetwork (method {obj.get('metadata', {}).get('method')}).")
+        return state, obj.get("metadata")
+    raise HypernetworkLoadError(f"'{path}' is neither a trainable.pt export nor a pickled nn.Sequential.")
+
+
+def load_into(hypernetwork: nn.Module, path: str | Path, expected: dict) -> None:
+    """Copy a saved hypernetwork into `hypernetwork` after checking it fits the current run.
+
+    `expected` is the run's checkpoint metadata; the feature dimension and number of outputs are always
+    checked, task names/order, mode and merged tensors whenever the file records them.
+    """
+    state, metadata = read_hypernetwork(path)
+    weights = [v for k, v in state.items() if k.endswith("weight")]
+    in_dim, out_dim = weights[0].shape[1], weights[-1].shape[0]
+    if in_dim != expected["feature_dim"]:
+        raise HypernetworkLoadError(
+            f"'{path}' expects {in_dim}-d features, this run's feature extractor gives {expected['feature_dim']}-d; "
+            "use the feature extractor the hypernetwork was adapted with."
+        )
+    if out_dim != expected["num_coefficients"]:
+        raise HypernetworkLoadError(
+            f"'{path}' outputs {out_dim} coefficients, this run needs {expected['num_coefficients']} "
+            f"({expected['mode']}, {len(expected['tasks'])} tasks). Layer-wise hypernetworks only transfer between "
+            "models with the same merged tensors; task-wise ones need the same number of tasks."
+        )
+    if metadata is not None:
+        from src.methods.adaptive import check_metadata
+
+        relaxed = {k: v for k, v in expected.items() if k in ("method", "mode", "tasks", "merged_tensors", "feature_dim")}
+        check_metadata(metadata, relaxed)
+    try:
+        hypernetwork.net.load_state_dict(state)
+    except RuntimeError as err:
+        raise HypernetworkLoadError(f"'{path}' has another hidden depth than hidden_layers={hypernetwork.hidden_layers}: {err}") from err
