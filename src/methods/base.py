@@ -102,11 +102,31 @@ class MergedModelModule(L.LightningModule):
             self.log(f"test/{key}/loss", values["loss"])
         self.test_report = report
 
-    # ---- checkpoints hold trainable tensors only ------------------------------------------------
+    # ---- checkpoints hold trainable tensors only, plus what an exact resume needs -------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         checkpoint["merge_metadata"] = self.checkpoint_metadata()
+        # torch's generators draw dropout masks; kept as tensors so checkpoints load with weights_only=True
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        """A resumed `fit` continues the random stream (dropout masks) where the checkpoint left it.
+
+        Restored here, not at load time, because Lightning's set-up between loading and the first
+        step may draw random numbers the uninterrupted run never drew at that point.
+        """
+        states = getattr(self, "_rng_states_to_restore", None)
+        if states is not None:
+            torch.set_rng_state(states["torch"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
+            self._rng_states_to_restore = None
 
     def checkpoint_metadata(self) -> dict:
         return {"method": self.method_name, "tasks": list(self.task_names)}

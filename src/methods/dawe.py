@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
 from src.methods.adaptive import MergeMode, TestTimeAdaptation
 from src.modelpool.text_pool import TextModelPool
@@ -56,6 +57,20 @@ class DAWE(TestTimeAdaptation):
         )
         if self.hypernetwork_init is not None:
             load_into(self.hypernetwork, self.hypernetwork_init, self.checkpoint_metadata())
+
+    def on_fit_start(self) -> None:
+        """Fill the feature cache in fixed batches before the first step.
+
+        Features then do not depend on the order adaptation meets the examples in (batched encoders
+        pad and sort by length, which moves the last bits), so a resumed run matches an uninterrupted
+        one exactly, and every DDP rank sees the same feature for the same example.
+        """
+        loaders = getattr(self.trainer.datamodule, "feature_loaders", None)
+        if loaders is None:
+            return
+        for task, loader in loaders().items():
+            for batch in tqdm(loader, desc=f"features {task}", leave=False, disable=not self.trainer.is_global_zero):
+                self.features(batch, task)
 
     def features(self, batch: dict, task: str) -> torch.Tensor:
         if "index" not in batch:

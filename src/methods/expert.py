@@ -89,7 +89,3 @@ class ExpertFineTuning(MergedModelModule):
             (out / "expert_info.json").write_text(json.dumps(info, indent=2) + "\n")
             shown = "n/a" if accuracy is None else f"{100 * accuracy:.2f}%"
             print(f"Saved expert '{self.finetune_task}' to {out} (validation accuracy {shown} after {self.global_step} steps)")
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Expert checkpoints keep the whole backbone (it is what trains) so runs can resume."""
-        checkpoint["merge_metadata"] = self.checkpoint_metadata()

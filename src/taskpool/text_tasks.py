@@ -108,7 +108,10 @@ def load_task(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
     for split, cap in (("train", task.max_train), ("test", task.max_test)):
         ds = _cap(splits[split], cap, task.seed)
         if len(ds) == 0:
-            raise DatasetLoadError(f"Task '{task.name}': the {split} split is empty.")
+            raise DatasetLoadError(
+                f"Task '{task.name}': the {split} split is empty ({len(splits[split])} examples in the source, "
+                f"cap max_{split}={cap}). Point the task at data with examples, or raise the cap."
+            )
         out[split] = ds.add_column("index", list(range(len(ds))))
     num_labels = max(max(out["train"]["label"]), max(out["test"]["label"])) + 1
     if len(descriptions) < num_labels:
