@@ -28,16 +28,38 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 
-def _mix(base: torch.Tensor, tau: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+def _mix(base: torch.Tensor, tau: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """base + Σ_t coef[..., t] tau[t]; coef (T,) → base.shape, coef (B, T) → (B, *base.shape).
 
-    The per-sample case is one fused `addmm`: the (B, P) result is written once, which matters
-    because building per-sample weights is bound by memory traffic, not arithmetic.
+    The per-sample case is one fused `addmm`, written into `out` when given: building per-sample
+    weights is bound by memory traffic, not arithmetic, and a fresh multi-MB tensor per layer costs
+    more in page faults than the arithmetic itself (measured: 2/3 of the build time on CPU).
     """
     if coef.dim() == 1:
         return base + torch.tensordot(coef, tau, dims=1)
-    mixed = torch.addmm(base.reshape(1, -1), coef.to(tau.dtype), tau.flatten(1))
+    flat = (coef.shape[0], base.numel())
+    target = None if out is None else out[: flat[0] * flat[1]].view(flat)
+    mixed = torch.addmm(base.reshape(1, -1), coef.to(tau.dtype), tau.flatten(1), out=target)
     return mixed.view(coef.shape[0], *base.shape)
+
+
+class _Workspace:
+    """One reusable buffer for the per-sample weights of the layer being run.
+
+    Only without autograd (evaluation): each layer consumes its weights before the next layer
+    overwrites them, whereas autograd would keep every layer's weights for the backward pass.
+    The buffer lives on the merger, so later batches reuse memory that is already mapped.
+    """
+
+    def __init__(self) -> None:
+        self.buffer: torch.Tensor | None = None
+
+    def get(self, numel: int, like: torch.Tensor) -> torch.Tensor | None:
+        if torch.is_grad_enabled():
+            return None
+        if self.buffer is None or self.buffer.numel() < numel or self.buffer.dtype != like.dtype or self.buffer.device != like.device:
+            self.buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return self.buffer
 
 
 def _batch_view(per_sample: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +89,7 @@ class TaskVectorMerger(nn.Module):
         if len(counts) != 1:
             raise ValueError(f"Every tensor needs the same number of task vectors, got {sorted(counts)}.")
         self.num_tasks = counts.pop()
+        self._workspace = _Workspace()
         for name, tv in task_vectors.items():
             if tv.shape[1:] != params[name].shape:
                 raise ValueError(f"Task vector '{name}' has shape {tuple(tv.shape[1:])}, tensor has {tuple(params[name].shape)}.")
@@ -117,7 +140,7 @@ class TaskVectorMerger(nn.Module):
                     continue
                 coefs = {local: coefficients[:, :, self.layer_index[full]] for local, full in merged.items()}
                 taus = {local: self.tau(full) for local, full in merged.items()}
-                module.forward = _per_sample_forward(module, taus, coefs, rows)
+                module.forward = _per_sample_forward(module, taus, coefs, rows, self._workspace)
                 patched.append(module)
             yield
         finally:
@@ -136,7 +159,7 @@ class _SampleRows:
 
 
 def _per_sample_forward(
-    module: nn.Module, taus: dict[str, torch.Tensor], all_coefs: dict[str, torch.Tensor], rows: _SampleRows
+    module: nn.Module, taus: dict[str, torch.Tensor], all_coefs: dict[str, torch.Tensor], rows: _SampleRows, workspace: _Workspace
 ) -> Callable:
     def coef(local: str) -> torch.Tensor:
         return rows(all_coefs[local])
@@ -150,7 +173,8 @@ def _per_sample_forward(
             return None
         if local not in taus:  # not merged: same tensor for every sample
             return base.unsqueeze(0).expand(batch_size(), *base.shape)
-        return _mix(base, taus[local], coef(local))
+        out = workspace.get(batch_size() * base.numel(), base) if local == "weight" else None
+        return _mix(base, taus[local], coef(local), out)
 
     if type(module) is nn.Linear:
 
