@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import ROOT
 
 DATA_CONFIGS = {"text": ROOT / "configs/text/data.yaml"}
-METHOD_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name != "data.yaml" and "trainer" not in p.parts)
+METHOD_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name != "data.yaml" and not {"trainer", "schedules"} & set(p.parts))
 TRAINER_CONFIGS = sorted((ROOT / "configs/trainer").glob("*.yaml"))
 
 
@@ -32,6 +32,12 @@ def test_method_config_instantiates(config):
 def test_trainer_config_stacks(config):
     cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), "--trainer", str(config), "--trainer.accelerator", "cpu"])
     assert cli.trainer is not None
+
+
+def test_reference_schedule_stacks_onto_dawe():
+    cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/dawe_layer_wise.yaml"), "--config", str(ROOT / "configs/schedules/dawe_reference.yaml")])
+    assert (cli.model.lr, cli.model.mode) == (1e-5, "layer_wise")
+    assert (cli.datamodule.adapt_batch_size, cli.trainer.max_steps) == (16, 1000)
 
 
 def test_every_config_key_is_commented():

@@ -49,3 +49,28 @@ def test_ddp_without_disabling_lightning_sampler_is_refused(tiny_pool, tmp_path)
     )  # fmt: skip
     assert proc.returncode != 0
     assert "use_distributed_sampler: false" in proc.stderr
+
+
+@pytest.mark.parametrize("config", ["dawe_task_wise", "expert"])
+def test_two_process_fit_runs_and_rank_zero_alone_writes(config, tiny_pool, tmp_path):
+    """Adaptation and expert fine-tuning under DDP: gradients of the trainable part are synced by Lightning,
+    one checkpoint and one set of artifacts come out, and the adapted checkpoint evaluates."""
+    data = small_data_config(tmp_path / "data.yaml", max_test=7)
+    extra = ["--model.init_args.task", "election_tweets", "--model.init_args.modelpool.init_args.experts_dir", str(tmp_path / "experts")] if config == "expert" else []
+    validate_every = "1.0" if config == "expert" else "2"  # experts validate per epoch, adaptation per steps
+    fit = ["fit", "--config", str(data), "--config", f"configs/text/{config}.yaml", *pool_overrides(tiny_pool), *extra,
+           "--trainer", "configs/trainer/ddp.yaml", "--trainer.max_steps", "2", "--trainer.val_check_interval", validate_every,
+           "--trainer.limit_val_batches", "1"]  # fmt: skip
+    _run(fit, tmp_path / "results", tmp_path / "runs")
+    checkpoint = tmp_path / "runs/checkpoints/last.ckpt"
+    assert checkpoint.exists()
+    if config == "expert":
+        assert (tmp_path / "experts/election_tweets/model.safetensors").exists()
+        return
+    assert len((tmp_path / "results/tiny/dawe_task_wise/adaptation.csv").read_text().splitlines()) == 2  # header + step 2
+    test = ["test", "--config", str(data), "--config", "configs/text/dawe_task_wise.yaml", *pool_overrides(tiny_pool), "--ckpt_path", str(checkpoint)]
+    _run(test, tmp_path / "single", tmp_path / "runs_test1")
+    _run(test + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs_test2")
+    single = json.loads((tmp_path / "single/tiny/dawe_task_wise/report.json").read_text())
+    ddp = json.loads((tmp_path / "ddp/tiny/dawe_task_wise/report.json").read_text())
+    assert [ddp[t]["accuracy"] for t in TASKS] == [single[t]["accuracy"] for t in TASKS]

@@ -22,6 +22,11 @@ class SentenceEncoder(nn.Module):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
+        # BERT's pooler (a dense layer on [CLS]) does not feed the mean-pooled embedding: frozen, fine-tuning
+        # leaves it at θ0 (a zero task vector) and DDP meets no trainable parameter without a gradient.
+        pooler = getattr(backbone, "pooler", None)
+        if isinstance(pooler, nn.Module):
+            pooler.requires_grad_(False)
 
     @classmethod
     def from_pretrained(cls, path: str) -> SentenceEncoder:
