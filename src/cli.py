@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+# Frozen models sit in eval mode on purpose (merged backbones, feature extractors): Lightning's
+# reminder about it, and two deprecation notices from inside the libraries, are noise for users.
+for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"'set_vital' is deprecated"):
+    warnings.filterwarnings("ignore", message=_message)
 
 from src.methods.base import MergedModelModule
 from src.reports.artifacts import write_adaptation, write_coefficients
