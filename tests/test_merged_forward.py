@@ -124,3 +124,21 @@ def test_tied_weights_are_merged_per_sample_too():
     coefficients = torch.rand(4, T, merger.num_layers)
     with torch.no_grad():
         torch.testing.assert_close(merger(inputs, coefficients), _reference_per_sample(model, tvs, inputs, coefficients), atol=1e-5, rtol=1e-5)
+
+
+def test_theta0_is_stored_once_and_stays_linked_through_moves():
+    """The model's merged parameters become views of the stacks' θ0 rows, with unchanged values."""
+    model, tvs, inputs = _tiny_text_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    merger = TaskVectorMerger(model, tvs)
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name])
+        assert param.data_ptr() == merger.stack(name)[-1].data_ptr()
+    merger.to(torch.float64)  # converts buffers and parameters separately; they must be linked again
+    coefficients = torch.rand(5, T, merger.num_layers, dtype=torch.float64)
+    for name, param in model.named_parameters():
+        assert param.dtype == torch.float64 and param.data_ptr() == merger.stack(name)[-1].data_ptr()
+    with torch.no_grad():
+        out = merger(inputs, coefficients)
+        expected = _reference_per_sample(model, {n: v.double() for n, v in tvs.items()}, inputs, coefficients)
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)

@@ -6,9 +6,10 @@ per sample, with L the number of merged tensors (task-wise callers repeat their 
 Per-sample merging never runs the model B times. Each leaf module that owns merged tensors gets a
 per-sample forward for the duration of the call:
 
-* Linear / Conv2d: per-sample weights are built with one matmul, (B×T)·(T×P), then applied with one
-  batched matmul (grouped convolution). Building costs B·T·P multiply-adds, against B·N·P for applying
-  them to N tokens/positions, so it is cheap whenever N ≳ T. The alternative (mixing the outputs of
+* Linear / Conv2d: per-sample weights are built with one matmul, (B×(T+1))·((T+1)×P) over the stack
+  [τ_1; …; τ_T; θ0], then applied with one batched matmul (grouped convolution). Building costs
+  B·(T+1)·P multiply-adds, against B·N·P for applying them to N tokens/positions, so it is cheap
+  whenever N ≳ T. The alternative (mixing the outputs of
   the T task-vector layers, y = W_0x + Σ_t c_t τ_t x) costs (T+1)·B·N·P and loses for any N > 1, so it
   is not used.
 * Embedding: only the looked-up rows are mixed (gather, then a T-term weighted sum): the 30k-row
@@ -28,19 +29,22 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 
-def _mix(base: torch.Tensor, tau: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """base + Σ_t coef[..., t] tau[t]; coef (T,) → base.shape, coef (B, T) → (B, *base.shape).
+def _mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """θ0 + Σ_t coef[..., t] τ_t from `stack` = [τ_1; …; τ_T; θ0]; coef (T,) → θ0.shape, (B, T) → (B, *θ0.shape).
 
-    The per-sample case is one fused `addmm`, written into `out` when given: building per-sample
-    weights is bound by memory traffic, not arithmetic, and a fresh multi-MB tensor per layer costs
-    more in page faults than the arithmetic itself (measured: 2/3 of the build time on CPU).
+    θ0 sits in the stack's last row so one matrix product with the coefficients extended by a 1 gives
+    the merged tensors, written once into `out` when given: building per-sample weights is bound by
+    memory traffic, not arithmetic. Measured on CPU, a fresh multi-MB tensor per layer cost more in
+    page faults, and broadcasting θ0 into it more in copying, than the product itself.
     """
+    ones = coef.new_ones(*coef.shape[:-1], 1)
+    extended = torch.cat([coef, ones], dim=-1).to(stack.dtype)
+    shape = stack.shape[1:]
     if coef.dim() == 1:
-        return base + torch.tensordot(coef, tau, dims=1)
-    flat = (coef.shape[0], base.numel())
+        return torch.tensordot(extended, stack, dims=1)
+    flat = (coef.shape[0], stack[0].numel())
     target = None if out is None else out[: flat[0] * flat[1]].view(flat)
-    mixed = torch.addmm(base.reshape(1, -1), coef.to(tau.dtype), tau.flatten(1), out=target)
-    return mixed.view(coef.shape[0], *base.shape)
+    return torch.mm(extended, stack.flatten(1), out=target).view(coef.shape[0], *shape)
 
 
 class _Workspace:
@@ -93,13 +97,35 @@ class TaskVectorMerger(nn.Module):
         for name, tv in task_vectors.items():
             if tv.shape[1:] != params[name].shape:
                 raise ValueError(f"Task vector '{name}' has shape {tuple(tv.shape[1:])}, tensor has {tuple(params[name].shape)}.")
-            self.register_buffer(self._key(name), tv.detach().to(params[name].dtype), persistent=False)
+            theta0 = params[name].detach()
+            stack = torch.cat([tv.detach().to(theta0.dtype), theta0.unsqueeze(0)])  # [τ_1; …; τ_T; θ0]
+            self.register_buffer(self._key(name), stack, persistent=False)
+        self._link_parameters()
+
+    def _link_parameters(self) -> None:
+        """Make each merged parameter of the model a view of its stack's θ0 row.
+
+        θ0 is then stored once (not once in the model and once in the stack), and the model's
+        parameters keep their values. Device and dtype moves convert buffers and parameters
+        separately, so `_apply` links them again afterwards.
+        """
+        for name, param in self.model.named_parameters():
+            if name in self.layer_index:
+                row = self.stack(name)[-1]
+                if param.data_ptr() != row.data_ptr():
+                    param.data = row
+
+    def _apply(self, fn, recurse: bool = True):
+        out = super()._apply(fn, recurse)
+        self._link_parameters()
+        return out
 
     @staticmethod
     def _key(name: str) -> str:
         return "tau__" + name.replace(".", "__")
 
-    def tau(self, name: str) -> torch.Tensor:
+    def stack(self, name: str) -> torch.Tensor:
+        """(T + 1, *shape): the T task vectors of tensor `name`, then θ0."""
         return getattr(self, self._key(name))
 
     @property
@@ -115,8 +141,7 @@ class TaskVectorMerger(nn.Module):
 
     def merged_parameters(self, coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
         """θ_0 + Σ_t c[t, l] τ_t for every merged tensor l (coefficients (T, L))."""
-        params = dict(self.model.named_parameters())
-        return {n: _mix(params[n], self.tau(n), coefficients[:, self.layer_index[n]]) for n in self.names}
+        return {n: _mix(self.stack(n), coefficients[:, self.layer_index[n]]) for n in self.names}
 
     def forward(self, inputs: dict[str, torch.Tensor], coefficients: torch.Tensor) -> torch.Tensor:
         self.check_coefficients(coefficients)
@@ -139,7 +164,7 @@ class TaskVectorMerger(nn.Module):
                 if not merged:
                     continue
                 coefs = {local: coefficients[:, :, self.layer_index[full]] for local, full in merged.items()}
-                taus = {local: self.tau(full) for local, full in merged.items()}
+                taus = {local: self.stack(full) for local, full in merged.items()}
                 module.forward = _per_sample_forward(module, taus, coefs, rows, self._workspace)
                 patched.append(module)
             yield
@@ -174,7 +199,7 @@ def _per_sample_forward(
         if local not in taus:  # not merged: same tensor for every sample
             return base.unsqueeze(0).expand(batch_size(), *base.shape)
         out = workspace.get(batch_size() * base.numel(), base) if local == "weight" else None
-        return _mix(base, taus[local], coef(local), out)
+        return _mix(taus[local], coef(local), out)
 
     if type(module) is nn.Linear:
 
@@ -198,7 +223,7 @@ def _per_sample_forward(
             ids = ids.expand(batch, *ids.shape[1:]) if ids.shape[0] == 1 else ids
             out = F.embedding(ids, module.weight, module.padding_idx)
             if "weight" in taus:
-                picked = taus["weight"][:, ids]  # (T, B, ..., d)
+                picked = taus["weight"][:-1, ids]  # (T, B, ..., d): task-vector rows only
                 out = out + torch.einsum("bt,tb...->b...", coef("weight").to(picked.dtype), picked)
             return out
 
@@ -251,7 +276,7 @@ def _sample_loop_forward(
         try:
             for i in range(x.shape[0]):
                 rows.rows = slice(start + i, start + i + 1)
-                params = {local: _mix(getattr(module, local), taus[local], all_coefs[local][start + i]) for local in taus}
+                params = {local: _mix(taus[local], all_coefs[local][start + i]) for local in taus}
                 outputs.append(_call_with(module, cls_forward, params, x[i : i + 1], args, kwargs))
         finally:
             rows.rows = outer
