@@ -35,7 +35,9 @@ $(EXPERTS_DIR)/%/model.safetensors: | setup
 experts: $(foreach t,$(TASKS),$(EXPERTS_DIR)/$(t)/model.safetensors)
 
 static: experts
-	for m in $(STATIC); do $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml || exit 1; done
+	@start=$$(date +%s); \
+	for m in $(STATIC); do $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml || exit 1; done; \
+	echo "Static methods took $$(( $$(date +%s) - start )) s"
 
 adaptive: experts
 	for m in $(ADAPTIVE); do \
@@ -46,9 +48,10 @@ adaptive: experts
 
 main: setup
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory static adaptive && \
+	$(MAKE) --no-print-directory static && static_end=$$(date +%s) && \
+	$(MAKE) --no-print-directory adaptive && end=$$(date +%s) && \
 	echo && cat results/text_minilm/README.md && \
-	echo "Main job took $$(( $$(date +%s) - start )) s"
+	echo "Main job took $$(( end - start )) s: experts + static methods $$(( static_end - start )) s, adaptive methods $$(( end - static_end )) s"
 
 test: setup
 	$(PY) -m pytest -q

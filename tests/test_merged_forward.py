@@ -142,3 +142,19 @@ def test_theta0_is_stored_once_and_stays_linked_through_moves():
         out = merger(inputs, coefficients)
         expected = _reference_per_sample(model, {n: v.double() for n, v in tvs.items()}, inputs, coefficients)
     torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+
+
+def test_per_sample_linear_in_row_blocks_is_exact(monkeypatch):
+    """Large layers build per-sample weights a block of output rows at a time; blocks must not change results."""
+    import src.models.merged_forward as merged_forward
+
+    monkeypatch.setattr(merged_forward, "_BLOCK_BYTES", 5 * 16 * 4 * 3)  # a few rows per block, uneven last block
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(5, T, merger.num_layers)
+    for grad in (False, True):  # with and without the evaluation workspace
+        with torch.set_grad_enabled(grad):
+            out = merger(inputs, coefficients)
+        with torch.no_grad():
+            expected = _reference_per_sample(model, tvs, inputs, coefficients)
+        torch.testing.assert_close(out.detach(), expected, atol=1e-5, rtol=1e-5)
