@@ -146,9 +146,9 @@ def test_theta0_is_stored_once_and_stays_linked_through_moves():
 
 def test_per_sample_linear_in_row_blocks_is_exact(monkeypatch):
     """Large layers build per-sample weights a block of output rows at a time; blocks must not change results."""
-    import src.models.merged_forward as merged_forward
+    import src.models.per_sample_layers as per_sample_layers
 
-    monkeypatch.setattr(merged_forward, "_BLOCK_BYTES", 5 * 16 * 4 * 3)  # a few rows per block, uneven last block
+    monkeypatch.setattr(per_sample_layers, "_BLOCK_BYTES", 5 * 16 * 4 * 3)  # a few rows per block, uneven last block
     model, tvs, inputs = _tiny_text_model()
     merger = TaskVectorMerger(model, tvs)
     coefficients = torch.rand(5, T, merger.num_layers)

@@ -1,0 +1,200 @@
+"""Per-sample forwards of single layers: each sample runs under its own merged weights, batched.
+
+`TaskVectorMerger` patches these onto the model's leaf modules for one call; see its module docstring
+for the cost argument. Kept apart from the merger so each file has one job: this one is the tensor
+code of the layers, that one the bookkeeping of which tensor gets which coefficients.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """θ0 + Σ_t coef[..., t] τ_t from `stack` = [τ_1; …; τ_T; θ0]; coef (T,) → θ0.shape, (B, T) → (B, *θ0.shape).
+
+    θ0 sits in the stack's last row so one matrix product with the coefficients extended by a 1 gives
+    the merged tensors, written once into `out` when given: building per-sample weights is bound by
+    memory traffic, not arithmetic. Measured on CPU, a fresh multi-MB tensor per layer cost more in
+    page faults, and broadcasting θ0 into it more in copying, than the product itself.
+    """
+    ones = coef.new_ones(*coef.shape[:-1], 1)
+    extended = torch.cat([coef, ones], dim=-1).to(stack.dtype)
+    shape = stack.shape[1:]
+    if coef.dim() == 1:
+        return torch.tensordot(extended, stack, dims=1)
+    flat = (coef.shape[0], stack[0].numel())
+    target = None if out is None else out[: flat[0] * flat[1]].view(flat)
+    return torch.mm(extended, stack.flatten(1), out=target).view(coef.shape[0], *shape)
+
+
+_BLOCK_BYTES = 32 * 2**20  # per-sample Linear weights built per block of output rows, at most this size
+
+
+class Workspace:
+    """One reusable buffer for the per-sample weights of the layer being run.
+
+    Only without autograd (evaluation): each layer consumes its weights before the next layer
+    overwrites them, whereas autograd would keep every layer's weights for the backward pass.
+    The buffer lives on the merger, so later batches reuse memory that is already mapped.
+    """
+
+    def __init__(self) -> None:
+        self.buffer: torch.Tensor | None = None
+
+    def get(self, numel: int, like: torch.Tensor) -> torch.Tensor | None:
+        if torch.is_grad_enabled():
+            return None
+        if self.buffer is None or self.buffer.numel() < numel or self.buffer.dtype != like.dtype or self.buffer.device != like.device:
+            self.buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return self.buffer
+
+
+def _batch_view(per_sample: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B, d) → (B, 1, ..., 1, d) so it broadcasts against x of shape (B, ..., d)."""
+    return per_sample.view(per_sample.shape[0], *([1] * (x.dim() - 2)), per_sample.shape[-1])
+
+
+class SampleRows:
+    """Which samples the patched modules currently see: all, or one while the fallback loop runs."""
+
+    def __init__(self) -> None:
+        self.rows: slice | None = None
+
+    def __call__(self, coef: torch.Tensor) -> torch.Tensor:
+        return coef if self.rows is None else coef[self.rows]
+
+
+def per_sample_forward(
+    module: nn.Module, taus: dict[str, torch.Tensor], all_coefs: dict[str, torch.Tensor], rows: SampleRows, workspace: Workspace
+) -> Callable:
+    def coef(local: str) -> torch.Tensor:
+        return rows(all_coefs[local])
+
+    def batch_size() -> int:
+        return rows(next(iter(all_coefs.values()))).shape[0]
+
+    def weight(local: str) -> torch.Tensor | None:
+        base = getattr(module, local)
+        if base is None:
+            return None
+        if local not in taus:  # not merged: same tensor for every sample
+            return base.unsqueeze(0).expand(batch_size(), *base.shape)
+        out = workspace.get(batch_size() * base.numel(), base) if local == "weight" else None
+        return mix(taus[local], coef(local), out)
+
+    if type(module) is nn.Linear:
+
+        def apply(flat: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            wt = w.transpose(1, 2)
+            return torch.bmm(flat, wt) if b is None else torch.baddbmm(b.unsqueeze(1), flat, wt)
+
+        def linear(x: torch.Tensor) -> torch.Tensor:
+            flat = x.reshape(x.shape[0], -1, x.shape[-1])
+            out_features, in_features = module.weight.shape
+            b = weight("bias")
+            if "weight" not in taus:
+                return apply(flat, weight("weight"), b).view(*x.shape[:-1], out_features)
+            # Built and applied a block of output rows at a time: each block's per-sample weights are
+            # read back while still in cache instead of making a round trip through main memory
+            # (measured: ~13 % faster for ViT-B/32's MLP on CPU, and a bounded workspace).
+            stack, c = taus["weight"], coef("weight")
+            rows = max(1, _BLOCK_BYTES // (c.shape[0] * in_features * stack.element_size()))
+            outs = []
+            for r0 in range(0, out_features, rows):
+                r1 = min(out_features, r0 + rows)
+                w = mix(stack[:, r0:r1], c, workspace.get(c.shape[0] * (r1 - r0) * in_features, stack))
+                outs.append(apply(flat, w, None if b is None else b[:, r0:r1]))
+            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+            return out.view(*x.shape[:-1], out_features)
+
+        return linear
+    if type(module) is nn.Embedding:
+
+        def embedding(ids: torch.Tensor) -> torch.Tensor:
+            batch = batch_size()
+            if ids.shape[0] not in (1, batch):
+                raise NotImplementedError(
+                    f"Per-sample merging of {type(module).__name__} needs batch-first indices, got shape {tuple(ids.shape)} "
+                    f"for {batch} samples (e.g. T5's relative attention bias). Leave this tensor out of the merged set."
+                )
+            ids = ids.expand(batch, *ids.shape[1:]) if ids.shape[0] == 1 else ids
+            out = F.embedding(ids, module.weight, module.padding_idx)
+            if "weight" in taus:
+                picked = taus["weight"][:-1, ids]  # (T, B, ..., d): task-vector rows only
+                out = out + torch.einsum("bt,tb...->b...", coef("weight").to(picked.dtype), picked)
+            return out
+
+        return embedding
+    if type(module) is nn.LayerNorm:
+
+        def layer_norm(x: torch.Tensor) -> torch.Tensor:
+            out = F.layer_norm(x, module.normalized_shape, None, None, module.eps)
+            w, b = weight("weight"), weight("bias")
+            if w is not None:
+                out = out * _batch_view(w, x)
+            if b is not None:
+                out = out + _batch_view(b, x)
+            return out
+
+        return layer_norm
+    if type(module) is nn.Conv2d and module.padding_mode == "zeros":
+
+        def conv2d(x: torch.Tensor) -> torch.Tensor:
+            w = weight("weight")  # (B, O, I/g, k, k)
+            batch, groups = w.shape[0], module.groups
+            b = weight("bias")
+            out = F.conv2d(
+                x.reshape(1, -1, *x.shape[2:]),
+                w.reshape(-1, *w.shape[2:]),
+                None if b is None else b.reshape(-1),
+                module.stride,
+                module.padding,
+                module.dilation,
+                groups * batch,
+            )
+            return out.view(batch, -1, *out.shape[2:])
+
+        return conv2d
+    return _sample_loop_forward(module, taus, all_coefs, rows)
+
+
+def _sample_loop_forward(
+    module: nn.Module, taus: dict[str, torch.Tensor], all_coefs: dict[str, torch.Tensor], rows: SampleRows
+) -> Callable:
+    """Fallback for modules without a batched per-sample rule: one call per sample.
+
+    While sample b runs, `rows` narrows every patched child module to sample b's coefficients.
+    """
+    cls_forward = type(module).forward
+
+    def forward(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        outer, outputs = rows.rows, []
+        start = 0 if outer is None else outer.start
+        try:
+            for i in range(x.shape[0]):
+                rows.rows = slice(start + i, start + i + 1)
+                params = {local: mix(taus[local], all_coefs[local][start + i]) for local in taus}
+                outputs.append(_call_with(module, cls_forward, params, x[i : i + 1], args, kwargs))
+        finally:
+            rows.rows = outer
+        return torch.cat(outputs)
+
+    return forward
+
+
+def _call_with(module: nn.Module, cls_forward: Callable, params: dict, x: torch.Tensor, args: tuple, kwargs: dict):
+    """Call the class forward with some direct parameters swapped (the instance forward is patched)."""
+    saved = {k: module._parameters[k] for k in params}
+    try:
+        for k, v in params.items():
+            module._parameters.pop(k)
+            setattr(module, k, v)
+        return cls_forward(module, x, *args, **kwargs)
+    finally:
+        for k, v in saved.items():
+            delattr(module, k)
+            module._parameters[k] = v
