@@ -3,6 +3,7 @@
 `main.py` prints these as one readable message instead of a traceback; each subclass also keeps a
 builtin base (ValueError, KeyError, ...) so library callers can catch them the usual way.
 """
+import importlib
 
 
 class UserFacingError(Exception):
@@ -19,8 +20,6 @@ class MissingPackageError(UserFacingError, ImportError):
 
 def require(module: str, install: str, purpose: str):
     """Import an optional dependency, or say which package to install for what."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as err:

@@ -158,3 +158,16 @@ def test_per_sample_linear_in_row_blocks_is_exact(monkeypatch):
         with torch.no_grad():
             expected = _reference_per_sample(model, tvs, inputs, coefficients)
         torch.testing.assert_close(out.detach(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_tensors_no_expert_changed_stay_theta0_and_are_not_rebuilt():
+    model, tvs, inputs = _tiny_text_model()
+    frozen = "backbone.pooler.dense.weight"
+    tvs[frozen] = torch.zeros_like(tvs[frozen])
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(5, T, merger.num_layers)
+    assert frozen not in merger.merged_parameters(coefficients[0]), "a zero task vector needs no merge"
+    with torch.no_grad():
+        out = merger(inputs, coefficients)
+        expected = _reference_per_sample(model, tvs, inputs, coefficients)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

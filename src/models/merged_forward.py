@@ -60,6 +60,9 @@ class TaskVectorMerger(nn.Module):
             theta0 = params[name].detach()
             stack = torch.cat([tv.detach().to(theta0.dtype), theta0.unsqueeze(0)])  # [τ_1; …; τ_T; θ0]
             self.register_buffer(self._key(name), stack, persistent=False)
+        # a tensor no expert changed (BERT's pooler under mean pooling) is θ0 under any coefficients:
+        # it is left out of every merge instead of being rebuilt per batch or per sample
+        self._changed = [n for n, tv in task_vectors.items() if tv.any()]
         self._link_parameters()
 
     def _link_parameters(self) -> None:
@@ -82,7 +85,7 @@ class TaskVectorMerger(nn.Module):
 
     @staticmethod
     def _key(name: str) -> str:
-        return "tau__" + name.replace(".", "__")
+        return "stack__" + name.replace(".", "__")
 
     def stack(self, name: str) -> torch.Tensor:
         """(T + 1, *shape): the T task vectors of tensor `name`, then θ0."""
@@ -100,8 +103,8 @@ class TaskVectorMerger(nn.Module):
             )
 
     def merged_parameters(self, coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
-        """θ_0 + Σ_t c[t, l] τ_t for every merged tensor l (coefficients (T, L))."""
-        return {n: mix(self.stack(n), coefficients[:, self.layer_index[n]]) for n in self.names}
+        """θ_0 + Σ_t c[t, l] τ_t for every merged tensor l (coefficients (T, L)); unchanged tensors stay θ0."""
+        return {n: mix(self.stack(n), coefficients[:, self.layer_index[n]]) for n in self._changed}
 
     def forward(self, inputs: dict[str, torch.Tensor], coefficients: torch.Tensor) -> torch.Tensor:
         self.check_coefficients(coefficients)
@@ -116,7 +119,8 @@ class TaskVectorMerger(nn.Module):
         patched: list[nn.Module] = []
         rows = SampleRows()
         # by identity, so a weight shared by several modules (tied embeddings) is merged in each of them
-        name_of = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False) if n in self.layer_index}
+        changed = set(self._changed)
+        name_of = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False) if n in changed}
         try:
             for module in self.model.modules():
                 own = {local: name_of.get(id(p)) for local, p in module.named_parameters(recurse=False)}
