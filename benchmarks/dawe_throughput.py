@@ -19,7 +19,8 @@ same computation exactly, batched. This script measures, side by side in one pro
   adaptation (seconds per step; one step = one batch of B inputs for each of the T tasks, forward with the
   hypernetwork's batch-mean coding, entropy of a fixed random per-task head summed over tasks, one backward,
   one Adam step on the hypernetwork)
-    a. ours, features recomputed by the frozen feature extractor every step;
+    a. ours (`TaskVectorMerger.forward_each`: the T tasks' merges built in one product per tensor, as
+       `fit` does), features recomputed by the frozen feature extractor every step;
     b. ours, features cached (computed once beforehand; that one-off time is reported separately);
     c. reference: features recomputed, state dict merged in Python tensor by tensor, `functional_call`.
   Target: (c) / (b) ≥ 1.5.
@@ -459,15 +460,13 @@ def adaptation_step(
     optimizer: torch.optim.Optimizer,
     heads: nn.ModuleList,
     features: Callable[[int], torch.Tensor],
-    forward: Callable[[int, torch.Tensor], torch.Tensor],
+    forward: Callable[[list[torch.Tensor]], list[torch.Tensor]],
 ) -> float:
     """Σ_t mean entropy of head_t(model under task t's batch-mean coding); one backward, one Adam step."""
     optimizer.zero_grad(set_to_none=True)
-    losses = []
-    for t, head in enumerate(heads):
-        coding = hypernetwork(features(t)).mean(0)
-        losses.append(softmax_entropy(head(forward(t, coding))).mean())
-    loss = torch.stack(losses).sum()
+    codings = [hypernetwork(features(t)).mean(0) for t in range(len(heads))]
+    outputs = forward(codings)
+    loss = torch.stack([softmax_entropy(head(out)).mean() for head, out in zip(heads, outputs)]).sum()
     loss.backward()
     optimizer.step()
     return loss.item()
@@ -493,12 +492,12 @@ def run_adaptation(args: argparse.Namespace, setup: Setup, work: Workload, devic
     synchronize(device)
     cache_seconds = time.perf_counter() - start
 
-    def ours(t: int, coding: torch.Tensor) -> torch.Tensor:
-        return merger(batches[t], to_tl(coding))
+    def ours(codings: list[torch.Tensor]) -> list[torch.Tensor]:
+        return merger.forward_each(batches, torch.stack([to_tl(c) for c in codings]))  # as src/methods/adaptive.py
 
-    def reference(t: int, coding: torch.Tensor) -> torch.Tensor:
-        coding = coding.view(args.tasks, layers) if args.mode == "layer" else coding
-        return functional_call(model, reference_merge(theta0, per_task, coding), args=(), kwargs=batches[t])
+    def reference(codings: list[torch.Tensor]) -> list[torch.Tensor]:
+        shaped = [c.view(args.tasks, layers) if args.mode == "layer" else c for c in codings]
+        return [functional_call(model, reference_merge(theta0, per_task, c), args=(), kwargs=b) for c, b in zip(shaped, batches)]
 
     variants = {
         "ours_recomputed_features": (recompute, ours),

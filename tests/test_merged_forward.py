@@ -81,6 +81,31 @@ def test_per_batch_equals_per_sample_with_identical_codings():
     torch.testing.assert_close(per_sample, per_batch, atol=1e-6, rtol=1e-6)
 
 
+def test_forward_each_matches_one_forward_per_batch_in_values_and_gradients():
+    """Adaptation's one-product merge of K batches gives what K separate merges give, gradients included."""
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    batches = [{k: v[:2] for k, v in inputs.items()}, {k: v[2:] for k, v in inputs.items()}]
+    start = torch.rand(2, T, merger.num_layers)
+    each = start.clone().requires_grad_(True)
+    separate = start.clone().requires_grad_(True)
+    outs_each = merger.forward_each(batches, each)
+    outs_separate = [merger(b, separate[k]) for k, b in enumerate(batches)]
+    for a, b in zip(outs_each, outs_separate):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    weights = [torch.randn_like(o) for o in outs_each]  # a loss that weighs every output differently
+    sum((o * w).sum() for o, w in zip(outs_each, weights)).backward()
+    sum((o * w).sum() for o, w in zip(outs_separate, weights)).backward()
+    torch.testing.assert_close(each.grad, separate.grad, atol=1e-5, rtol=1e-5)
+    assert each.grad[0].abs().sum() > 0 and each.grad[1].abs().sum() > 0
+
+    shared = start[0].clone().requires_grad_(True)  # one (T, L) set serves every batch (AdaMerging)
+    for a, b in zip(merger.forward_each(batches, shared), [merger(b, start[0]) for b in batches]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="3 coefficient sets for 2 batches"):
+        merger.forward_each(batches, torch.rand(3, T, merger.num_layers))
+
+
 def test_model_is_left_untouched_and_gradients_reach_coefficients():
     model, tvs, inputs = _tiny_text_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -41,3 +41,7 @@ class AdaMerging(TestTimeAdaptation):
     def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:
         lambdas = self.lambdas.clamp(0.0, 1.0) if self.clamp else self.lambdas
         return self.expand(lambdas)  # shared by every sample: per-sample merging would give the same result
+
+    def step_coefficients(self, batch: dict[str, dict]) -> torch.Tensor:
+        """Every task batch shares the same λ: one merge per step serves them all."""
+        return self.coefficients({}, "", per_sample=False)

@@ -114,14 +114,15 @@ class TestTimeAdaptation(MergedModelModule):
         }
 
     # ---- adaptation -------------------------------------------------------------------------------
+    def step_coefficients(self, batch: dict[str, dict]) -> torch.Tensor:
+        """(K, T, L): the shared merge of each of this step's K task batches; (T, L) if all share one."""
+        return torch.stack([self.coefficients(b, task, per_sample=False) for task, b in batch.items()])
+
     def training_step(self, batch: dict[str, dict], batch_idx: int) -> torch.Tensor:
-        losses = {}
-        for task, task_batch in batch.items():
-            if task_batch is None:  # a shorter loader is exhausted in this step
-                continue
-            inputs = self.modelpool.prepare_inputs(task_batch, self.device)
-            logits = self.heads[task](self.merger(inputs, self.coefficients(task_batch, task, per_sample=False)))
-            losses[task] = softmax_entropy(logits).mean()
+        batch = {task: b for task, b in batch.items() if b is not None}  # a shorter loader may be exhausted
+        inputs = [self.modelpool.prepare_inputs(b, self.device) for b in batch.values()]
+        embeddings = self.merger.forward_each(inputs, self.step_coefficients(batch))
+        losses = {task: softmax_entropy(self.heads[task](e)).mean() for task, e in zip(batch, embeddings)}
         loss = torch.stack(list(losses.values())).sum()
         self._stop_if_diverged(loss)
         self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})

@@ -113,6 +113,25 @@ class TaskVectorMerger(nn.Module):
         with self._per_sample(coefficients):
             return self.model(**inputs)
 
+    def forward_each(self, batches: list[dict[str, torch.Tensor]], coefficients: torch.Tensor) -> list[torch.Tensor]:
+        """Batch k under its own shared merge coefficients[k] ((K, T, L)), or every batch under one (T, L).
+
+        Why not K calls of `forward`: adaptation runs one batch per task per step, and each merge
+        reads every stack ((T+1)× the model's memory) forward and again backward. Here all K merges
+        come out of one product per tensor, (K, T+1)·(T+1, P), so the stacks are read once each
+        way per step, whatever K (measured: see benchmarks/README.md).
+        """
+        shared = coefficients.dim() == 2
+        self.check_coefficients(coefficients)
+        if not shared and coefficients.shape[0] != len(batches):
+            raise ValueError(f"{coefficients.shape[0]} coefficient sets for {len(batches)} batches.")
+        sets = coefficients.unsqueeze(0) if shared else coefficients
+        merged = {n: mix(self.stack(n), sets[:, :, self.layer_index[n]]) for n in self._changed}
+        return [
+            functional_call(self.model, {n: w[0 if shared else k] for n, w in merged.items()}, args=(), kwargs=inputs)
+            for k, inputs in enumerate(batches)
+        ]
+
     # ---- exact per-sample merging ------------------------------------------------------------------
     @contextmanager
     def _per_sample(self, coefficients: torch.Tensor) -> Iterator[None]:
