@@ -126,7 +126,9 @@ class TaskVectorMerger(nn.Module):
         if not shared and coefficients.shape[0] != len(batches):
             raise ValueError(f"{coefficients.shape[0]} coefficient sets for {len(batches)} batches.")
         sets = coefficients.unsqueeze(0) if shared else coefficients
-        merged = {n: mix(self.stack(n), sets[:, :, self.layer_index[n]]) for n in self._changed}
+        # unbind, not indexing: autograd then gathers the K gradients into one (K, P) tensor, where
+        # K separate selects would each allocate a zero-filled (K, P) gradient
+        merged = {n: mix(self.stack(n), sets[:, :, self.layer_index[n]]).unbind(0) for n in self._changed}
         return [
             functional_call(self.model, {n: w[0 if shared else k] for n, w in merged.items()}, args=(), kwargs=inputs)
             for k, inputs in enumerate(batches)
