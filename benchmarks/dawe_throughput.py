@@ -59,16 +59,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
-import gc
 import json
 import math
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -83,9 +79,9 @@ from torch.func import functional_call  # noqa: E402
 
 from src.models.hypernetwork import Hypernetwork  # noqa: E402
 from src.models.merged_forward import TaskVectorMerger  # noqa: E402
-from src.models.text_encoder import SentenceEncoder, mean_pool  # noqa: E402
+from benchmarks.peak_memory import PeakMemory, release_freed_memory  # noqa: E402
+from benchmarks.throughput_models import Inputs, Setup, build_setup  # noqa: E402
 
-Inputs = dict[str, torch.Tensor]
 MIB = 2**20
 # ratio name → (label, "min" or "max", bound): the evaluation targets of DESIGN.md §4
 TARGET_SPECS = {
@@ -96,209 +92,6 @@ TARGET_SPECS = {
 TARGETS = {name: bound for name, (_, _, bound) in TARGET_SPECS.items()}
 ADAPT_TARGET = 1.5
 NUM_CLASSES = 10
-
-
-# ---- models ---------------------------------------------------------------------------------------------
-class VisionTower(nn.Module):
-    """CLIP vision transformer returning `pooler_output` (post-LayerNorm class token)."""
-
-    def __init__(self, config) -> None:
-        super().__init__()
-        from transformers import CLIPVisionModel
-
-        self.vision = CLIPVisionModel(config)
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.vision(pixel_values=pixel_values).pooler_output
-
-
-class T5MeanEncoder(nn.Module):
-    """T5 encoder only (no decoder), mean of the last hidden state over the (unmasked) tokens."""
-
-    def __init__(self, config) -> None:
-        super().__init__()
-        from transformers import T5EncoderModel
-
-        self.encoder = T5EncoderModel(config)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return mean_pool(hidden, attention_mask)
-
-
-class ResNetPooled(nn.Module):
-    """Frozen image feature extractor stand-in: a ResNet's global-average-pooled last stage."""
-
-    def __init__(self, tiny: bool) -> None:
-        super().__init__()
-        from transformers import ResNetConfig, ResNetModel
-
-        sizes = ([8, 16, 16, 32], [1, 1, 1, 1]) if tiny else ([64, 128, 256, 512], [2, 2, 2, 2])
-        config = ResNetConfig(embedding_size=sizes[0][0], hidden_sizes=sizes[0], depths=sizes[1], layer_type="basic")
-        self.backbone = ResNetModel(config)
-        self.dim = sizes[0][-1]
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.backbone(pixel_values=pixel_values).pooler_output.flatten(1)
-
-
-class BertPooled(nn.Module):
-    """Frozen text feature extractor stand-in: a MiniLM-size BERT with mean pooling (384-d)."""
-
-    def __init__(self, tiny: bool) -> None:
-        super().__init__()
-        from transformers import BertConfig, BertModel
-
-        hidden, layers, inter = (32, 1, 64) if tiny else (384, 6, 1536)
-        self.vocab_size = 1000 if tiny else 30522
-        heads = 4 if tiny else 12
-        config = BertConfig(
-            vocab_size=self.vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter
-        )
-        self.backbone = BertModel(config)
-        self.dim = hidden
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        ids = input_ids % self.vocab_size  # the primary model's vocabulary can be larger (T5: 32128)
-        hidden = self.backbone(input_ids=ids, attention_mask=attention_mask).last_hidden_state
-        return mean_pool(hidden, attention_mask)
-
-
-@dataclass
-class Setup:
-    """A primary model, an input maker, and the frozen feature extractor used by DAWE's hypernetwork."""
-
-    model: nn.Module
-    out_dim: int
-    make_inputs: Callable[[int], Inputs]
-    extractor: nn.Module
-    feature_dim: int
-
-
-def build_setup(name: str, seq_len: int, tiny: bool) -> Setup:
-    """Random-weight models from configs; `tiny` shrinks everything to 2 layers and small widths."""
-    if name == "clip-vit-b32":
-        from transformers import CLIPVisionConfig
-
-        size = (
-            dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=16)
-            if tiny
-            else dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=32)
-        )
-        model = VisionTower(CLIPVisionConfig(**size, projection_dim=512, hidden_act="quick_gelu"))
-        image = size["image_size"]
-        extractor = ResNetPooled(tiny)
-
-        def image_inputs(b: int) -> Inputs:
-            return {"pixel_values": torch.randn(b, 3, image, image)}
-
-        return Setup(model, size["hidden_size"], image_inputs, extractor, extractor.dim)
-    if name == "minilm-l6":
-        from transformers import BertConfig, BertModel
-
-        size = (
-            dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
-            if tiny
-            else dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
-        )
-        model = SentenceEncoder(BertModel(BertConfig(**size)))
-        out_dim = size["hidden_size"]
-    elif name == "t5-base":
-        from transformers import T5Config
-
-        size = (
-            dict(d_model=32, d_ff=64, num_layers=2, num_heads=4, d_kv=8, vocab_size=1000)
-            if tiny
-            else dict(d_model=768, d_ff=3072, num_layers=12, num_heads=12, vocab_size=32128)
-        )
-        model = T5MeanEncoder(T5Config(**size))
-        out_dim = size["d_model"]
-    else:
-        raise ValueError(f"Unknown model {name!r}.")
-    vocab = size["vocab_size"]
-    if seq_len > 512:
-        raise ValueError("--seq-len must be ≤ 512 (the BERT-size models' position embeddings).")
-    extractor = BertPooled(tiny)
-
-    def text_inputs(b: int) -> Inputs:
-        ids = torch.randint(1, vocab, (b, seq_len))
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-    return Setup(model, out_dim, text_inputs, extractor, extractor.dim)
-
-
-# ---- memory measurement ------------------------------------------------------------------------------
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _release_freed_memory() -> None:
-    gc.collect()
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
-
-
-class _RssSampler(threading.Thread):
-    """Reads the resident set size from /proc/self/statm about every `interval` seconds, keeps the maximum."""
-
-    def __init__(self, interval: float = 0.001) -> None:
-        super().__init__(daemon=True)
-        self.fd = os.open("/proc/self/statm", os.O_RDONLY)
-        self.interval = interval
-        self.stop = threading.Event()
-        self.peak = self.read()
-
-    def read(self) -> int:
-        return int(os.pread(self.fd, 256, 0).split()[1]) * _PAGE
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, self.read())
-            time.sleep(self.interval)
-
-    def finish(self) -> int:
-        self.stop.set()
-        self.join()
-        self.peak = max(self.peak, self.read())
-        os.close(self.fd)
-        return self.peak
-
-
-@dataclass
-class PeakMemory:
-    """Peak memory above the level at entry, in bytes (None where it cannot be measured)."""
-
-    device: torch.device
-    extra: int | None = None
-
-    @contextmanager
-    def measure(self) -> Iterator[PeakMemory]:
-        _release_freed_memory()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            base = torch.cuda.memory_allocated(self.device)
-            yield self
-            torch.cuda.synchronize(self.device)
-            self.extra = torch.cuda.max_memory_allocated(self.device) - base
-            return
-        if not os.path.exists("/proc/self/statm"):
-            yield self
-            return
-        sampler = _RssSampler()
-        base = sampler.peak
-        sampler.start()
-        try:
-            yield self
-        finally:
-            self.extra = max(0, sampler.finish() - base)
 
 
 # ---- timing ------------------------------------------------------------------------------------------
@@ -707,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     work = build_workload(setup.model, args.tasks, device)
 
     evaluation = run_evaluation(args, setup, work, device)
-    _release_freed_memory()
+    release_freed_memory()
     if args.skip_adaptation:
         skipped = {k: Measurement([], None, 1, error="skipped") for k in ("ours_recomputed_features", "ours_cached_features", "reference")}
         adaptation = {"measurements": skipped, "feature_cache_seconds": None, "feature_dim": setup.feature_dim, "num_codings": None}
