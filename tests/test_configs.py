@@ -37,6 +37,7 @@ def test_trainer_config_stacks(config):
 def test_reference_schedule_stacks_onto_dawe():
     cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/dawe_layer_wise.yaml"), "--config", str(ROOT / "configs/schedules/dawe_reference.yaml")])
     assert (cli.model.lr, cli.model.mode) == (1e-5, "layer_wise")
+    assert (cli.model.hidden_layers, cli.model.standardize_features) == (1, False)
     assert (cli.datamodule.adapt_batch_size, cli.trainer.max_steps) == (16, 1000)
 
 

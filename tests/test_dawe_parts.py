@@ -19,6 +19,20 @@ def test_hypernetwork_starts_at_init_lambda_for_every_input():
     torch.testing.assert_close(out, torch.full((5, 6), 0.3))
 
 
+def test_standardised_hypernetwork_sees_mean_zero_unit_std_features_and_still_starts_at_init_lambda():
+    torch.manual_seed(0)
+    features = 0.05 * torch.randn(200, 6) + torch.linspace(0.1, 0.6, 6)  # small, offset coordinates
+    net = Hypernetwork(6, 4, hidden_layers=0, init_lambda=0.3, standardize=True)
+    assert not net.standardizer_fitted
+    net.fit_standardizer(features)
+    assert net.standardizer_fitted
+    torch.testing.assert_close(net(features), torch.full((200, 4), 0.3))  # weight 0: task arithmetic at step 0
+    with torch.no_grad():
+        net.net[0].weight.copy_(torch.randn(4, 6))
+    expected = (features - features.mean(0)) / features.std(0) @ net.net[0].weight.T + 0.3
+    torch.testing.assert_close(net(features), expected)
+
+
 @pytest.fixture(scope="module")
 def tiny_resnet_dir(tmp_path_factory):
     from transformers import ConvNextImageProcessor, ResNetConfig, ResNetModel

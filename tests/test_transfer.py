@@ -9,6 +9,7 @@ from src.errors import UserFacingError
 from src.models.hypernetwork_io import read_hypernetwork
 from tests.conftest import ROOT, TASKS, make_tiny_bert, perturbed_copy, pool_overrides, quiet_trainer, run_cli
 
+REFERENCE_NET = ["--model.init_args.hidden_layers", "1", "--model.init_args.standardize_features", "false"]  # the original hypernetwork
 FIT = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
 
 
@@ -63,7 +64,7 @@ def test_reference_pickle_is_imported_safely_and_used(tiny_pool, data_config, tm
     reference = nn.Sequential(nn.Linear(384, 384), nn.ReLU(), nn.Linear(384, len(TASKS)))  # the original format
     path = tmp_path / "dict_mapping_step=1000.pt"
     torch.save(reference, path)
-    cli = run_cli(["test", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path, ["--model.init_args.hypernetwork_init", str(path)])])
+    cli = run_cli(["test", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path, [*REFERENCE_NET, "--model.init_args.hypernetwork_init", str(path)])])
     features = torch.randn(3, 384)
     torch.testing.assert_close(cli.model.hypernetwork(features), reference(features))
 
@@ -85,3 +86,20 @@ def test_reference_with_wrong_size_is_refused(tiny_pool, data_config, tmp_path):
     torch.save(nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 1264)), path)  # a ResNet-18, CLIP layer-wise file
     with pytest.raises(UserFacingError, match="512-d features"):
         run_cli(["test", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path, ["--model.init_args.hypernetwork_init", str(path)])])
+
+
+def test_standardisation_statistics_are_saved_and_a_mismatched_run_is_refused(tiny_pool, data_config, tmp_path):
+    source = run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "src"), *FIT])
+    net = source.model.hypernetwork
+    assert net.standardize and net.standardizer_fitted
+    cached = torch.stack(list(source.model._feature_cache.values()))
+    torch.testing.assert_close(net.feature_mean, cached.mean(0))  # statistics of every adaptation input
+    last = tmp_path / "src/runs/checkpoints/last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    torch.testing.assert_close(saved["hypernetwork.feature_std"], net.feature_std)
+    raw = ["--model.init_args.standardize_features", "false"]
+    with pytest.raises(UserFacingError, match="standardize_features=True"):
+        run_cli(["test", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "ckpt", raw), "--ckpt_path", str(last)])
+    export = ["--model.init_args.hypernetwork_init", str(tmp_path / "src/runs/trainable.pt")]
+    with pytest.raises(UserFacingError, match="standardised features"):
+        run_cli(["test", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "init", [*raw, *export])])

@@ -205,6 +205,11 @@ def check_metadata(saved: dict, current: dict) -> None:
             "Layer-wise checkpoint was adapted for other merged tensors (another primary model architecture): "
             f"{len(saved.get('merged_tensors') or [])} saved vs {len(current['merged_tensors'])} here."
         )
+    if "standardize_features" in current and bool(saved.get("standardize_features")) != current["standardize_features"]:
+        raise IncompatibleCheckpointError(
+            f"Checkpoint was adapted with standardize_features={bool(saved.get('standardize_features'))}, this run has "
+            f"{current['standardize_features']}: set model.init_args.standardize_features to match."
+        )
     for key in ("feature_extractor", "feature_dim"):
         if key in current and saved.get(key) != current[key]:
             raise IncompatibleCheckpointError(

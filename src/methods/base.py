@@ -103,9 +103,13 @@ class MergedModelModule(L.LightningModule):
         self.test_report = report
 
     # ---- checkpoints hold trainable tensors only, plus what an exact resume needs -------------------
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        """What checkpoints and exports keep: the trainable parameters (subclasses add what defines them)."""
+        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        kept = self.saved_state()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in kept}
         checkpoint["merge_metadata"] = self.checkpoint_metadata()
         # torch's generators draw dropout masks; kept as tensors so checkpoints load with weights_only=True
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from src.errors import ConfigError
 from src.methods.adaptive import MergeMode, TestTimeAdaptation
 from src.modelpool.text_pool import TextModelPool
 from src.models.features import FeatureExtractor
@@ -31,6 +32,7 @@ class DAWE(TestTimeAdaptation):
         lr: float = 1e-5,
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
+        standardize_features: bool = False,
         logit_scale: float = 20.0,
         name: str | None = None,
     ) -> None:
@@ -42,6 +44,8 @@ class DAWE(TestTimeAdaptation):
             per_sample_eval: evaluate with each sample's own coefficients (exact DAWE); False uses the batch mean.
             hypernetwork_init: start from (or, with `test`, evaluate) a hypernetwork adapted elsewhere, e.g. with
                 another primary model: a `trainable.pt` export or a hypernetwork pickled by the original DAWE code.
+            standardize_features: standardise each feature coordinate with the mean and std over every adaptation
+                input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
         """
         super().__init__(modelpool, mode=mode, lr=lr, logit_scale=logit_scale, name=name or f"dawe_{mode}")
         self.feature_extractor = feature_extractor.requires_grad_(False)
@@ -49,11 +53,12 @@ class DAWE(TestTimeAdaptation):
         self.init_lambda = init_lambda
         self.per_sample_eval = per_sample_eval
         self.hypernetwork_init = hypernetwork_init
+        self.standardize_features = standardize_features
         self._feature_cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def build_trainable(self) -> None:
         self.hypernetwork = Hypernetwork(
-            self.feature_extractor.dim, self.num_coefficients, self.hidden_layers, self.init_lambda
+            self.feature_extractor.dim, self.num_coefficients, self.hidden_layers, self.init_lambda, self.standardize_features
         )
         if self.hypernetwork_init is not None:
             load_into(self.hypernetwork, self.hypernetwork_init, self.checkpoint_metadata())
@@ -67,10 +72,21 @@ class DAWE(TestTimeAdaptation):
         """
         loaders = getattr(self.trainer.datamodule, "feature_loaders", None)
         if loaders is None:
+            if self.standardize_features and not self.hypernetwork.standardizer_fitted:
+                raise ConfigError(
+                    "standardize_features needs every adaptation input up front, and this datamodule has no "
+                    "feature_loaders(); use a TaskPool that has, or set standardize_features: false."
+                )
             return
         for task, loader in loaders().items():
             for batch in tqdm(loader, desc=f"features {task}", leave=False, disable=not self.trainer.is_global_zero):
                 self.features(batch, task)
+        # from the same cached features on every rank and on resume: the same statistics each time
+        if self.standardize_features and not self.hypernetwork.standardizer_fitted:
+            self.hypernetwork.fit_standardizer(torch.stack(list(self._feature_cache.values())).to(self.device))
+
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        return {**super().saved_state(), **{f"hypernetwork.{n}": b for n, b in self.hypernetwork.named_buffers()}}
 
     def features(self, batch: dict, task: str) -> torch.Tensor:
         if "index" not in batch:
@@ -95,4 +111,5 @@ class DAWE(TestTimeAdaptation):
             "feature_extractor": self.feature_extractor.name,
             "feature_dim": self.feature_extractor.dim,
             "hidden_layers": self.hidden_layers,
+            "standardize_features": self.standardize_features,
         }

@@ -18,7 +18,7 @@ class HypernetworkLoadError(UserFacingError, ValueError):
 
 
 def read_hypernetwork(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """(state dict keyed like `Hypernetwork.net`, metadata or None for reference pickles)."""
+    """(state dict keyed like `Hypernetwork`, metadata or None for reference pickles)."""
     path = Path(path)
     if not path.is_file():
         raise HypernetworkLoadError(f"Hypernetwork file '{path}' does not exist.")
@@ -31,9 +31,9 @@ def read_hypernetwork(path: str | Path) -> tuple[dict[str, torch.Tensor], dict |
             f"pickled Sequential(Linear, ReLU, Linear) are accepted): {err}"
         ) from err
     if isinstance(obj, nn.Sequential):  # the original code's format
-        return dict(obj.state_dict()), None
+        return {f"net.{k}": v for k, v in obj.state_dict().items()}, None
     if isinstance(obj, dict) and "state_dict" in obj:  # this project's export
-        prefix = "hypernetwork.net."
+        prefix = "hypernetwork."
         state = {k[len(prefix) :]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)}
         if not state:
             raise HypernetworkLoadError(f"'{path}' holds no hypernetwork (method {obj.get('metadata', {}).get('method')}).")
@@ -66,7 +66,15 @@ def load_into(hypernetwork: nn.Module, path: str | Path, expected: dict) -> None
 
         relaxed = {k: v for k, v in expected.items() if k in ("method", "mode", "tasks", "merged_tensors", "feature_dim")}
         check_metadata(metadata, relaxed)
+    standardizer = {k for k in state if not k.startswith("net.")}
+    if standardizer and not hypernetwork.standardize:
+        raise HypernetworkLoadError(
+            f"'{path}' was adapted on standardised features: set model.init_args.standardize_features: true to use it."
+        )
     try:
-        hypernetwork.net.load_state_dict(state)
+        hypernetwork.net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
     except RuntimeError as err:
         raise HypernetworkLoadError(f"'{path}' has another hidden depth than hidden_layers={hypernetwork.hidden_layers}: {err}") from err
+    # a file without statistics leaves them unfitted: `fit` then computes them from the adaptation inputs
+    for name in standardizer:
+        getattr(hypernetwork, name).copy_(state[name])

@@ -22,7 +22,7 @@ def write_adaptation(model, results: Path, run_dir: Path) -> None:
             writer.writerows({k: row[k] for k in columns} for row in history)
         plot_adaptation(history, model.task_names, results / "adaptation.png", f"{model.report_name}: accuracy during adaptation")
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {n: t.cpu() for n, t in model.saved_state().items()}
     torch.save({"state_dict": trainable, "metadata": model.checkpoint_metadata()}, run_dir / "trainable.pt")
 
 
