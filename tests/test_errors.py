@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from src.errors import UserFacingError
 from tests.conftest import ROOT, make_tiny_bert, perturbed_copy, pool_overrides, quiet_trainer, run_cli, small_data_config

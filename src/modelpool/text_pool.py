@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoTokenizer
 
 from src.errors import ConfigError, UserFacingError
 from src.merging.state_dict import StateDict, check_compatible, task_vector
