@@ -108,9 +108,11 @@ def per_sample_forward(
             flat = x.reshape(x.shape[0], -1, x.shape[-1])
             out_features, in_features = module.weight.shape
             b = weight("bias")
-            stack, c = taus.get("weight"), coef("weight") if "weight" in taus else None
-            block = out_features if c is None else max(1, _BLOCK_BYTES // (c.shape[0] * in_features * stack.element_size()))
-            if block >= out_features or rows.rows is not None:
+            if "weight" not in taus or rows.rows is not None:
+                return apply(flat, weight("weight"), b).view(*x.shape[:-1], out_features)
+            stack, c = taus["weight"], coef("weight")
+            block = max(1, _BLOCK_BYTES // (c.shape[0] * in_features * stack.element_size()))
+            if block >= out_features:
                 return apply(flat, weight("weight"), b).view(*x.shape[:-1], out_features)
             outs = []  # a batch too large for one workspace: blocks of output rows
             for r0 in range(0, out_features, block):
