@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-DATA := configs/text/data.yaml
+DATA := configs/text/benchmark.yaml
 TASKS := newsgroups reuters_r8 rotten_tomatoes election_tweets
 EXPERTS_DIR := experts/text_minilm
 STATIC := individual pretrained simple_average task_arithmetic ties

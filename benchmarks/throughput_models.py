@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from src.models.text_encoder import SentenceEncoder, mean_pool
+from src.families.text.encoder import SentenceEncoder, mean_pool
 
 Inputs = dict[str, torch.Tensor]
 

@@ -1,4 +1,9 @@
-"""LightningCLI subclass: `class_path` picks the method and TaskPool; `test` writes the report."""
+"""LightningCLI subclass: `class_path` picks the method and TaskPool; `test` writes the report.
+
+Each stage's resolved config is written beside that stage's outputs, as
+`results/<benchmark>/<method>/<stage>_config.yaml`, only when the stage succeeded: a `test` never
+overwrites its `fit`'s config, and nothing lands in the working directory.
+"""
 from __future__ import annotations
 
 import shlex
@@ -15,7 +20,7 @@ for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec,
 
 from src.methods.base import MergedModelModule
 from src.reports.artifacts import write_adaptation, write_coefficients
-from src.reports.writer import write_report
+from src.reports.writer import write_report, write_text_atomic
 
 
 class MergeCLI(LightningCLI):
@@ -42,15 +47,23 @@ class MergeCLI(LightningCLI):
             seed=config.seed_everything,
         )
         write_coefficients(self.model, out)
+        self._write_config(out)
         print(f"\nReport written to {out}\n")
         print((out.parent / "README.md").read_text())
 
     def after_fit(self) -> None:
-        """Rank 0 writes the adaptation curve and exports the trainable part with its metadata."""
-        if not self.trainer.is_global_zero or getattr(self.model, "history", None) is None:
+        """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export."""
+        if not self.trainer.is_global_zero:
             return
         out = Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
-        write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
+        out.mkdir(parents=True, exist_ok=True)
+        if getattr(self.model, "history", None) is not None:
+            write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
+        self._write_config(out)
+
+    def _write_config(self, out: Path) -> None:
+        text = self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False)
+        write_text_atomic(out / f"{self.subcommand}_config.yaml", text)
 
 
 def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
@@ -61,7 +74,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=None,  # the resolved config goes beside each stage's outputs instead
         args=args,
         run=run,
     )

@@ -53,10 +53,14 @@ def tiny_pool(tmp_path_factory) -> dict[str, str]:
     return {"pretrained": str(pretrained), "experts_dir": str(experts)}
 
 
+TEXT_POOL = {"class_path": "src.families.text.TextModelPool", "init_args": {"max_length": 32}}
+
+
 def small_data_config(path: Path, tasks: list[str] = TASKS, max_test: int = 8) -> Path:
     config = {
+        "model": {"init_args": {"modelpool": TEXT_POOL}},
         "data": {
-            "class_path": "src.taskpool.TextTaskPool",
+            "class_path": "src.families.text.TextTaskPool",
             "init_args": {
                 "benchmark": "tiny",
                 "batch_size": 4,

@@ -13,8 +13,8 @@ import yaml
 from src.errors import MissingPackageError, UserFacingError
 from src.merging.state_dict import IncompatibleExpertError
 from src.methods.adaptive import AdaptationDiverged, IncompatibleCheckpointError
-from src.taskpool.text_tasks import DatasetLoadError
-from tests.conftest import ROOT, TASKS, perturbed_copy, pool_overrides, quiet_trainer, run_cli, small_data_config
+from src.taskpool import DatasetLoadError
+from tests.conftest import TEXT_POOL, ROOT, TASKS, perturbed_copy, pool_overrides, quiet_trainer, run_cli, small_data_config
 
 
 def _test(config: str, data, pool, tmp_path, extra: list[str] = []):
@@ -44,13 +44,13 @@ def _saved_task(root, name: str, train: list[int], test: list[int], num_classes:
 
 def _data_with(root, task: dict):
     path = root / "data.yaml"
-    path.write_text(yaml.safe_dump({"data": {"class_path": "src.taskpool.TextTaskPool", "init_args": {"benchmark": "tiny", "tasks": [task]}}}))
+    path.write_text(yaml.safe_dump({"model": {"init_args": {"modelpool": TEXT_POOL}}, "data": {"class_path": "src.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "tasks": [task]}}}))
     return path
 
 
 def test_more_labels_than_head_classes(tiny_pool, tmp_path):
     task = _saved_task(tmp_path, "three_labels", [0, 1, 2] * 4, [0, 1, 2, 2], num_classes=2)
-    with pytest.raises(DatasetLoadError, match="three_labels.*2 class descriptions but labels go up to 2"):
+    with pytest.raises(DatasetLoadError, match="three_labels.*2 classes .*but labels go up to 2"):
         _test("pretrained", _data_with(tmp_path, task), tiny_pool, tmp_path)
 
 
@@ -112,9 +112,9 @@ def test_nan_from_the_start_says_no_checkpoint_exists(tiny_pool, tmp_path):
 
 
 def test_missing_optional_packages_say_what_to_install(monkeypatch):
-    from src.modelpool.paths import resolve_model_path
-    from src.models.features import SentenceFeatures
-    from src.taskpool import corpora
+    from src.paths import resolve_model_path
+    from src.families.text import SentenceFeatures
+    from src.families.text import corpora
 
     with pytest.raises(MissingPackageError, match="pip install no-such-model-pkg"):
         resolve_model_path("pkg:no_such_model_pkg")

@@ -7,8 +7,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-DATA_CONFIGS = {"text": ROOT / "configs/text/data.yaml"}
-METHOD_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name != "data.yaml" and not {"trainer", "schedules"} & set(p.parts))
+DATA_CONFIGS = {"text": ROOT / "configs/text/benchmark.yaml"}
+METHOD_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name != "benchmark.yaml" and not {"trainer", "schedules"} & set(p.parts))
 TRAINER_CONFIGS = sorted((ROOT / "configs/trainer").glob("*.yaml"))
 
 

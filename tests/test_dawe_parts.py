@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.models.features import ResNetFeatures, SentenceFeatures
+from src.families.text import SentenceFeatures
+from src.models.features import ResNetFeatures
 from src.models.hypernetwork import Hypernetwork
 
 

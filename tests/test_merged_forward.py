@@ -8,7 +8,7 @@ import torch
 from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
 
 from src.models.merged_forward import TaskVectorMerger
-from src.models.text_encoder import SentenceEncoder
+from src.families.text.encoder import SentenceEncoder
 
 T = 3
 

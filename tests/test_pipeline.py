@@ -48,8 +48,8 @@ def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
     import yaml
 
     from src.methods import TaskArithmetic
-    from src.modelpool import TextModelPool
-    from src.taskpool import TextTask, TextTaskPool
+    from src.families.text import TextModelPool
+    from src.families.text import TextTask, TextTaskPool
 
     run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/text/task_arithmetic.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
     cli_report = json.loads((tmp_path / "results/tiny/task_arithmetic/report.json").read_text())

@@ -1,9 +1,14 @@
 """Pure functions on state dicts (no Lightning): task vectors and static merges."""
-from src.merging.state_dict import StateDict, check_compatible, task_vector, stack_task_vectors
+from src.merging.low_rank import FactorStack, LowRankDelta, TaskVector, densify
+from src.merging.state_dict import StateDict, check_compatible, stack_task_vectors, task_vector
 from src.merging.static import simple_average, task_arithmetic, ties_merge
 
 __all__ = [
+    "FactorStack",
+    "LowRankDelta",
     "StateDict",
+    "TaskVector",
+    "densify",
     "check_compatible",
     "task_vector",
     "stack_task_vectors",

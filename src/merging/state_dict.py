@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from src.errors import UserFacingError
+from src.merging.low_rank import FactorStack, LowRankDelta, Update, dense
 
 StateDict = dict[str, torch.Tensor]
 
@@ -41,8 +42,21 @@ def task_vector(pretrained: Mapping[str, torch.Tensor], expert: Mapping[str, tor
     return {k: expert[k].detach().float() - v.detach().float() for k, v in pretrained.items()}
 
 
-def stack_task_vectors(task_vectors: Sequence[Mapping[str, torch.Tensor]]) -> StateDict:
-    """Stack T task vectors tensor by tensor into (T, *shape) so merges are one tensordot per tensor."""
+def stack_task_vectors(task_vectors: Sequence[Mapping[str, Update]]) -> dict[str, torch.Tensor | FactorStack]:
+    """Stack T task vectors tensor by tensor so merges are one product per tensor.
+
+    Dense updates become (T, *shape); a tensor whose updates are all low-rank (or absent) stays
+    factored as a `FactorStack`. A task that did not change a tensor another one did contributes zeros.
+    """
     if not task_vectors:
         raise ValueError("At least one task vector is needed to merge.")
-    return {k: torch.stack([tv[k] for tv in task_vectors]) for k in task_vectors[0]}
+    names = list(dict.fromkeys(n for tv in task_vectors for n in tv))
+    stacked: dict[str, torch.Tensor | FactorStack] = {}
+    for name in names:
+        updates = [tv.get(name) for tv in task_vectors]
+        shape = next(u.shape for u in updates if u is not None)
+        if all(u is None or isinstance(u, LowRankDelta) for u in updates):
+            stacked[name] = FactorStack.of(updates, shape)
+        else:
+            stacked[name] = torch.stack([torch.zeros(shape) if u is None else dense(u).float() for u in updates])
+    return stacked

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from src.methods.adaptive import MergeMode, TestTimeAdaptation
-from src.modelpool.text_pool import TextModelPool
+from src.modelpool.base import ModelPool
 
 
 class AdaMerging(TestTimeAdaptation):
@@ -18,12 +18,11 @@ class AdaMerging(TestTimeAdaptation):
 
     def __init__(
         self,
-        modelpool: TextModelPool,
+        modelpool: ModelPool,
         mode: MergeMode = "task_wise",
         init_lambda: float = 0.3,
         clamp: bool = False,
         lr: float = 1e-3,
-        logit_scale: float = 20.0,
         name: str | None = None,
     ) -> None:
         """
@@ -31,7 +30,7 @@ class AdaMerging(TestTimeAdaptation):
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
         """
-        super().__init__(modelpool, mode=mode, lr=lr, logit_scale=logit_scale, name=name or f"adamerging_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, name=name or f"adamerging_{mode}")
         self.init_lambda = init_lambda
         self.clamp = clamp
 

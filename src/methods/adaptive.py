@@ -15,14 +15,11 @@ from torch import nn
 from src.errors import ConfigError, UserFacingError
 from src.merging.state_dict import stack_task_vectors
 from src.methods.base import MergedModelModule
-from src.modelpool.text_pool import TextModelPool, parameter_state_dict
+from src.modelpool.base import ModelPool
+from src.models.compatibility import IncompatibleCheckpointError, check_metadata
 from src.models.merged_forward import TaskVectorMerger
 
 MergeMode = Literal["task_wise", "layer_wise"]
-
-
-class IncompatibleCheckpointError(UserFacingError, ValueError):
-    """A checkpoint made for another task set, mode or model."""
 
 
 class AdaptationDiverged(UserFacingError, FloatingPointError):
@@ -40,10 +37,9 @@ class TestTimeAdaptation(MergedModelModule):
 
     def __init__(
         self,
-        modelpool: TextModelPool,
+        modelpool: ModelPool,
         mode: MergeMode = "task_wise",
         lr: float = 1e-3,
-        logit_scale: float = 20.0,
         name: str | None = None,
     ) -> None:
         """
@@ -51,7 +47,7 @@ class TestTimeAdaptation(MergedModelModule):
             mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
             lr: Adam learning rate.
         """
-        super().__init__(modelpool, logit_scale=logit_scale, name=name)
+        super().__init__(modelpool, name=name)
         if mode not in ("task_wise", "layer_wise"):
             raise ConfigError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
         self.mode = mode
@@ -59,9 +55,8 @@ class TestTimeAdaptation(MergedModelModule):
         self.history: list[dict[str, float]] = []
 
     def build(self, pretrained: nn.Module) -> None:
-        reference = parameter_state_dict(pretrained.backbone)
-        stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, reference))
-        self.merger = TaskVectorMerger(pretrained, {f"backbone.{k}": v for k, v in stacked.items()})
+        stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, pretrained))
+        self.merger = TaskVectorMerger(pretrained, stacked)
         self.build_trainable()
 
     def build_trainable(self) -> None:
@@ -182,36 +177,3 @@ class TestTimeAdaptation(MergedModelModule):
         check_metadata(saved, self.checkpoint_metadata())
         super().on_load_checkpoint(checkpoint)
         self.history = list(checkpoint.get("adaptation_history", []))
-
-
-def check_metadata(saved: dict, current: dict) -> None:
-    """Refuse a checkpoint whose method, mode, tasks or merged tensors differ, saying which and how to fix."""
-    if saved.get("method") != current["method"]:
-        raise IncompatibleCheckpointError(
-            f"Checkpoint is from method '{saved.get('method')}', this run is '{current['method']}'. Use a matching config."
-        )
-    if saved.get("mode") != current["mode"]:
-        raise IncompatibleCheckpointError(
-            f"Checkpoint is {saved.get('mode')}, this run is {current['mode']}: set model.init_args.mode: {saved.get('mode')} "
-            "or adapt a new checkpoint in this mode."
-        )
-    if list(saved.get("tasks", [])) != list(current["tasks"]):
-        raise IncompatibleCheckpointError(
-            f"Checkpoint tasks {saved.get('tasks')} differ from this TaskPool's {current['tasks']} "
-            "(names and order must match; coefficients are per task position)."
-        )
-    if current.get("merged_tensors") is not None and saved.get("merged_tensors") != current["merged_tensors"]:
-        raise IncompatibleCheckpointError(
-            "Layer-wise checkpoint was adapted for other merged tensors (another primary model architecture): "
-            f"{len(saved.get('merged_tensors') or [])} saved vs {len(current['merged_tensors'])} here."
-        )
-    if "standardize_features" in current and bool(saved.get("standardize_features")) != current["standardize_features"]:
-        raise IncompatibleCheckpointError(
-            f"Checkpoint was adapted with standardize_features={bool(saved.get('standardize_features'))}, this run has "
-            f"{current['standardize_features']}: set model.init_args.standardize_features to match."
-        )
-    for key in ("feature_extractor", "feature_dim"):
-        if key in current and saved.get(key) != current[key]:
-            raise IncompatibleCheckpointError(
-                f"Checkpoint {key} is {saved.get(key)!r}, this run uses {current[key]!r}; use the same feature extractor."
-            )

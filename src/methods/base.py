@@ -1,7 +1,8 @@
 """The base LightningModule: frozen per-task heads and the TaskPool test loop shared by every method.
 
 Subclasses say how a task's inputs are embedded (`embed`); this class owns heads, metrics, the
-report and checkpoint trimming, so every method is evaluated the same way.
+report and checkpoint trimming, so every method is evaluated the same way. It meets a modality only
+through the `ModelPool` (model, inputs, heads) and the `TaskPool` (tasks and their classes).
 """
 from __future__ import annotations
 
@@ -11,51 +12,57 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.modelpool.text_pool import TextModelPool
-from src.models.heads import ZeroShotHead
+from src.errors import ConfigError
+from src.modelpool.base import ModelPool
+from src.taskpool.base import TaskPool
+from src.taskpool.tasks import TaskInfo
 
 
 class MergedModelModule(L.LightningModule):
     """Shared machinery; `method_name` names the results folder unless `name` overrides it."""
 
     method_name = "model"
+    expert_task: str | None = None  # the task `fit` fine-tunes an expert on; None: fit adapts on every task
 
-    def __init__(self, modelpool: TextModelPool, logit_scale: float = 20.0, name: str | None = None) -> None:
+    def __init__(self, modelpool: ModelPool, name: str | None = None) -> None:
         """
         Args:
-            modelpool: pretrained model, experts and tokenizer.
-            logit_scale: multiplier of the cosine similarities in the zero-shot heads (a softmax temperature).
+            modelpool: the model family's pool: pretrained model, experts, inputs and heads.
             name: results folder name; defaults to the method's own name.
         """
         super().__init__()
         self.modelpool = modelpool
-        self.logit_scale = logit_scale
         self.report_name = name or self.method_name
         self.task_names: list[str] = []
         self.test_report: dict | None = None
         self.strict_loading = False  # checkpoints hold only trainable tensors
 
     # ---- built once the TaskPool is known ----------------------------------------------------
+    @property
+    def taskpool(self) -> TaskPool:
+        datamodule = self.trainer.datamodule
+        if not isinstance(datamodule, TaskPool):
+            raise ConfigError(f"The data module must be a TaskPool (src.taskpool.TaskPool subclass), got {type(datamodule).__name__}.")
+        return datamodule
+
     def setup(self, stage: str) -> None:
         if self.task_names:
             return
-        datamodule = self.trainer.datamodule
-        datamodule.setup(stage)
-        self.task_names = list(datamodule.task_names)
+        taskpool = self.taskpool
+        taskpool.setup(stage)
+        self.task_names = list(taskpool.task_names)
+        infos = {t: taskpool.task_info(t) for t in self.task_names}
         pretrained = self.modelpool.load_pretrained()
-        self.heads = nn.ModuleDict(
-            {t: self.build_head(pretrained, datamodule.class_descriptions[t]) for t in self.task_names}
-        )
+        self.heads = self.build_heads(pretrained, infos)
         self.test_accuracy = nn.ModuleDict(
-            {t: MulticlassAccuracy(num_classes=datamodule.num_classes[t], average="micro") for t in self.task_names}
+            {t: MulticlassAccuracy(num_classes=infos[t].num_classes, average="micro") for t in self.heads}
         )
-        self.test_loss = nn.ModuleDict({t: MeanMetric() for t in self.task_names})
+        self.test_loss = nn.ModuleDict({t: MeanMetric() for t in self.heads})
         self.build(pretrained)
 
-    @torch.no_grad()
-    def build_head(self, encoder: nn.Module, descriptions: list[str]) -> ZeroShotHead:
-        inputs = self.modelpool.prepare_inputs({"text": descriptions}, torch.device("cpu"))
-        return ZeroShotHead(encoder.eval()(**inputs), self.logit_scale).requires_grad_(False)
+    def build_heads(self, pretrained: nn.Module, infos: dict[str, TaskInfo]) -> nn.ModuleDict:
+        """One frozen head per task, built by the family before the model is merged or trained."""
+        return nn.ModuleDict({t: self.modelpool.build_head(info, pretrained).requires_grad_(False) for t, info in infos.items()})
 
     def build(self, pretrained: nn.Module) -> None:
         """Create the method's model(s) from the pretrained encoder and the pool."""

@@ -6,7 +6,7 @@ from tqdm.auto import tqdm
 
 from src.errors import ConfigError
 from src.methods.adaptive import MergeMode, TestTimeAdaptation
-from src.modelpool.text_pool import TextModelPool
+from src.modelpool.base import ModelPool
 from src.models.features import FeatureExtractor
 from src.models.hypernetwork import Hypernetwork
 from src.models.hypernetwork_io import load_into
@@ -24,7 +24,7 @@ class DAWE(TestTimeAdaptation):
 
     def __init__(
         self,
-        modelpool: TextModelPool,
+        modelpool: ModelPool,
         feature_extractor: FeatureExtractor,
         mode: MergeMode = "task_wise",
         hidden_layers: int = 1,
@@ -33,12 +33,12 @@ class DAWE(TestTimeAdaptation):
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
         standardize_features: bool = False,
-        logit_scale: float = 20.0,
         name: str | None = None,
     ) -> None:
         """
         Args:
-            feature_extractor: frozen features fed to the hypernetwork (SentenceFeatures for text, ResNetFeatures for images).
+            feature_extractor: frozen features fed to the hypernetwork, from the batch's raw inputs (a family's own
+                view: a SentenceTransformer on texts, a ResNet on images).
             hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1).
             init_lambda: bias of the hypernetwork's last layer, whose weight starts at 0 (step 0 = task arithmetic).
             per_sample_eval: evaluate with each sample's own coefficients (exact DAWE); False uses the batch mean.
@@ -47,7 +47,7 @@ class DAWE(TestTimeAdaptation):
             standardize_features: standardise each feature coordinate with the mean and std over every adaptation
                 input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
         """
-        super().__init__(modelpool, mode=mode, lr=lr, logit_scale=logit_scale, name=name or f"dawe_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, name=name or f"dawe_{mode}")
         self.feature_extractor = feature_extractor.requires_grad_(False)
         self.hidden_layers = hidden_layers
         self.init_lambda = init_lambda
@@ -70,15 +70,7 @@ class DAWE(TestTimeAdaptation):
         pad and sort by length, which moves the last bits), so a resumed run matches an uninterrupted
         one exactly, and every DDP rank sees the same feature for the same example.
         """
-        loaders = getattr(self.trainer.datamodule, "feature_loaders", None)
-        if loaders is None:
-            if self.standardize_features and not self.hypernetwork.standardizer_fitted:
-                raise ConfigError(
-                    "standardize_features needs every adaptation input up front, and this datamodule has no "
-                    "feature_loaders(); use a TaskPool that has, or set standardize_features: false."
-                )
-            return
-        for task, loader in loaders().items():
+        for task, loader in self.taskpool.feature_loaders().items():
             for batch in tqdm(loader, desc=f"features {task}", leave=False, disable=not self.trainer.is_global_zero):
                 self.features(batch, task)
         # from the same cached features on every rank and on resume: the same statistics each time

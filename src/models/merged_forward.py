@@ -12,6 +12,9 @@ per-sample forward for the duration of the call:
   whenever N ≳ T. The alternative (mixing the outputs of
   the T task-vector layers, y = W_0x + Σ_t c_t τ_t x) costs (T+1)·B·N·P and loses for any N > 1, so it
   is not used.
+* Linear with low-rank (LoRA) task vectors τ_t = B_t A_t: never a dense per-sample weight;
+  y = W_0 x + Σ_t c_t B_t (A_t x) as two thin products over all tasks at once, the way batched
+  multi-LoRA serving runs many adapters in one batch.
 * Embedding: only the looked-up rows are mixed (gather, then a T-term weighted sum): the 30k-row
   vocabulary matrix is never copied.
 * LayerNorm: normalise without affine, then apply per-sample scale and shift.
@@ -27,7 +30,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from src.models.per_sample_layers import SampleRows, Workspace, mix, per_sample_forward
+from src.merging.low_rank import FactorStack
+from src.models.per_sample_layers import Factors, SampleRows, Workspace, mix, mix_factored, per_sample_forward
 
 
 class TaskVectorMerger(nn.Module):
@@ -40,30 +44,47 @@ class TaskVectorMerger(nn.Module):
             Their order defines the layer index used by layer-wise coefficients.
     """
 
-    def __init__(self, model: nn.Module, task_vectors: dict[str, torch.Tensor]) -> None:
+    def __init__(self, model: nn.Module, task_vectors: dict[str, torch.Tensor | FactorStack]) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         params = dict(model.named_parameters())
         unknown = [n for n in task_vectors if n not in params]
         if unknown:
             raise KeyError(f"Task vectors for tensors the model does not have: {unknown[:5]}")
+        linear_weights = {f"{m}.weight" if m else "weight" for m, module in model.named_modules() if type(module) is nn.Linear}
         self.names = list(task_vectors)
         self.layer_index = {n: i for i, n in enumerate(self.names)}
-        counts = {tv.shape[0] for tv in task_vectors.values()}
+        counts = {tv.A.shape[0] if isinstance(tv, FactorStack) else tv.shape[0] for tv in task_vectors.values()}
         if len(counts) != 1:
             raise ValueError(f"Every tensor needs the same number of task vectors, got {sorted(counts)}.")
         self.num_tasks = counts.pop()
         self._workspace = Workspace()
+        self._parameters_by_name = params  # a plain dict: θ0 of factored weights, not registered twice
+        self._factored: set[str] = set()
         for name, tv in task_vectors.items():
+            theta0 = params[name].detach()
+            if isinstance(tv, FactorStack) and name in linear_weights:
+                # a Linear weight's low-rank updates stay factored; θ0 stays the model's own parameter
+                self._factored.add(name)
+                self.register_buffer(self._key(name, "A"), tv.A.to(theta0.dtype), persistent=False)
+                self.register_buffer(self._key(name, "B"), tv.B.to(theta0.dtype), persistent=False)
+                continue
+            if isinstance(tv, FactorStack):  # factored updates of anything else are expanded once
+                tv = torch.einsum("tor,tri->toi", tv.B, tv.A)
             if tv.shape[1:] != params[name].shape:
                 raise ValueError(f"Task vector '{name}' has shape {tuple(tv.shape[1:])}, tensor has {tuple(params[name].shape)}.")
-            theta0 = params[name].detach()
             stack = torch.cat([tv.detach().to(theta0.dtype), theta0.unsqueeze(0)])  # [τ_1; …; τ_T; θ0]
             self.register_buffer(self._key(name), stack, persistent=False)
         # a tensor no expert changed (BERT's pooler under mean pooling) is θ0 under any coefficients:
         # it is left out of every merge instead of being rebuilt per batch or per sample
-        self._changed = [n for n, tv in task_vectors.items() if tv.any()]
+        self._changed = [n for n in self.names if self._is_changed(n)]
         self._link_parameters()
+
+    def _is_changed(self, name: str) -> bool:
+        if name in self._factored:
+            A, B = self.factors(name)
+            return bool(A.any()) and bool(B.any())
+        return bool(self.stack(name)[:-1].any())
 
     def _link_parameters(self) -> None:
         """Make each merged parameter of the model a view of its stack's θ0 row.
@@ -73,7 +94,7 @@ class TaskVectorMerger(nn.Module):
         separately, so `_apply` links them again afterwards.
         """
         for name, param in self.model.named_parameters():
-            if name in self.layer_index:
+            if name in self.layer_index and name not in self._factored:
                 row = self.stack(name)[-1]
                 if param.data_ptr() != row.data_ptr():
                     param.data = row
@@ -84,12 +105,25 @@ class TaskVectorMerger(nn.Module):
         return out
 
     @staticmethod
-    def _key(name: str) -> str:
-        return "stack__" + name.replace(".", "__")
+    def _key(name: str, part: str = "stack") -> str:
+        return f"{part}__" + name.replace(".", "__")
 
     def stack(self, name: str) -> torch.Tensor:
         """(T + 1, *shape): the T task vectors of tensor `name`, then θ0."""
         return getattr(self, self._key(name))
+
+    def factors(self, name: str) -> Factors:
+        """A (T, r, in) and B (T, out, r), scales folded into B: the low-rank updates of a Linear weight."""
+        return Factors(getattr(self, self._key(name, "A")), getattr(self, self._key(name, "B")))
+
+    def updates(self, name: str) -> torch.Tensor | Factors:
+        return self.factors(name) if name in self._factored else self.stack(name)
+
+    def _merge(self, name: str, coef: torch.Tensor) -> torch.Tensor:
+        """θ0 + Σ_t coef[..., t] τ_t of tensor `name`; coef (T,) or (K, T)."""
+        if name not in self._factored:
+            return mix(self.stack(name), coef)
+        return self._parameters_by_name[name] + mix_factored(self.factors(name), coef)
 
     @property
     def num_layers(self) -> int:
@@ -104,7 +138,7 @@ class TaskVectorMerger(nn.Module):
 
     def merged_parameters(self, coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
         """θ_0 + Σ_t c[t, l] τ_t for every merged tensor l (coefficients (T, L)); unchanged tensors stay θ0."""
-        return {n: mix(self.stack(n), coefficients[:, self.layer_index[n]]) for n in self._changed}
+        return {n: self._merge(n, coefficients[:, self.layer_index[n]]) for n in self._changed}
 
     def forward(self, inputs: dict[str, torch.Tensor], coefficients: torch.Tensor) -> torch.Tensor:
         self.check_coefficients(coefficients)
@@ -128,7 +162,7 @@ class TaskVectorMerger(nn.Module):
         sets = coefficients.unsqueeze(0) if shared else coefficients
         # unbind, not indexing: autograd then gathers the K gradients into one (K, P) tensor, where
         # K separate selects would each allocate a zero-filled (K, P) gradient
-        merged = {n: mix(self.stack(n), sets[:, :, self.layer_index[n]]).unbind(0) for n in self._changed}
+        merged = {n: self._merge(n, sets[:, :, self.layer_index[n]]).unbind(0) for n in self._changed}
         return [
             functional_call(self.model, {n: w[0 if shared else k] for n, w in merged.items()}, args=(), kwargs=inputs)
             for k, inputs in enumerate(batches)
@@ -149,7 +183,7 @@ class TaskVectorMerger(nn.Module):
                 if not merged:
                     continue
                 coefs = {local: coefficients[:, :, self.layer_index[full]] for local, full in merged.items()}
-                taus = {local: self.stack(full) for local, full in merged.items()}
+                taus = {local: self.updates(full) for local, full in merged.items()}
                 module.forward = per_sample_forward(module, taus, coefs, rows, self._workspace)
                 patched.append(module)
             yield

@@ -7,6 +7,7 @@ code of the layers, that one the bookkeeping of which tensor gets which coeffici
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -29,6 +30,36 @@ def mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None
     flat = (coef.shape[0], stack[0].numel())
     target = None if out is None else out[: flat[0] * flat[1]].view(flat)
     return torch.mm(extended, stack.flatten(1), out=target).view(coef.shape[0], *shape)
+
+
+class Factors(NamedTuple):
+    """Low-rank updates of one Linear weight: A (T, r, in), B (T, out, r), scales folded into B."""
+
+    A: torch.Tensor
+    B: torch.Tensor
+
+
+def mix_factored(factors: Factors, coef: torch.Tensor) -> torch.Tensor:
+    """Σ_t coef[..., t] B_t A_t as dense weights: coef (T,) → (out, in), (K, T) → (K, out, in).
+
+    Used for merges shared by a whole batch (one dense weight per merge, as for dense task vectors).
+    """
+    A, B = factors
+    tasks, rank = A.shape[0], A.shape[1]
+    weighted = B.unsqueeze(0) * coef.reshape(-1, tasks, 1, 1).to(B.dtype)  # (K, T, out, r)
+    out = weighted.permute(0, 2, 1, 3).reshape(weighted.shape[0], B.shape[1], tasks * rank) @ A.reshape(tasks * rank, -1)
+    return out if coef.dim() > 1 else out[0]
+
+
+def low_rank_per_sample(x: torch.Tensor, factors: Factors, coef: torch.Tensor) -> torch.Tensor:
+    """Σ_t coef[b, t] B_t (A_t x_b) for x (B, ..., in), coef (B, T): exact, no per-sample weight."""
+    A, B = factors
+    tasks, rank = A.shape[0], A.shape[1]
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    projected = flat @ A.reshape(tasks * rank, -1).T  # (B, N, T·r)
+    projected = projected * coef.to(projected.dtype).repeat_interleave(rank, dim=1).unsqueeze(1)
+    out = projected @ B.permute(1, 0, 2).reshape(B.shape[1], tasks * rank).T  # (B, N, out)
+    return out.view(*x.shape[:-1], B.shape[1])
 
 
 # Per-sample Linear weights are built for all output rows at once up to this size, in row blocks above it.
@@ -105,6 +136,12 @@ def per_sample_forward(
             return torch.bmm(flat, wt) if b is None else torch.baddbmm(b.unsqueeze(1), flat, wt)
 
         def linear(x: torch.Tensor) -> torch.Tensor:
+            if isinstance(taus.get("weight"), Factors):
+                bias = weight("bias") if "bias" in taus else None
+                base = F.linear(x, module.weight, None if "bias" in taus else module.bias)
+                if bias is not None:
+                    base = base + _batch_view(bias, x)
+                return base + low_rank_per_sample(x, taus["weight"], coef("weight"))
             flat = x.reshape(x.shape[0], -1, x.shape[-1])
             out_features, in_features = module.weight.shape
             b = weight("bias")

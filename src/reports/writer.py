@@ -14,6 +14,13 @@ INDIVIDUAL = "individual"
 METHOD_ORDER = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _tasks(report: dict) -> list[str]:
     return [k for k, v in report.items() if isinstance(v, dict) and "accuracy" in v and k != "average"]
 

@@ -1,4 +1,5 @@
-"""LightningDataModules: per-task test loaders in a named order, adaptation and expert-training loaders."""
-from src.taskpool.text_taskpool import TextTask, TextTaskPool
+"""The modality-free TaskPool (a LightningDataModule) that every family's task data plugs into."""
+from src.taskpool.base import TaskPool
+from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
-__all__ = ["TextTask", "TextTaskPool"]
+__all__ = ["DatasetLoadError", "Task", "TaskInfo", "TaskPool"]

@@ -1,53 +1,40 @@
-"""TaskPool for text tasks: one test loader per task, in the configured order.
+"""The TaskPool: a LightningDataModule with everything about tasks that does not depend on the modality.
 
-What `fit` trains on is declared by the LightningModule, not by the data config:
-a module with a `finetune_task` attribute set gets that task's labelled training split
-(expert fine-tuning); any other module gets the unlabelled test inputs of every task, one batch
-per task per step (test-time adaptation). Labels are removed from adaptation batches here, so they
-cannot reach an adaptation loss.
+A family subclasses it and implements one method, `load_task(task)` → raw train/test splits (a `label`
+column plus the family's input columns) and the task's `TaskInfo`; `collate` may be overridden when
+rows need more than `collate_rows` (images, say). Everything else lives here once: task order, seeded
+caps, the expert validation hold-out, unlabelled adaptation loaders, resumable training loaders,
+unpadded DDP sharding, DAWE's feature loaders and `evaluate`.
+
+Which training data `fit` gets is declared by the method: `MergedModelModule.expert_task` names the
+task an expert fine-tunes on, or is None for test-time adaptation (one unlabelled batch per task).
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+import datasets
 import lightning as L
 import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 
 from src.errors import ConfigError
-from src.taskpool.text_tasks import TextTask, load_task
+from src.taskpool.loaders import UnpaddedDistributedSampler, collate_rows
+from src.taskpool.tasks import Task, TaskInfo, finalize_splits
+
+if TYPE_CHECKING:
+    from src.methods.base import MergedModelModule
+
+datasets.disable_progress_bars()  # per-split bars would drown the training progress bar
 
 
-def collate_labelled(rows: list[dict]) -> dict:
-    return {
-        "text": [r["text"] for r in rows],
-        "label": torch.tensor([r["label"] for r in rows]),
-        "index": torch.tensor([r["index"] for r in rows]),
-    }
-
-
-def collate_unlabelled(rows: list[dict]) -> dict:
-    return {"text": [r["text"] for r in rows], "index": torch.tensor([r["index"] for r in rows])}
-
-
-class UnpaddedDistributedSampler(Sampler[int]):
-    """Rank r takes examples r, r + world, r + 2·world, ...: disjoint, complete, no padding."""
-
-    def __init__(self, size: int, world_size: int, rank: int) -> None:
-        self.indices = list(range(rank, size, world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-class TextTaskPool(L.LightningDataModule):
-    """Per-task text datasets for expert fine-tuning, test-time adaptation and evaluation.
+class TaskPool(L.LightningDataModule):
+    """Per-task datasets for expert fine-tuning, test-time adaptation and evaluation.
 
     Args:
         tasks: the tasks, in the order reports and coefficients use.
@@ -60,8 +47,8 @@ class TextTaskPool(L.LightningDataModule):
 
     def __init__(
         self,
-        tasks: list[TextTask],
-        benchmark: str = "text",
+        tasks: Sequence[Task],
+        benchmark: str = "benchmark",
         batch_size: int = 32,
         adapt_batch_size: int = 16,
         val_size: int = 200,
@@ -73,23 +60,33 @@ class TextTaskPool(L.LightningDataModule):
             raise ConfigError("The TaskPool needs at least one task.")
         if len(set(names)) != len(names):
             raise ConfigError(f"Task names must be unique, got {names}.")
-        self.tasks = tasks
+        self.tasks = list(tasks)
         self.benchmark = benchmark
         self.batch_size = batch_size
         self.adapt_batch_size = adapt_batch_size
         self.val_size = val_size
         self.num_workers = num_workers
         self.shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # same shuffles on every rank
-        self._splits: dict = {}
-        self.class_descriptions: dict[str, list[str]] = {}
+        self._splits: dict[str, dict[str, datasets.Dataset]] = {}
+        self._infos: dict[str, TaskInfo] = {}
 
+    # ---- what a family implements -----------------------------------------------------------------
+    def load_task(self, task: Task) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+        """Uncapped {"train", "test"} splits with a `label` column, and the task's classes."""
+        raise NotImplementedError
+
+    def collate(self, rows: list[dict]) -> dict:
+        """A labelled batch from dataset rows; unlabelled batches are this without `label`."""
+        return collate_rows(rows)
+
+    # ---- tasks ------------------------------------------------------------------------------------
     @property
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
-    @property
-    def num_classes(self) -> dict[str, int]:
-        return {t: len(d) for t, d in self.class_descriptions.items()}
+    def task_info(self, task: str) -> TaskInfo:
+        self.setup()
+        return self._infos[self._known(task)]
 
     def prepare_data(self) -> None:
         """Loading is local and cheap; `setup` does it on every rank."""
@@ -98,19 +95,32 @@ class TextTaskPool(L.LightningDataModule):
         if self._splits:
             return
         for task in self.tasks:
-            splits, descriptions = load_task(task)
+            raw, info = self.load_task(task)
+            splits = finalize_splits(task, raw, info)
             held_out = min(self.val_size, len(splits["train"]) // 5)
             self._splits[task.name] = {
                 "train": splits["train"].select(range(held_out, len(splits["train"]))),
                 "val": splits["train"].select(range(held_out)),
                 "test": splits["test"],
             }
-            self.class_descriptions[task.name] = descriptions
+            self._infos[task.name] = info
 
-    def split(self, task: str, split: str):
-        if task not in self._splits:
+    def _known(self, task: str) -> str:
+        if task not in self.task_names:
             raise KeyError(f"Unknown task '{task}'. Tasks in this TaskPool: {', '.join(self.task_names)}.")
-        return self._splits[task][split]
+        return task
+
+    def split(self, task: str, split: str) -> datasets.Dataset:
+        self.setup()
+        return self._splits[self._known(task)][split]
+
+    # ---- loaders ----------------------------------------------------------------------------------
+    def _collate(self, labelled: bool):
+        return self.collate if labelled else self._collate_unlabelled
+
+    def _collate_unlabelled(self, rows: list[dict]) -> dict:
+        """Adaptation and feature batches: the label column never leaves the data module."""
+        return self.collate([{k: v for k, v in row.items() if k != "label"} for row in rows])
 
     def _loader(
         self, dataset, batch_size: int, shuffle: bool, labelled: bool, evaluation: bool = False, stream: int = 0
@@ -132,7 +142,7 @@ class TextTaskPool(L.LightningDataModule):
             batch_size=batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_labelled if labelled else collate_unlabelled,
+            collate_fn=self._collate(labelled),
             persistent_workers=self.num_workers > 0,
         )
         if evaluation:
@@ -158,12 +168,12 @@ class TextTaskPool(L.LightningDataModule):
             return UnpaddedDistributedSampler(len(dataset), trainer.world_size, trainer.global_rank)
         return DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle, seed=self.shuffle_seed)
 
-    def _finetune_task(self) -> str | None:
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        return getattr(module, "finetune_task", None)
+    def _expert_task(self) -> str | None:
+        module: MergedModelModule | None = self.trainer.lightning_module if self.trainer is not None else None
+        return None if module is None else module.expert_task
 
     def train_dataloader(self):
-        task = self._finetune_task()
+        task = self._expert_task()
         if task is not None:
             return self._loader(self.split(task, "train"), self.batch_size, shuffle=True, labelled=True)
         loaders = {
@@ -173,10 +183,16 @@ class TextTaskPool(L.LightningDataModule):
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def val_dataloader(self):
-        task = self._finetune_task()
+        task = self._expert_task()
         if task is not None:
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
         return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [
+            self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
+            for t in self.task_names
+        ]
 
     def feature_loaders(self, batch_size: int = 64) -> dict[str, DataLoader]:
         """Every test input of every task, unsharded, in index order and without labels.
@@ -184,7 +200,7 @@ class TextTaskPool(L.LightningDataModule):
         DAWE computes its frozen features from these once, before adapting, so each example's feature
         does not depend on which batch first met it (bit-identical resumes, same features on every rank).
         """
-        return {t: DataLoader(self.split(t, "test"), batch_size=batch_size, collate_fn=collate_unlabelled) for t in self.task_names}
+        return {t: DataLoader(self.split(t, "test"), batch_size=batch_size, collate_fn=self._collate(False)) for t in self.task_names}
 
     def evaluate(self, model: L.LightningModule, **trainer_kwargs) -> dict:
         """`trainer.test` of `model` on every task, outside the CLI.
@@ -196,8 +212,5 @@ class TextTaskPool(L.LightningDataModule):
         trainer.test(model, datamodule=self, verbose=False)
         return model.test_report
 
-    def test_dataloader(self) -> list[DataLoader]:
-        return [
-            self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
-            for t in self.task_names
-        ]
+
+__all__ = ["TaskPool", "Task", "TaskInfo"]

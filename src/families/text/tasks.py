@@ -1,25 +1,20 @@
-"""One text classification task: where its data comes from and how big it may get."""
+"""One text classification task: where its data comes from (a shipped corpus or a hub dataset)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 
-datasets.disable_progress_bars()  # per-split bars would drown the training progress bar
-
-from src.errors import UserFacingError
-from src.taskpool.corpora import SHIPPED_CORPORA, load_shipped_corpus
-
-
-class DatasetLoadError(UserFacingError, RuntimeError):
-    """A task's dataset cannot be loaded or is unusable."""
+from src.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
+from src.paths import hub_offline
+from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
 
 @dataclass
-class TextTask:
+class TextTask(Task):
     """A named task. Shipped corpora need only `name` (or `corpus`); hub datasets need `hub_path`."""
 
-    name: str  # task name: experts, heads and report rows are matched by it
     corpus: str | None = None  # shipped corpus (default: `name`); one of newsgroups, reuters_r8, rotten_tomatoes, election_tweets
     hub_path: str | None = None  # `datasets.load_dataset` path, or a `save_to_disk` folder (replaces `corpus`)
     hub_config: str | None = None  # its configuration name, if any
@@ -28,23 +23,10 @@ class TextTask:
     text_column: str = "text"  # hub column holding the input text
     label_column: str = "label"  # hub column holding the integer class
     class_descriptions: list[str] | None = None  # one phrase per class for the zero-shot head (default: corpus's own or class names)
-    max_train: int | None = 2000  # cap on training examples (seeded subsample), keeps expert fine-tuning short
-    max_test: int | None = 500  # cap on test examples (seeded subsample); keep it even for exact DDP evaluation
-    seed: int = field(default=0)  # seed of the subsamples, fixed so every run sees the same examples
-
-
-def _cap(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
-    """Seeded shuffle, then the first `n`: files are often sorted by class, so never take a plain prefix."""
-    ds = ds.shuffle(seed=seed)
-    return ds if n is None or len(ds) <= n else ds.select(range(n))
 
 
 def _read_splits(task: TextTask) -> dict[str, datasets.Dataset]:
     """A `save_to_disk` folder, or a hub dataset through `datasets.load_dataset`."""
-    from pathlib import Path
-
-    from src.modelpool.paths import hub_offline
-
     if Path(task.hub_path).is_dir():
         try:
             saved = datasets.load_from_disk(task.hub_path)
@@ -91,8 +73,8 @@ def _from_hub(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
     return renamed, names or []
 
 
-def load_task(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
-    """Train/test splits (columns text, label, index) and one description per class."""
+def load_text_task(task: TextTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+    """Uncapped train/test splits (columns text, label) and one description per class."""
     if task.hub_path is not None:
         splits, descriptions = _from_hub(task)
     else:
@@ -103,20 +85,5 @@ def load_task(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
                 "for a hub dataset set hub_path (and text_column, label_column)."
             )
         splits, descriptions = load_shipped_corpus(corpus)
-    descriptions = list(task.class_descriptions or descriptions)
-    out = datasets.DatasetDict()
-    for split, cap in (("train", task.max_train), ("test", task.max_test)):
-        ds = _cap(splits[split], cap, task.seed)
-        if len(ds) == 0:
-            raise DatasetLoadError(
-                f"Task '{task.name}': the {split} split is empty ({len(splits[split])} examples in the source, "
-                f"cap max_{split}={cap}). Point the task at data with examples, or raise the cap."
-            )
-        out[split] = ds.add_column("index", list(range(len(ds))))
-    num_labels = max(max(out["train"]["label"]), max(out["test"]["label"])) + 1
-    if len(descriptions) < num_labels:
-        raise DatasetLoadError(
-            f"Task '{task.name}': {len(descriptions)} class descriptions but labels go up to {num_labels - 1}; "
-            "give one description per class."
-        )
-    return out, descriptions
+    info = TaskInfo(task.name, tuple(task.class_descriptions or descriptions))
+    return {"train": splits["train"], "test": splits["test"]}, info

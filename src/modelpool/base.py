@@ -1,0 +1,137 @@
+"""The ModelPool: what the core asks of a model family.
+
+Methods type this base, so LightningCLI accepts any family's pool. A family implements:
+
+* `load_pretrained()` → θ0 as a module whose `forward(**prepare_inputs(batch))` returns what the heads
+  read, (B, D). Its parameters are the merge candidates; parts that must never merge (a CLIP text
+  tower, a frozen head) are not inside it.
+* `load_expert(task)` → the same module type with the expert's weights (full fine-tunes), used by
+  the default `expert_update`; a LoRA family overrides `expert_update` to return `LowRankDelta`s.
+* `prepare_inputs(batch, device)` → the module's keyword inputs (tokenise, process images, ...).
+* `build_head(task_info, model)` → a frozen module mapping (B, D) to (B, C) logits: zero-shot from a
+  text encoder or CLIP's text tower, an expert's own linear head, label-word scores.
+* `write_expert(task, model, head, out)` → save a fine-tuned expert where `load_expert` finds it.
+
+The base does the rest once: expert references by task name, compatibility checks, and task vectors
+restricted to the tensors some expert changed.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from src.errors import ConfigError, UserFacingError
+from src.merging.low_rank import LowRankDelta, TaskVector
+from src.merging.state_dict import StateDict, check_compatible
+from src.taskpool.tasks import TaskInfo
+
+
+class MissingExpertError(UserFacingError, KeyError):
+    """A TaskPool task has no expert in the ModelPool."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def parameter_state_dict(module: nn.Module) -> StateDict:
+    """The merge candidates of a module: its parameters (buffers such as position ids are not trained)."""
+    return {k: v.detach() for k, v in module.named_parameters()}
+
+
+class ModelPool:
+    """The pretrained model plus one expert per task, matched by task name (never by position).
+
+    Args:
+        pretrained: the primary model (a local folder, a hub id, or a family-specific reference).
+        experts_dir: folder with one sub-folder per task (what `fit` of an expert writes).
+        experts: explicit task → reference map; overrides `experts_dir` for the tasks it names.
+    """
+
+    def __init__(self, pretrained: str, experts_dir: str | None = None, experts: dict[str, str] | None = None) -> None:
+        self.pretrained = pretrained
+        self.experts_dir = experts_dir
+        self.experts = dict(experts or {})
+
+    # ---- what a family implements -----------------------------------------------------------------
+    def load_pretrained(self) -> nn.Module:
+        raise NotImplementedError
+
+    def load_expert(self, task: str) -> nn.Module:
+        raise NotImplementedError
+
+    def prepare_inputs(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def build_head(self, task: TaskInfo, model: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
+        raise NotImplementedError
+
+    def expert_head(self, task: TaskInfo, model: nn.Module) -> nn.Module:
+        """The head an expert fine-tunes against: by default the frozen head every method uses.
+
+        A family whose experts train their own head returns a trainable one here (and saves it in
+        `write_expert`).
+        """
+        return self.build_head(task, model)
+
+    # ---- references -------------------------------------------------------------------------------
+    def expert_reference(self, task: str) -> str:
+        if task in self.experts:
+            return self.experts[task]
+        if self.experts_dir is not None:
+            return str(Path(self.experts_dir) / task)
+        raise MissingExpertError(
+            f"Task '{task}' has no expert: set modelpool.experts_dir (one sub-folder per task) or "
+            f"add '{task}' to modelpool.experts."
+        )
+
+    def expert_output_dir(self, task: str) -> Path:
+        """Where `fit` of an expert saves it, so that this pool finds it afterwards."""
+        if self.experts_dir is None and task not in self.experts:
+            raise ConfigError("Set modelpool.experts_dir: it is where the fine-tuned expert is saved.")
+        return Path(self.expert_reference(task))
+
+    def save_expert(self, task: str, model: nn.Module, head: nn.Module, info: dict) -> Path:
+        """Write the expert (family format) and `expert_info.json` beside it."""
+        out = self.expert_output_dir(task)
+        out.mkdir(parents=True, exist_ok=True)
+        self.write_expert(task, model, head, out)
+        (out / "expert_info.json").write_text(json.dumps({"task": task, **info, "pretrained": self.pretrained}, indent=2) + "\n")
+        return out
+
+    # ---- task vectors -----------------------------------------------------------------------------
+    def load_checked_expert(self, task: str, reference: StateDict) -> nn.Module:
+        """The expert, after checking it has every merge candidate with the same shape."""
+        expert = self.load_expert(task)
+        check_compatible(reference, parameter_state_dict(expert), expert_name=f"{task} ({self.expert_reference(task)})")
+        return expert
+
+    def expert_update(self, task: str, reference: StateDict) -> TaskVector:
+        """τ_t over the candidates: θ_t − θ0, dense (full fine-tunes); LoRA families return factors."""
+        expert = parameter_state_dict(self.load_checked_expert(task, reference))
+        return {k: expert[k].float() - v.float() for k, v in reference.items()}
+
+    def task_vectors(self, tasks: Sequence[str], model: nn.Module) -> list[TaskVector]:
+        """τ_t for each task (in the TaskPool's order) over the tensors at least one expert changed.
+
+        Names are `model`'s parameter names. A tensor no expert changed (BERT's pooler under mean
+        pooling, every tensor LoRA left alone) is not a merged tensor: it has no layer-wise
+        coefficient and costs nothing. A task's vector may lack a tensor another task changed.
+        """
+        reference = parameter_state_dict(model)
+        updates = [self.expert_update(t, reference) for t in tasks]
+        unknown = sorted({n for u in updates for n in u} - set(reference))
+        if unknown:
+            raise ConfigError(f"Expert updates name tensors the pretrained model does not have: {unknown[:5]}")
+        changed = [n for n in reference if any(n in u and _nonzero(u[n]) for u in updates)]
+        return [{n: u[n] for n in changed if n in u} for u in updates]
+
+
+def _nonzero(update: torch.Tensor | LowRankDelta) -> bool:
+    return update.any() if isinstance(update, LowRankDelta) else bool(update.any())
