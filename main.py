@@ -2,8 +2,8 @@
 import os
 import sys
 
-import src.methods  # noqa: F401  (short class names in configs resolve)
-import src.taskpool  # noqa: F401
+import src.families.text  # noqa: F401  (short class names in configs and --help resolve)
+import src.methods  # noqa: F401
 from src.cli import cli_main
 from src.errors import UserFacingError
 

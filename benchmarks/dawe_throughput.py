@@ -1,7 +1,7 @@
 """Throughput and peak memory of exact per-sample DAWE merging, against the reference's way of doing it.
 
-Why: DAWE gives every input its own merged weights θ(x) = θ0 + Σ_t c_t(x) τ_t. The reference implementation
-(`reference/dawe_spec.md` §8) evaluates that by summing a full state dict in Python for each sample and
+Why: DAWE gives every input its own merged weights θ(x) = θ0 + Σ_t c_t(x) τ_t. The original DAWE code
+evaluates that by summing a full state dict in Python for each sample and
 running a batch-1 `functional_call`, which is very slow. This project's `TaskVectorMerger` claims to do the
 same computation exactly, batched. This script measures, side by side in one process and one run:
 
@@ -13,7 +13,7 @@ same computation exactly, batched. This script measures, side by side in one pro
                      each sample, θ0 + Σ_t c_t τ_t tensor by tensor (`state_dict_weighted_sum` then
                      `state_dict_add`), then `functional_call` on that sample alone;
     4. per-sample  : TaskVectorMerger with (B, T, L) coefficients (this project's exact path).
-  It checks that 3 and 4 give the same outputs and prints ratios against the targets of DESIGN.md §4:
+  It checks that 3 and 4 give the same outputs and prints ratios against the project's targets:
   per-sample ≥ 0.5× static throughput, ≥ 5× the reference loop, peak memory ≤ 2× static's.
 
   adaptation (seconds per step; one step = one batch of B inputs for each of the T tasks, forward with the
@@ -77,13 +77,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.func import functional_call  # noqa: E402
 
-from src.models.hypernetwork import Hypernetwork  # noqa: E402
-from src.models.merged_forward import TaskVectorMerger  # noqa: E402
 from benchmarks.peak_memory import PeakMemory, release_freed_memory  # noqa: E402
 from benchmarks.throughput_models import Inputs, Setup, build_setup  # noqa: E402
+from src.models.hypernetwork import Hypernetwork  # noqa: E402
+from src.models.merged_forward import TaskVectorMerger  # noqa: E402
 
 MIB = 2**20
-# ratio name → (label, "min" or "max", bound): the evaluation targets of DESIGN.md §4
+# ratio name → (label, "min" or "max", bound): the project's evaluation targets
 TARGET_SPECS = {
     "per_sample_vs_static_throughput": ("per-sample / static throughput", "min", 0.5),
     "per_sample_vs_reference_speedup": ("per-sample / reference-loop speed", "min", 5.0),

@@ -18,9 +18,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"'set_vital' is deprecated"):
     warnings.filterwarnings("ignore", message=_message)
 
-from src.methods.base import MergedModelModule
-from src.reports.artifacts import write_adaptation, write_coefficients
-from src.reports.writer import write_report, write_text_atomic
+from src.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
+from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
+from src.reports.writer import write_report, write_text_atomic  # noqa: E402  (after the warning filters)
 
 
 class MergeCLI(LightningCLI):

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from src.methods.adaptive import IncompatibleCheckpointError
-from tests.conftest import TEXT_POOL, ROOT, TASKS, pool_overrides, quiet_trainer, run_cli
+from tests.conftest import ROOT, TASKS, TEXT_POOL, pool_overrides, quiet_trainer, run_cli
 
 FIT_STEPS = ["--trainer.max_steps", "3", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1"]
 

@@ -14,7 +14,7 @@ from src.errors import MissingPackageError, UserFacingError
 from src.merging.state_dict import IncompatibleExpertError
 from src.methods.adaptive import AdaptationDiverged, IncompatibleCheckpointError
 from src.taskpool import DatasetLoadError
-from tests.conftest import TEXT_POOL, ROOT, TASKS, perturbed_copy, pool_overrides, quiet_trainer, run_cli, small_data_config
+from tests.conftest import ROOT, TASKS, TEXT_POOL, perturbed_copy, pool_overrides, quiet_trainer, run_cli, small_data_config
 
 
 def _test(config: str, data, pool, tmp_path, extra: list[str] = []):
@@ -112,9 +112,8 @@ def test_nan_from_the_start_says_no_checkpoint_exists(tiny_pool, tmp_path):
 
 
 def test_missing_optional_packages_say_what_to_install(monkeypatch):
+    from src.families.text import SentenceFeatures, corpora
     from src.paths import resolve_model_path
-    from src.families.text import SentenceFeatures
-    from src.families.text import corpora
 
     with pytest.raises(MissingPackageError, match="pip install no-such-model-pkg"):
         resolve_model_path("pkg:no_such_model_pkg")

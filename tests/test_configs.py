@@ -57,3 +57,31 @@ def run_cli_no_run(args: list[str]):
     from src.cli import cli_main
 
     return cli_main(args, run=False)
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_print_config_resolves_every_config(config, capsys):
+    import yaml
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli_no_run(["--config", str(_data_for(config)), "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = yaml.safe_load(config.read_text())["model"]["class_path"]
+    assert printed["model"]["class_path"] == expected
+    assert printed["model"]["init_args"]["modelpool"]["class_path"] == "src.families.text.TextModelPool"
+
+
+def test_help_works_for_a_config_and_lists_the_family_classes():
+    import subprocess
+    import sys
+
+    def run(*args: str) -> str:
+        out = subprocess.run([sys.executable, "main.py", "test", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    assert "--model CONFIG" in run("--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/dawe_task_wise.yaml"), "--help")
+    method_help = run("--model.help", "DAWE")
+    assert "--model.modelpool" in method_help and "src.families.text.TextModelPool" in method_help  # a known ModelPool
+    assert "--data.tasks" in run("--data.help", "TextTaskPool")  # the base's options reach the family's help

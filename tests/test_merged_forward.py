@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
 
-from src.models.merged_forward import TaskVectorMerger
 from src.families.text.encoder import SentenceEncoder
+from src.models.merged_forward import TaskVectorMerger
 
 T = 3
 
@@ -41,8 +41,8 @@ def _reference_per_sample(model, task_vectors, inputs, coefficients):
     for b in range(coefficients.shape[0]):
         clone = copy.deepcopy(model)
         state = clone.state_dict()
-        for l, name in enumerate(names):
-            state[name] = state[name] + sum(coefficients[b, t, l] * task_vectors[name][t] for t in range(T))
+        for layer, name in enumerate(names):
+            state[name] = state[name] + sum(coefficients[b, t, layer] * task_vectors[name][t] for t in range(T))
         clone.load_state_dict(state)
         outputs.append(clone(**{k: v[b : b + 1] for k, v in inputs.items()}))
     return torch.cat(outputs)
@@ -196,3 +196,45 @@ def test_tensors_no_expert_changed_stay_theta0_and_are_not_rebuilt():
         out = merger(inputs, coefficients)
         expected = _reference_per_sample(model, tvs, inputs, coefficients)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def _lora_text_model(rank: int = 2):
+    """Tiny BERT with low-rank updates on the query and value projections only (ranks differ by task)."""
+    from src.merging.low_rank import LowRankDelta
+    from src.merging.state_dict import stack_task_vectors
+
+    model, _, inputs = _tiny_text_model()
+    names = [n for n, _ in model.named_parameters() if n.endswith(("query.weight", "value.weight"))]
+    shapes = dict(model.named_parameters())
+    vectors = [
+        {n: LowRankDelta(0.3 * torch.randn(rank + t, shapes[n].shape[1]), 0.3 * torch.randn(shapes[n].shape[0], rank + t), scale=2.0) for n in names}
+        for t in range(T)
+    ]
+    dense_vectors = {n: torch.stack([v[n].dense() for v in vectors]) for n in names}
+    return model, stack_task_vectors(vectors), dense_vectors, inputs
+
+
+def test_low_rank_task_vectors_stay_factored_and_equal_the_dense_merge():
+    """W0 x + Σ_t c_t s B_t (A_t x), per sample, equals merging the dense B·A·s: values and coefficient gradients."""
+    model, factored, dense_vectors, inputs = _lora_text_model()
+    low_rank = TaskVectorMerger(model, factored)
+    assert low_rank._factored == set(dense_vectors) and low_rank.num_layers == len(dense_vectors)
+    assert not [n for n, _ in low_rank.named_buffers() if n.startswith("stack__")], "no dense copy of a low-rank update"
+    dense = TaskVectorMerger(copy.deepcopy(model), dense_vectors)
+    start = torch.rand(5, T, low_rank.num_layers)
+    for coefficients in (start, start[0]):  # per sample, and one merge shared by the batch
+        a, b = start.clone().requires_grad_(True), start.clone().requires_grad_(True)
+        ca, cb = (a, b) if coefficients.dim() == 3 else (a[0], b[0])
+        out_factored, out_dense = low_rank(inputs, ca), dense(inputs, cb)
+        torch.testing.assert_close(out_factored, out_dense, atol=1e-5, rtol=1e-5)
+        weights = torch.randn_like(out_dense)
+        (out_factored * weights).sum().backward()
+        (out_dense * weights).sum().backward()
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-4)
+        assert a.grad.abs().sum() > 0
+    with torch.no_grad():  # and against the independent reference: each sample's merged state dict, run alone
+        expected = _reference_per_sample(model, dense_vectors, inputs, start)
+        torch.testing.assert_close(low_rank(inputs, start), expected, atol=1e-5, rtol=1e-5)
+    batches = [{k: v[:2] for k, v in inputs.items()}, {k: v[2:] for k, v in inputs.items()}]
+    for x, y in zip(low_rank.forward_each(batches, start[:2]), dense.forward_each(batches, start[:2])):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)

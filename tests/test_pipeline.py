@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, run_cli
 
 STATIC = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
+report_class = {"pretrained": "Pretrained", "individual": "Individual", "simple_average": "SimpleAverage", "task_arithmetic": "TaskArithmetic", "ties": "TiesMerging"}
 
 
 @pytest.mark.parametrize("method", STATIC)
@@ -25,6 +27,10 @@ def test_static_method_writes_report(method, tiny_pool, data_config, tmp_path):
     assert cli.trainer.callback_metrics["test/avg/acc"].item() == pytest.approx(report["average"]["accuracy"])
     table = (tmp_path / "results/tiny/README.md").read_text()
     assert f"| {method} |" in table
+    # the resolved config lives beside the report it produced, never in the working directory
+    saved = yaml.safe_load((tmp_path / "results/tiny" / method / "test_config.yaml").read_text())
+    assert saved["model"]["class_path"].endswith(report_class[method]) and saved["data"]["init_args"]["benchmark"] == "tiny"
+    assert not (ROOT / "config.yaml").exists() and not list((tmp_path / "runs").rglob("config.yaml"))
 
 
 def test_expert_fit_saves_loadable_expert(tiny_pool, data_config, tmp_path):
@@ -42,14 +48,14 @@ def test_expert_fit_saves_loadable_expert(tiny_pool, data_config, tmp_path):
     pretrained = AutoModel.from_pretrained(tiny_pool["pretrained"])
     changed = [n for n, p in saved.named_parameters() if not (p == dict(pretrained.named_parameters())[n]).all()]
     assert changed, "fine-tuning must change the backbone"
+    fit_config = yaml.safe_load((tmp_path / "results/tiny/expert_election_tweets/fit_config.yaml").read_text())
+    assert fit_config["model"]["init_args"]["task"] == "election_tweets"
 
 
 def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
-    import yaml
 
+    from src.families.text import TextModelPool, TextTask, TextTaskPool
     from src.methods import TaskArithmetic
-    from src.families.text import TextModelPool
-    from src.families.text import TextTask, TextTaskPool
 
     run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/text/task_arithmetic.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
     cli_report = json.loads((tmp_path / "results/tiny/task_arithmetic/report.json").read_text())

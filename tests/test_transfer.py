@@ -103,3 +103,15 @@ def test_standardisation_statistics_are_saved_and_a_mismatched_run_is_refused(ti
     export = ["--model.init_args.hypernetwork_init", str(tmp_path / "src/runs/trainable.pt")]
     with pytest.raises(UserFacingError, match="standardised features"):
         run_cli(["test", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "init", [*raw, *export])])
+
+
+def test_raw_feature_hypernetworks_are_refused_by_a_standardising_run(tiny_pool, data_config, tmp_path):
+    """A network adapted on raw features must not silently meet standardised ones (its codings would jump)."""
+    torch.manual_seed(0)
+    reference = tmp_path / "reference.pt"
+    torch.save(nn.Sequential(nn.Linear(384, 384), nn.ReLU(), nn.Linear(384, len(TASKS))), reference)
+    run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "raw", REFERENCE_NET), *FIT])
+    raw_export = tmp_path / "raw/runs/trainable.pt"
+    for path in (reference, raw_export):
+        with pytest.raises(UserFacingError, match="adapted on raw features .*standardize_features: false"):
+            run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "std", ["--model.init_args.hidden_layers", "1", "--model.init_args.hypernetwork_init", str(path)]), *FIT])

@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from src.errors import ConfigError
 from src.methods.adaptive import MergeMode, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 from src.models.features import FeatureExtractor

@@ -63,9 +63,8 @@ def low_rank_per_sample(x: torch.Tensor, factors: Factors, coef: torch.Tensor) -
 
 
 # Per-sample Linear weights are built for all output rows at once up to this size, in row blocks above it.
-# Blocks only bound the workspace: measured on 2 CPU cores (ViT-B/32, batch 16), splitting the MLP's
-# 151 MB of per-sample weights into 32 MiB blocks made the whole forward 30 % slower (skinny batched
-# products and a concatenation cost more than the cache reuse gains), so typical batches use one block.
+# Blocks only bound the workspace: small blocks measured slower on CPU (skinny batched products and a
+# concatenation cost more than the cache reuse gains; benchmarks/README.md), so typical batches use one block.
 _BLOCK_BYTES = 512 * 2**20
 
 
