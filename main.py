@@ -5,13 +5,15 @@ import sys
 import src.families.text  # noqa: F401  (short class names in configs and --help resolve)
 import src.methods  # noqa: F401
 from src.cli import cli_main
-from src.errors import UserFacingError
+from src.run_checks import check_config_files, user_facing_cause
 
 if __name__ == "__main__":
     try:
+        check_config_files(sys.argv[1:])
         cli_main()
-    except UserFacingError as err:  # a config/file problem: say what and how to fix, no traceback
-        if os.environ.get("MERGE_DEBUG"):
+    except Exception as err:  # a config/file problem (however jsonargparse or Lightning wrapped it): one line, no traceback
+        cause = user_facing_cause(err)
+        if cause is None or os.environ.get("MERGE_DEBUG"):
             raise
-        print(f"\nerror: {err}\n(set MERGE_DEBUG=1 for the full traceback)", file=sys.stderr)
+        print(f"\nerror: {cause}\n(set MERGE_DEBUG=1 for the full traceback)", file=sys.stderr)
         sys.exit(2)

@@ -20,7 +20,9 @@ for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec,
 
 from src.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
 from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
-from src.reports.writer import write_report, write_text_atomic  # noqa: E402  (after the warning filters)
+from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
+from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
+from src.run_checks import check_checkpoint_file, check_checkpoint_use, check_writable  # noqa: E402  (after the warning filters)
 
 
 class MergeCLI(LightningCLI):
@@ -29,8 +31,31 @@ class MergeCLI(LightningCLI):
         self.command = "python main.py " + shlex.join(sys.argv[1:] if given is None else [str(a) for a in given])
         super().__init__(*args, **kwargs)
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads the checkpoint's hyperparameters here, before any hook: check the file first."""
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_checkpoint_file(self.config[subcommand].get("ckpt_path"), subcommand)
+        super()._parse_ckpt_path()
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
+
+    def _results_folder(self) -> Path:
+        return Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
+
+    def _check_inputs(self) -> None:
+        """Before any work: the checkpoint is one this method can load, and the results can be written."""
+        config = self.config[self.subcommand]
+        check_checkpoint_use(config.get("ckpt_path"), self.model.loads_checkpoints, self.model.report_name)
+        if self.trainer.is_global_zero:
+            check_writable(self._results_folder())
+
+    def before_fit(self) -> None:
+        self._check_inputs()
+
+    def before_test(self) -> None:
+        self._check_inputs()
 
     def after_test(self) -> None:
         """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table."""
@@ -55,7 +80,7 @@ class MergeCLI(LightningCLI):
         """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export."""
         if not self.trainer.is_global_zero:
             return
-        out = Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
+        out = self._results_folder()
         out.mkdir(parents=True, exist_ok=True)
         if getattr(self.model, "history", None) is not None:
             write_adaptation(self.model, out, Path(self.trainer.default_root_dir))

@@ -24,3 +24,13 @@ def require(module: str, install: str, purpose: str):
         return importlib.import_module(module)
     except ImportError as err:
         raise MissingPackageError(f"{purpose} needs the Python package '{module}', which is not installed: pip install {install}") from err
+
+
+def check_number(option: str, value: float, minimum: float, inclusive: bool = True) -> None:
+    """A numeric option within its range (and finite), or a ConfigError naming the option."""
+    import math
+
+    ok = math.isfinite(value) and (value >= minimum if inclusive else value > minimum)
+    if not ok:
+        bound = f">= {minimum}" if inclusive else f"> {minimum}"
+        raise ConfigError(f"{option} must be {bound}, got {value}.")

@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from src.errors import ConfigError, UserFacingError
+from src.errors import ConfigError, UserFacingError, check_number
 from src.merging.state_dict import stack_task_vectors
 from src.methods.base import MergedModelModule
 from src.modelpool.base import ModelPool
@@ -35,6 +35,8 @@ def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
 class TestTimeAdaptation(MergedModelModule):
     """Base of the adaptive merges; subclasses give `coefficients(batch, task, per_sample)`."""
 
+    loads_checkpoints = True
+
     def __init__(
         self,
         modelpool: ModelPool,
@@ -50,9 +52,18 @@ class TestTimeAdaptation(MergedModelModule):
         super().__init__(modelpool, name=name)
         if mode not in ("task_wise", "layer_wise"):
             raise ConfigError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
+        check_number("model.init_args.lr", lr, 0.0, inclusive=False)
         self.mode = mode
         self.lr = lr
         self.history: list[dict[str, float]] = []
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and (self.trainer.max_steps == 0 or self.trainer.max_epochs == 0):
+            raise ConfigError(
+                "trainer.max_steps is 0: adaptation would save its untrained start. Give max_steps >= 1, or evaluate "
+                "the start directly with `test` (it is task arithmetic with init_lambda)."
+            )
+        super().setup(stage)
 
     def build(self, pretrained: nn.Module) -> None:
         stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, pretrained))
@@ -85,13 +96,32 @@ class TestTimeAdaptation(MergedModelModule):
         return self.merger(inputs, coefficients)
 
     def _record(self, task: str, coefficients: torch.Tensor) -> None:
-        """Accumulate test-time coefficients per input task for the summary and plots."""
+        """Accumulate test-time coefficients per input task for the summary and plots.
+
+        Sums are kept in float64: after the cross-rank sum the summary then matches a single process's
+        to rounding of the last digits, whatever order the ranks' sums were added in.
+        """
         per_sample = coefficients if coefficients.dim() == 3 else coefficients.unsqueeze(0)
         total, count = self._coefficient_sums.get(task, (0.0, 0))
-        self._coefficient_sums[task] = (total + per_sample.sum(0).cpu(), count + per_sample.shape[0])
+        self._coefficient_sums[task] = (total + per_sample.double().sum(0).cpu(), count + per_sample.shape[0])
 
     def on_test_epoch_start(self) -> None:
         self._coefficient_sums: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self._sum_over_ranks()
+
+    def _sum_over_ranks(self) -> None:
+        """Every rank saw a shard of each task: add the shards' sums so rank 0 summarises the whole test set."""
+        if self.trainer.world_size == 1:
+            return
+        shape = (len(self.task_names), self.merger.num_layers)
+        totals = torch.stack([self._coefficient_sums.get(t, (torch.zeros(shape, dtype=torch.float64), 0))[0] for t in self.task_names])
+        counts = torch.tensor([self._coefficient_sums.get(t, (None, 0))[1] for t in self.task_names], dtype=torch.float64)
+        totals = self.trainer.strategy.reduce(totals.to(self.device), reduce_op="sum").cpu()
+        counts = self.trainer.strategy.reduce(counts.to(self.device), reduce_op="sum").cpu()
+        self._coefficient_sums = {t: (totals[i], int(counts[i])) for i, t in enumerate(self.task_names) if counts[i] > 0}
 
     def coefficient_summary(self) -> dict | None:
         """Mean (T, L) coefficients per input task: task-level heatmap rows and, layer-wise, per-tensor curves."""

@@ -23,6 +23,7 @@ class MergedModelModule(L.LightningModule):
 
     method_name = "model"
     expert_task: str | None = None  # the task `fit` fine-tunes an expert on; None: fit adapts on every task
+    loads_checkpoints = False  # whether `--ckpt_path` means anything (a trainable part to restore)
 
     def __init__(self, modelpool: ModelPool, name: str | None = None) -> None:
         """
@@ -52,7 +53,7 @@ class MergedModelModule(L.LightningModule):
         taskpool.setup(stage)
         self.task_names = list(taskpool.task_names)
         infos = {t: taskpool.task_info(t) for t in self.task_names}
-        pretrained = self.modelpool.load_pretrained()
+        pretrained = self.modelpool.pretrained_model()
         self.heads = self.build_heads(pretrained, infos)
         self.test_accuracy = nn.ModuleDict(
             {t: MulticlassAccuracy(num_classes=infos[t].num_classes, average="micro") for t in self.heads}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from src.errors import check_number
 from src.methods.adaptive import MergeMode, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 from src.models.features import FeatureExtractor
@@ -47,6 +48,7 @@ class DAWE(TestTimeAdaptation):
                 input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
         """
         super().__init__(modelpool, mode=mode, lr=lr, name=name or f"dawe_{mode}")
+        check_number("model.init_args.hidden_layers", hidden_layers, 0)
         self.feature_extractor = feature_extractor.requires_grad_(False)
         self.hidden_layers = hidden_layers
         self.init_lambda = init_lambda

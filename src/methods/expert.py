@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.errors import ConfigError
+from src.errors import ConfigError, check_number
 from src.methods.base import MergedModelModule
 from src.modelpool.base import ModelPool
 from src.taskpool.tasks import TaskInfo
@@ -18,6 +18,8 @@ class ExpertFineTuning(MergedModelModule):
     and the head if the family's `expert_head` is trainable (its own linear head). A frozen zero-shot
     head is the one every method uses, so the saved expert meets exactly the head it was trained with.
     """
+
+    loads_checkpoints = True
 
     method_name = "expert"
 
@@ -38,6 +40,9 @@ class ExpertFineTuning(MergedModelModule):
             warmup_steps: linear warm-up steps of the learning rate.
         """
         super().__init__(modelpool, name=name or f"expert_{task}")
+        check_number("model.init_args.lr", lr, 0.0, inclusive=False)
+        check_number("model.init_args.weight_decay", weight_decay, 0.0)
+        check_number("model.init_args.warmup_steps", warmup_steps, 0)
         self.expert_task = task
         self.lr = lr
         self.weight_decay = weight_decay

@@ -25,9 +25,17 @@ import torch
 from torch import nn
 
 from src.errors import ConfigError, UserFacingError
-from src.merging.low_rank import LowRankDelta, TaskVector
+from src.merging.low_rank import LowRankDelta, TaskVector, dense
 from src.merging.state_dict import StateDict, check_compatible
 from src.taskpool.tasks import TaskInfo
+
+
+class ModelLoadError(UserFacingError, OSError):
+    """A model file that exists but cannot be read (truncated, corrupted, wrong format)."""
+
+
+class InvalidWeightsError(UserFacingError, ValueError):
+    """Weights that cannot be merged: NaN/inf entries, or an expert identical to the pretrained model."""
 
 
 class MissingExpertError(UserFacingError, KeyError):
@@ -105,11 +113,20 @@ class ModelPool:
         (out / "expert_info.json").write_text(json.dumps({"task": task, **info, "pretrained": self.pretrained}, indent=2) + "\n")
         return out
 
-    # ---- task vectors -----------------------------------------------------------------------------
+    # ---- checked loading --------------------------------------------------------------------------
+    def pretrained_model(self) -> nn.Module:
+        """`load_pretrained()`, with unreadable files and NaN/inf weights reported as such."""
+        model = _readable(self.load_pretrained, f"the pretrained model '{self.pretrained}'")
+        _check_finite(parameter_state_dict(model), f"the pretrained model '{self.pretrained}'")
+        return model
+
     def load_checked_expert(self, task: str, reference: StateDict) -> nn.Module:
-        """The expert, after checking it has every merge candidate with the same shape."""
-        expert = self.load_expert(task)
-        check_compatible(reference, parameter_state_dict(expert), expert_name=f"{task} ({self.expert_reference(task)})")
+        """The expert, after checking it is readable, finite, and has every merge candidate with the same shape."""
+        where = f"the expert of task '{task}' ({self.expert_reference(task)})"
+        expert = _readable(lambda: self.load_expert(task), where)
+        weights = parameter_state_dict(expert)
+        check_compatible(reference, weights, expert_name=f"{task} ({self.expert_reference(task)})")
+        _check_finite({k: weights[k] for k in reference}, where)
         return expert
 
     def expert_update(self, task: str, reference: StateDict) -> TaskVector:
@@ -125,12 +142,45 @@ class ModelPool:
         coefficient and costs nothing. A task's vector may lack a tensor another task changed.
         """
         reference = parameter_state_dict(model)
-        updates = [self.expert_update(t, reference) for t in tasks]
+        updates = []
+        for task in tasks:
+            where = f"the expert of task '{task}' ({self.expert_reference(task)})"
+            update = _readable(lambda: self.expert_update(task, reference), where)
+            _check_finite({n: dense(u) for n, u in update.items()}, where)
+            if not any(_nonzero(u) for u in update.values()):
+                raise InvalidWeightsError(
+                    f"{where[0].upper()}{where[1:]} is identical to the pretrained model (its task vector is zero): it was not "
+                    "fine-tuned, or its path points at the pretrained model. Fine-tune it, or fix modelpool.experts/experts_dir."
+                )
+            updates.append(update)
         unknown = sorted({n for u in updates for n in u} - set(reference))
         if unknown:
             raise ConfigError(f"Expert updates name tensors the pretrained model does not have: {unknown[:5]}")
         changed = [n for n in reference if any(n in u and _nonzero(u[n]) for u in updates)]
         return [{n: u[n] for n in changed if n in u} for u in updates]
+
+
+def _readable(load, where: str):
+    """Run a loader; a library error while reading weights becomes one line naming what was being read."""
+    try:
+        return load()
+    except UserFacingError:
+        raise
+    except Exception as err:  # safetensors, torch and transformers raise many types for one cause: an unreadable file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ModelLoadError(
+            f"Cannot read {where}: {type(err).__name__}: {first[:300]}. The file may be truncated or corrupted: "
+            "copy or fine-tune it again."
+        ) from err
+
+
+def _check_finite(weights: dict[str, torch.Tensor], where: str) -> None:
+    bad = [name for name, tensor in weights.items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise InvalidWeightsError(
+            f"{where[0].upper()}{where[1:]} has NaN/inf values in {len(bad)} tensor(s), first '{bad[0]}'. "
+            "Such weights give meaningless merges: fine-tune it again (lower the learning rate if training diverged)."
+        )
 
 
 def _nonzero(update: torch.Tensor | LowRankDelta) -> bool:

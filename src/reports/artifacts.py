@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import torch
 
+from src.reports.atomic import atomic_path, write_text_atomic
 from src.reports.plots import plot_adaptation, plot_coefficient_heatmap, plot_layer_coefficients
 
 
@@ -16,14 +18,16 @@ def write_adaptation(model, results: Path, run_dir: Path) -> None:
     history = model.history
     if history:
         columns = ["step", *model.task_names, "average"]
-        with open(results / "adaptation.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows({k: row[k] for k in columns} for row in history)
+        rows = io.StringIO()
+        writer = csv.DictWriter(rows, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in columns} for row in history)
+        write_text_atomic(results / "adaptation.csv", rows.getvalue())
         plot_adaptation(history, model.task_names, results / "adaptation.png", f"{model.report_name}: accuracy during adaptation")
     run_dir.mkdir(parents=True, exist_ok=True)
     trainable = {n: t.cpu() for n, t in model.saved_state().items()}
-    torch.save({"state_dict": trainable, "metadata": model.checkpoint_metadata()}, run_dir / "trainable.pt")
+    with atomic_path(run_dir / "trainable.pt") as tmp:
+        torch.save({"state_dict": trainable, "metadata": model.checkpoint_metadata()}, tmp)
 
 
 def write_coefficients(model, results: Path) -> None:
@@ -32,7 +36,7 @@ def write_coefficients(model, results: Path) -> None:
     summary = summary_fn() if summary_fn is not None else None
     if summary is None:
         return
-    (results / "coefficients.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(results / "coefficients.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
     tasks = summary["tasks"]
     plot_coefficient_heatmap(summary["by_input_task"], tasks, results / "coefficients_heatmap.png", f"{model.report_name}: mean coefficients")
     if summary.get("per_tensor") is not None:

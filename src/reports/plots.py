@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from src.reports.atomic import atomic_path  # noqa: E402
+
 
 def plot_adaptation(history: list[dict[str, float]], tasks: list[str], path: Path, title: str) -> Path:
     """Monitored test accuracy per task (and their average) against the adaptation step."""
@@ -20,7 +22,8 @@ def plot_adaptation(history: list[dict[str, float]], tasks: list[str], path: Pat
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -37,7 +40,8 @@ def plot_coefficient_heatmap(matrix: list[list[float]], tasks: list[str], path: 
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < max(map(max, matrix)) * 0.6 else "black", fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -51,6 +55,7 @@ def plot_layer_coefficients(per_tensor: list[list[float]], tasks: list[str], pat
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path

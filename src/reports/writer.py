@@ -1,70 +1,87 @@
 """Write a method's TaskPool report and refresh its benchmark's comparison table.
 
 The report keeps FusionBench's contract (`{task: {accuracy, loss}, ..., average: {...}}`) and adds
-what makes a number reproducible: the method, the exact command, the seed.
+what makes a number reproducible: the method, the exact command, the seed. Every file is written
+atomically; a report with a non-finite number is refused before anything is written, and a corrupt
+report of another method is named and left out of the table, never fatal.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import sys
 from pathlib import Path
+
+from src.errors import UserFacingError
+from src.reports.atomic import write_json_atomic, write_text_atomic
 
 INDIVIDUAL = "individual"
 # Rows of the comparison table, in the order a reader expects; others follow alphabetically.
 METHOD_ORDER = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename, so a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+class InvalidReportError(UserFacingError, ValueError):
+    """A report that must not be written (non-finite metrics)."""
 
 
 def _tasks(report: dict) -> list[str]:
     return [k for k, v in report.items() if isinstance(v, dict) and "accuracy" in v and k != "average"]
 
 
-def _normalized(report: dict, benchmark_dir: Path, method: str) -> float | None:
-    if method == INDIVIDUAL:
-        return 1.0
-    individual = benchmark_dir / INDIVIDUAL / "report.json"
-    if not individual.exists():
-        return None
-    reference = json.loads(individual.read_text())["average"]["accuracy"]
-    return report["average"]["accuracy"] / reference if reference > 0 else None
+def read_reports(benchmark_dir: Path) -> dict[str, dict]:
+    """Every method's report.json under the benchmark; unreadable ones are named on stderr and skipped."""
+    reports = {}
+    for path in sorted(benchmark_dir.glob("*/report.json")):
+        try:
+            report = json.loads(path.read_text())
+            report["average"]["accuracy"] + 0.0
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"warning: skipping unreadable report {path} ({type(err).__name__}: {err}); rerun that method to restore it", file=sys.stderr)
+            continue
+        reports[path.parent.name] = report
+    return reports
+
+
+def _check_finite(report: dict, method: str) -> None:
+    bad = [f"{task}/{key}" for task, values in report.items() for key, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise InvalidReportError(
+            f"{method}: non-finite metrics ({', '.join(bad[:4])}); nothing was written and earlier results are kept. "
+            "Check the experts and the merge (a NaN/inf weight, an overflow)."
+        )
 
 
 def write_report(report: dict, results_dir: str | Path, benchmark: str, method: str, command: str, seed: int | None) -> Path:
     """Write results/<benchmark>/<method>/report.{json,csv,md}; return the method folder."""
+    _check_finite(report, method)
     benchmark_dir = Path(results_dir) / benchmark
     out = benchmark_dir / method
     out.mkdir(parents=True, exist_ok=True)
-    full = {
-        "method": method,
-        **report,
-        "normalized_accuracy": _normalized(report, benchmark_dir, method),
-        "command": command,
-        "seed": seed,
-    }
-    (out / "report.json").write_text(json.dumps(full, indent=2) + "\n")
+    individual = read_reports(benchmark_dir).get(INDIVIDUAL)
+    reference = individual["average"]["accuracy"] if individual else None
+    normalized = 1.0 if method == INDIVIDUAL else (report["average"]["accuracy"] / reference if reference else None)
+    full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed}
     tasks = _tasks(report)
-    with open(out / "report.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["task", "accuracy", "loss"])
-        for task in [*tasks, "average"]:
-            writer.writerow([task, f"{report[task]['accuracy']:.6f}", f"{report[task]['loss']:.6f}"])
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["task", "accuracy", "loss"])
+    for task in [*tasks, "average"]:
+        writer.writerow([task, f"{report[task]['accuracy']:.6f}", f"{report[task]['loss']:.6f}"])
     lines = [f"# {method} on {benchmark}", "", "| task | accuracy (%) | loss |", "|---|---|---|"]
     lines += [f"| {t} | {100 * report[t]['accuracy']:.2f} | {report[t]['loss']:.4f} |" for t in [*tasks, "average"]]
     lines += ["", f"Command: `{command}`", f"Seed: {seed}", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    write_text_atomic(out / "report.csv", rows.getvalue())
+    write_text_atomic(out / "report.md", "\n".join(lines))
+    write_json_atomic(out / "report.json", full)  # last: the table and later runs read it
     write_comparison(benchmark_dir)
     return out
 
 
 def write_comparison(benchmark_dir: Path) -> Path:
-    """results/<benchmark>/README.md: one row per method found in the folder."""
-    reports = {p.parent.name: json.loads(p.read_text()) for p in sorted(benchmark_dir.glob("*/report.json"))}
+    """results/<benchmark>/README.md: one row per method with a readable report."""
+    reports = read_reports(benchmark_dir)
     individual_avg = reports.get(INDIVIDUAL, {}).get("average", {}).get("accuracy")
     methods = sorted(reports, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
     tasks = _tasks(next(iter(reports.values()))) if reports else []
@@ -85,9 +102,5 @@ def write_comparison(benchmark_dir: Path) -> Path:
         norm = f"{avg / individual_avg:.3f}" if individual_avg else "–"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {100 * avg:.2f} | {norm} |")
     path = benchmark_dir / "README.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
-
-
-def format_table(benchmark_dir: Path) -> str:
-    return (benchmark_dir / "README.md").read_text()

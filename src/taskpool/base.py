@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 
-from src.errors import ConfigError
+from src.errors import ConfigError, check_number
 from src.taskpool.loaders import UnpaddedDistributedSampler, collate_rows
 from src.taskpool.tasks import Task, TaskInfo, finalize_splits
 
@@ -60,6 +60,10 @@ class TaskPool(L.LightningDataModule):
             raise ConfigError("The TaskPool needs at least one task.")
         if len(set(names)) != len(names):
             raise ConfigError(f"Task names must be unique, got {names}.")
+        check_number("data.init_args.batch_size", batch_size, 1)
+        check_number("data.init_args.adapt_batch_size", adapt_batch_size, 1)
+        check_number("data.init_args.val_size", val_size, 0)
+        check_number("data.init_args.num_workers", num_workers, 0)
         self.tasks = list(tasks)
         self.benchmark = benchmark
         self.batch_size = batch_size

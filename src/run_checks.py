@@ -1,0 +1,86 @@
+"""Checks on what a run is given, made before any work, so a bad input costs seconds and never a result.
+
+Each raises a `UserFacingError` that names the file or option and the fix; `user_facing_cause` finds
+such an error however jsonargparse or Lightning wrapped it, so `main.py` prints it as one line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from src.errors import ConfigError, UserFacingError
+
+CONFIG_FLAGS = ("--config", "-c", "--trainer", "--model", "--data")
+
+
+class CheckpointReadError(UserFacingError, ValueError):
+    """A --ckpt_path that is missing, unreadable, or not a Lightning checkpoint."""
+
+
+def user_facing_cause(err: BaseException) -> UserFacingError | None:
+    """The first UserFacingError in the chain of causes and contexts of `err`, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserFacingError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Every YAML file given to --config (or --trainer/--model/--data) exists and parses; the error names it."""
+    for i, arg in enumerate(argv):
+        flag, _, inline = arg.partition("=")
+        if flag not in CONFIG_FLAGS:
+            continue
+        value = inline or (argv[i + 1] if i + 1 < len(argv) else "")
+        if not value.endswith((".yaml", ".yml")):
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"Config file '{value}' given to {flag} does not exist (working dir: {Path.cwd()}).")
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err)
+            raise ConfigError(f"Config file '{value}' is not valid YAML{where}: {problem}. Fix that line.") from err
+
+
+def check_checkpoint_use(path: str | None, loads_checkpoints: bool, method: str) -> None:
+    """A --ckpt_path is given only to a method with a trainable part to restore."""
+    if path is not None and not loads_checkpoints:
+        raise ConfigError(
+            f"--ckpt_path was given to '{method}', which has nothing trained to load (a static merge); drop --ckpt_path."
+        )
+
+
+def check_checkpoint_file(path: str | None, stage: str) -> None:
+    """A --ckpt_path names a checkpoint file that torch reads safely (Lightning's own names pass through)."""
+    if path is None or path in ("last", "best", "hpc", "registry"):
+        return
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointReadError(f"--ckpt_path '{path}' does not exist. `{stage}` needs a checkpoint written by `fit` (runs/.../checkpoints/).")
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean "not a checkpoint this run can read"
+        raise CheckpointReadError(f"--ckpt_path '{path}' is not a readable checkpoint ({type(err).__name__}). Point it at a .ckpt written by `fit`.") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointReadError(f"--ckpt_path '{path}' is not a Lightning checkpoint (no state_dict). Point it at a .ckpt written by `fit`.")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before evaluating if the report folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"Results folder '{folder}' cannot be written ({err.strerror or err}); choose another with --results_dir.") from err
