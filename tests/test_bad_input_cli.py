@@ -186,3 +186,9 @@ def test_fit_config_and_test_config_do_not_overwrite_each_other(tiny_pool, tmp_p
     test_config = yaml.safe_load((folder / "test_config.yaml").read_text())
     assert fit_config["trainer"]["max_steps"] == 2 and test_config["ckpt_path"] == str(ckpt) and fit_config.get("ckpt_path") is None
     assert torch.load(ckpt, weights_only=True)["merge_metadata"]["method"] == "adamerging"
+
+
+def test_merge_debug_keeps_the_traceback(tiny_pool, tmp_path):
+    args, _ = _cases(tmp_path, tiny_pool)["duplicate task names"]
+    proc = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "MERGE_DEBUG": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "must be unique" in proc.stderr
