@@ -14,7 +14,10 @@ EXPERTS_DIR := experts/text_minilm
 STATIC := individual pretrained simple_average task_arithmetic ties
 ADAPTIVE := adamerging_task_wise adamerging_layer_wise dawe_task_wise dawe_layer_wise
 
-.PHONY: setup main experts static adaptive test test-fast clean
+LORA_DATA := configs/text/benchmark_lora.yaml
+LORA_EXPERTS_DIR := experts/text_minilm_lora
+
+.PHONY: setup main experts static adaptive lora test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -45,6 +48,22 @@ adaptive: experts
 	  $(PY) main.py fit --config $(DATA) --config configs/text/$$m.yaml && \
 	  $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml --ckpt_path runs/text_minilm/$$m/checkpoints/last.ckpt || exit 1; \
 	done
+
+# LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
+$(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
+	ckpt=runs/experts_lora/$*/checkpoints/last.ckpt; \
+	$(PY) main.py fit --config $(LORA_DATA) --config configs/text/expert.yaml --model.init_args.task $* --model.init_args.lr 1e-3 \
+	  --trainer.default_root_dir runs/experts_lora/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+
+lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
+	@start=$$(date +%s); \
+	for m in $(STATIC); do $(PY) main.py test --config $(LORA_DATA) --config configs/text/$$m.yaml || exit 1; done; \
+	for m in $(ADAPTIVE); do \
+	  run=runs/text_minilm_lora/$$m; rm -rf $$run && \
+	  $(PY) main.py fit --config $(LORA_DATA) --config configs/text/$$m.yaml --trainer.default_root_dir $$run && \
+	  $(PY) main.py test --config $(LORA_DATA) --config configs/text/$$m.yaml --trainer.default_root_dir $$run --ckpt_path $$run/checkpoints/last.ckpt || exit 1; \
+	done; \
+	cat results/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
 
 main: setup
 	@start=$$(date +%s); \

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import ROOT
 
 DATA_CONFIGS = {"text": ROOT / "configs/text/benchmark.yaml"}
-METHOD_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name != "benchmark.yaml" and not {"trainer", "schedules"} & set(p.parts))
+METHOD_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if not p.name.startswith("benchmark") and not {"trainer", "schedules"} & set(p.parts))
 TRAINER_CONFIGS = sorted((ROOT / "configs/trainer").glob("*.yaml"))
 
 
@@ -85,3 +85,11 @@ def test_help_works_for_a_config_and_lists_the_family_classes():
     method_help = run("--model.help", "DAWE")
     assert "--model.modelpool" in method_help and "src.families.text.TextModelPool" in method_help  # a known ModelPool
     assert "--data.tasks" in run("--data.help", "TextTaskPool")  # the base's options reach the family's help
+
+
+def test_lora_benchmark_stacks_before_every_method():
+    for name in ("task_arithmetic", "dawe_layer_wise", "expert"):
+        cli = run_cli_no_run(["--config", str(ROOT / "configs/text/benchmark_lora.yaml"), "--config", str(ROOT / f"configs/text/{name}.yaml")])
+        pool = cli.model.modelpool
+        assert pool.experts_dir == "experts/text_minilm_lora" and pool.lora.rank == 16 and pool.lora.target_modules == ["query", "value"]
+        assert cli.datamodule.benchmark == "text_minilm_lora"

@@ -56,7 +56,7 @@ class ExpertFineTuning(MergedModelModule):
         return nn.ModuleDict({self.expert_task: self.modelpool.expert_head(infos[self.expert_task], pretrained)})
 
     def build(self, pretrained: nn.Module) -> None:
-        self.encoder = pretrained.train()
+        self.encoder = self.modelpool.prepare_for_finetuning(pretrained).train()
         self.val_accuracy = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
 
     def embed(self, inputs: dict[str, torch.Tensor], task: str, batch: dict) -> torch.Tensor:

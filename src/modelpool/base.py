@@ -26,7 +26,7 @@ from torch import nn
 
 from src.errors import ConfigError, UserFacingError
 from src.merging.low_rank import LowRankDelta, TaskVector, dense
-from src.merging.state_dict import StateDict, check_compatible
+from src.merging.state_dict import IncompatibleExpertError, StateDict, check_compatible
 from src.taskpool.tasks import TaskInfo
 
 
@@ -79,6 +79,10 @@ class ModelPool:
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         raise NotImplementedError
+
+    def prepare_for_finetuning(self, model: nn.Module) -> nn.Module:
+        """The model `fit` of an expert trains: by default all of it; a LoRA pool wraps it with adapters."""
+        return model
 
     def expert_head(self, task: TaskInfo, model: nn.Module) -> nn.Module:
         """The head an expert fine-tunes against: by default the frozen head every method uses.
@@ -156,6 +160,14 @@ class ModelPool:
         unknown = sorted({n for u in updates for n in u} - set(reference))
         if unknown:
             raise ConfigError(f"Expert updates name tensors the pretrained model does not have: {unknown[:5]}")
+        for task, update in zip(tasks, updates):
+            wrong = [n for n, u in update.items() if tuple(u.shape) != tuple(reference[n].shape)]
+            if wrong:
+                n = wrong[0]
+                raise IncompatibleExpertError(
+                    f"Expert '{task}' ({self.expert_reference(task)}): the update of '{n}' has shape {tuple(update[n].shape)}, "
+                    f"the pretrained model's tensor {tuple(reference[n].shape)}. It was made for another model."
+                )
         changed = [n for n in reference if any(n in u and _nonzero(u[n]) for u in updates)]
         return [{n: u[n] for n in changed if n in u} for u in updates]
 

@@ -6,17 +6,21 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 from src.families.text.encoder import SentenceEncoder
 from src.modelpool.base import MissingExpertError, ModelPool
+from src.modelpool.lora import adapter_updates, is_adapter, load_adapter, lora_settings, merged_adapter, wrap_for_training
 from src.models.heads import ZeroShotHead
 from src.paths import ModelNotFoundError, resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
 
 class TextModelPool(ModelPool):
-    """A `transformers` encoder with mean pooling; experts are full fine-tunes in `from_pretrained` folders.
+    """A `transformers` encoder with mean pooling; experts are full fine-tunes or LoRA adapters, one folder each.
+
+    An expert folder holding a peft adapter (`adapter_config.json`) is read as a LoRA expert: its task
+    vector stays factored (B·A·scale on the adapted tensors only); `Individual` evaluates it merged by peft.
 
     Args:
         pretrained: local dir, `pkg:<module>` for weights shipped in a package, or a hub id.
@@ -24,6 +28,8 @@ class TextModelPool(ModelPool):
         experts: explicit task → model reference map; overrides `experts_dir` for the tasks it names.
         max_length: tokens kept per text (longer texts are truncated).
         logit_scale: multiplier of the cosine similarities in the zero-shot heads (a softmax temperature).
+        lora: train experts as LoRA adapters (`fit` of an expert) with these `LoraSettings` keys: rank, alpha,
+            dropout, target_modules; None trains the whole encoder.
     """
 
     def __init__(
@@ -33,10 +39,12 @@ class TextModelPool(ModelPool):
         experts: dict[str, str] | None = None,
         max_length: int = 128,
         logit_scale: float = 20.0,
+        lora: dict | None = None,
     ) -> None:
         super().__init__(pretrained, experts_dir, experts)
         self.max_length = max_length
         self.logit_scale = logit_scale
+        self.lora = lora_settings(lora)
 
     # ---- loading ------------------------------------------------------------------------------
     @cached_property
@@ -46,19 +54,35 @@ class TextModelPool(ModelPool):
     def load_pretrained(self) -> SentenceEncoder:
         return SentenceEncoder.from_pretrained(self.pretrained_path)
 
-    def load_expert(self, task: str) -> SentenceEncoder:
+    def expert_path(self, task: str) -> str:
         reference = self.expert_reference(task)
         try:
-            path = resolve_model_path(reference)
+            return resolve_model_path(reference)
         except ModelNotFoundError as err:
             raise MissingExpertError(
                 f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
                 f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
             ) from err
+
+    def load_expert(self, task: str) -> SentenceEncoder:
+        path = self.expert_path(task)
+        if is_adapter(path):
+            return SentenceEncoder(merged_adapter(AutoModel.from_pretrained(self.pretrained_path), path))
         return SentenceEncoder.from_pretrained(path)
 
+    def expert_update(self, task: str, reference):
+        path = self.expert_path(task)
+        if not is_adapter(path):
+            return super().expert_update(task, reference)
+        return adapter_updates(load_adapter(AutoModel.from_pretrained(self.pretrained_path), path), prefix="backbone.")
+
+    def prepare_for_finetuning(self, model: nn.Module) -> nn.Module:
+        if self.lora is not None:
+            model.backbone = wrap_for_training(model.backbone, self.lora)
+        return model
+
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
-        model.backbone.save_pretrained(out)
+        model.backbone.save_pretrained(out)  # a peft model saves its adapter only
         self.tokenizer.save_pretrained(out)
 
     # ---- inputs and heads -----------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""LoRA experts through `peft`: training adapters, loading them, and reading their factors as task vectors.
+
+peft does the LoRA work (wrapping, saving, loading, merging for the individual row); this module only
+reads a loaded adapter's A, B and scaling into `LowRankDelta`s keyed by the host model's parameter
+names, so merges keep them factored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from src.errors import ConfigError, require
+from src.merging.low_rank import LowRankDelta
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass
+class LoraSettings:
+    """How `fit` of an expert trains a LoRA adapter instead of the whole model."""
+
+    rank: int = 16  # r: rank of each update B·A
+    alpha: float = 32.0  # the update is scaled by alpha / rank
+    dropout: float = 0.1  # dropout on the adapter's input while training
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])  # module names that get an adapter
+
+
+def lora_settings(given: dict | None) -> LoraSettings | None:
+    """LoraSettings from a config mapping (a plain dict keeps configs stackable), unknown keys refused."""
+    if given is None:
+        return None
+    known = set(LoraSettings.__dataclass_fields__)
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"Unknown LoRA setting(s) {unknown}; the settings are {sorted(known)}.")
+    return LoraSettings(**given)
+
+
+def is_adapter(folder: str | Path) -> bool:
+    """Whether an expert folder holds a peft adapter (rather than a full model)."""
+    return (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def wrap_for_training(model: nn.Module, settings: LoraSettings) -> nn.Module:
+    """`model` with fresh LoRA adapters; only the adapters require gradients."""
+    peft = require("peft", "peft", "LoRA experts")
+    config = peft.LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=list(settings.target_modules))
+    return peft.get_peft_model(model, config)
+
+
+def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
+    """`model` (modified in place) with the adapter saved in `folder`, frozen."""
+    peft = require("peft", "peft", "LoRA experts")
+    return peft.PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+
+
+def merged_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
+    """The host model with the adapter merged into its weights (peft's merge): a plain module again."""
+    return load_adapter(model, folder).merge_and_unload()
+
+
+def adapter_updates(peft_model: nn.Module, prefix: str = "") -> dict[str, LowRankDelta]:
+    """The loaded adapter's updates, keyed `prefix + <host module path>.weight`, as factored `LowRankDelta`s."""
+    from peft.tuners.lora import LoraLayer
+
+    host = peft_model.get_base_model()
+    paths = {id(m): name for name, m in host.named_modules()}
+    updates = {}
+    for module in host.modules():
+        if not isinstance(module, LoraLayer) or not module.active_adapters:
+            continue
+        name = module.active_adapters[0]
+        if name not in module.lora_A:
+            continue  # an adapter on an embedding or another layer type: not a Linear's A/B pair
+        A, B = module.lora_A[name].weight.detach(), module.lora_B[name].weight.detach()
+        updates[f"{prefix}{paths[id(module)]}.weight"] = LowRankDelta(A.float(), B.float(), float(module.scaling[name]))
+    return updates

@@ -1,0 +1,63 @@
+"""LoRA experts through peft in the text family: trained by `fit`, read as factored task vectors, merged by every method."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from src.families.text import TextModelPool
+from src.merging.low_rank import LowRankDelta
+from src.modelpool.lora import merged_adapter
+from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, run_cli, small_data_config
+
+LORA = ["--model.init_args.modelpool.init_args.lora", json.dumps({"rank": 4, "alpha": 8, "dropout": 0.0})]
+
+
+@pytest.fixture(scope="module")
+def lora_experts(tiny_pool, tmp_path_factory):
+    root = tmp_path_factory.mktemp("lora")
+    data = small_data_config(root / "data.yaml")
+    experts = root / "experts"
+    for task in TASKS:
+        run_cli(["fit", "--config", str(data), "--config", str(ROOT / "configs/text/expert.yaml"), *pool_overrides(tiny_pool), *LORA,
+                 "--model.init_args.modelpool.init_args.experts_dir", str(experts), "--model.init_args.task", task, "--model.init_args.lr", "1e-2",
+                 *quiet_trainer(root / task), "--trainer.max_steps", "3"])  # fmt: skip
+    return {"pretrained": tiny_pool["pretrained"], "experts_dir": str(experts), "data": data, "root": root}
+
+
+def test_fit_saves_an_adapter_whose_factors_are_the_merged_minus_base_delta(lora_experts):
+    folder = Path(lora_experts["experts_dir"]) / TASKS[0]
+    assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()
+    pool = TextModelPool(lora_experts["pretrained"], experts_dir=lora_experts["experts_dir"])
+    model = pool.load_pretrained()
+    vectors = pool.task_vectors(TASKS, model)
+    for task, vector in zip(TASKS, vectors):
+        assert vector and all(isinstance(u, LowRankDelta) for u in vector.values())
+        assert all(n.endswith(("query.weight", "value.weight")) for n in vector), "LoRA touches only the adapted tensors"
+        merged = dict(merged_adapter(AutoModel.from_pretrained(lora_experts["pretrained"]), Path(lora_experts["experts_dir"]) / task).named_parameters())
+        base = dict(AutoModel.from_pretrained(lora_experts["pretrained"]).named_parameters())
+        for name, update in vector.items():  # peft's merged weights minus the base = the factored update
+            host = name.removeprefix("backbone.")
+            torch.testing.assert_close(update.dense(), (merged[host] - base[host]).detach(), atol=1e-6, rtol=1e-5)
+        untouched = [n for n in base if not n.endswith(("query.weight", "value.weight"))]
+        assert all(torch.equal(merged[n], base[n]) for n in untouched)
+
+
+@pytest.mark.parametrize("method", ["individual", "task_arithmetic", "ties", "dawe_layer_wise"])
+def test_every_method_runs_on_lora_experts(method, lora_experts, tmp_path):
+    pool = {k: lora_experts[k] for k in ("pretrained", "experts_dir")}
+    common = ["--config", str(lora_experts["data"]), "--config", str(ROOT / f"configs/text/{method}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
+    extra = []
+    if method.startswith("dawe"):
+        run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"])
+        extra = ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")]
+    cli = run_cli(["test", *common, *extra])
+    report = json.loads((tmp_path / "results/tiny" / method / "report.json").read_text())
+    assert set(TASKS) <= set(report)
+    if method.startswith("dawe"):
+        merger = cli.model.merger
+        assert merger._factored == set(merger.names) and all(n.endswith(("query.weight", "value.weight")) for n in merger.names)
+        assert cli.model.num_coefficients == len(TASKS) * 4  # 2 layers × (query, value)
