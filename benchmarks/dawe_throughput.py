@@ -79,6 +79,8 @@ from torch.func import functional_call  # noqa: E402
 
 from benchmarks.peak_memory import PeakMemory, release_freed_memory  # noqa: E402
 from benchmarks.throughput_models import Inputs, Setup, build_setup  # noqa: E402
+from src.merging.low_rank import FactorStack, LowRankDelta  # noqa: E402
+from src.merging.state_dict import stack_task_vectors  # noqa: E402
 from src.models.hypernetwork import Hypernetwork  # noqa: E402
 from src.models.merged_forward import TaskVectorMerger  # noqa: E402
 
@@ -189,21 +191,39 @@ class Workload:
     """The primary model on the device, its random task vectors, and the two views the methods need."""
 
     model: nn.Module
-    stacked: dict[str, torch.Tensor]  # name → (T, *shape), what TaskVectorMerger takes
+    stacked: dict[str, torch.Tensor | FactorStack]  # name → (T, *shape) or LoRA factors, what TaskVectorMerger takes
     merger: TaskVectorMerger
     theta0: dict[str, torch.Tensor]  # the reference's pretrained state dict (parameters)
     per_task: list[dict[str, torch.Tensor]]  # the reference's T task-vector state dicts (views of `stacked`)
 
 
-def build_workload(model: nn.Module, tasks: int, device: torch.device) -> Workload:
+# attention query and value projections of BERT, T5 and CLIP: where the paper's LoRA experts sit
+LORA_TARGETS = ("attention.self.query.weight", "attention.self.value.weight", ".q.weight", ".v.weight", "q_proj.weight", "v_proj.weight")
+
+
+def build_workload(model: nn.Module, tasks: int, device: torch.device, lora_rank: int = 0) -> Workload:
+    """Dense task vectors on every tensor, or (lora_rank > 0) LoRA updates B·A·2 on the q/v projections only."""
     model = model.to(device).eval().requires_grad_(False)
     # T5's relative attention bias is indexed by (query, key) position, not per sample, so it cannot be
     # merged per sample; the reference's T5 experts (LoRA on q/v) never change it either.
     params = {n: p for n, p in model.named_parameters() if "relative_attention_bias" not in n}
-    stacked = {n: 0.01 * torch.randn(tasks, *p.shape, device=device) for n, p in params.items()}
+    if lora_rank:
+        params = {n: p for n, p in params.items() if n.endswith(LORA_TARGETS)}
+        deltas = [
+            {n: LowRankDelta(0.01 * torch.randn(lora_rank, p.shape[1]), 0.01 * torch.randn(p.shape[0], lora_rank), scale=2.0) for n, p in params.items()}
+            for _ in range(tasks)
+        ]
+        stacked = {n: FactorStack(f.A.to(device), f.B.to(device)) for n, f in stack_task_vectors(deltas).items()}
+        per_task = [{n: d[n].dense().to(device) for n in params} for d in deltas]  # the reference sums dense q/v deltas
+    else:
+        stacked = {n: 0.01 * torch.randn(tasks, *p.shape, device=device) for n, p in params.items()}
+        per_task = [{n: tv[t] for n, tv in stacked.items()} for t in range(tasks)]
     theta0 = {n: p.detach() for n, p in params.items()}
-    per_task = [{n: tv[t] for n, tv in stacked.items()} for t in range(tasks)]
     return Workload(model, stacked, TaskVectorMerger(model, stacked), theta0, per_task)
+
+
+def stack_bytes(stacked: dict) -> int:
+    return sum(parameter_bytes([s.A, s.B]) if isinstance(s, FactorStack) else parameter_bytes([s]) for s in stacked.values())
 
 
 def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, device: torch.device) -> dict:
@@ -235,7 +255,7 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
         "measurements": results,
         "max_abs_diff_reference_vs_per_sample": diff,
         "parameter_mib": parameter_bytes(theta0.values()) / MIB,
-        "task_vector_mib": parameter_bytes(work.stacked.values()) / MIB,
+        "task_vector_mib": stack_bytes(work.stacked) / MIB,
         "num_parameters": sum(p.numel() for p in theta0.values()),
         "num_merged_tensors": layers,
     }
@@ -472,6 +492,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=8, help="number of task vectors T")
     parser.add_argument("--mode", choices=["task", "layer"], default="task", help="codings (B, T) task-wise or (B, T, L) layer-wise")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--lora-rank", type=int, default=0, help="LoRA experts of this rank on the q/v projections (0: dense task vectors everywhere)")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per input (text models)")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches / adaptation steps per variant (plus 1 warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -497,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     setup = build_setup(args.model, args.seq_len, args.tiny)
-    work = build_workload(setup.model, args.tasks, device)
+    work = build_workload(setup.model, args.tasks, device, args.lora_rank)
 
     evaluation = run_evaluation(args, setup, work, device)
     release_freed_memory()

@@ -25,9 +25,9 @@ def _load_script():
     return sys.modules["dawe_throughput"]
 
 
-def _run(tmp_path: Path, model: str, mode: str) -> tuple[int, dict]:
+def _run(tmp_path: Path, model: str, mode: str, extra: tuple = ()) -> tuple[int, dict]:
     out = tmp_path / f"{model}_{mode}.json"
-    args = ["--model", model, "--mode", mode, "--tiny", "--batch-size", "2", "--tasks", "2", "--seq-len", "8", "--repeats", "1"]
+    args = ["--model", model, "--mode", mode, "--tiny", "--batch-size", "2", "--tasks", "2", "--seq-len", "8", "--repeats", "1", *extra]
     args += ["--threads", "1", "--json", str(out)]  # one thread: tiny ops only lose from a second one
     threads = torch.get_num_threads()
     try:
@@ -73,3 +73,11 @@ def test_benchmark_writes_every_figure_and_outputs_agree(tmp_path, model, mode):
 def test_benchmark_t5_outputs_agree(tmp_path):
     code, report = _run(tmp_path, "t5-base", "task")
     assert report["evaluation"]["outputs_agree"] is True and code == 0
+
+
+@pytest.mark.parametrize("model", ["minilm-l6", "t5-base"])
+def test_benchmark_lora_experts_stay_factored_and_agree(tmp_path, model):
+    code, report = _run(tmp_path, model, "layer", ("--lora-rank", "2"))
+    _check_figures(report)
+    assert report["config"]["lora_rank"] == 2 and report["evaluation"]["outputs_agree"] is True and code == 0
+    assert report["evaluation"]["num_merged_tensors"] == 2 * 2  # 2 layers × (query, value): LoRA touches q/v only
