@@ -1,0 +1,1 @@
+"""The vision family (CLIP image classification); for now its corruptions for the out-of-distribution experiment."""
