@@ -1,6 +1,7 @@
 """DAWE's parts: hypernetwork start and size, frozen feature extractors (ResNet via transformers, SentenceTransformer)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,11 +51,11 @@ def test_resnet_features_are_pooled_frozen_and_stay_in_eval(tiny_resnet_dir):
     assert extractor.dim == 16
     extractor.train()  # a parent's model.train() must not put BatchNorm into training mode
     assert not any(m.training for m in extractor.modules())
-    images = torch.rand(3, 3, 40, 40)
-    features = extractor.features({"pixel_values": images})
+    images = [np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8) for i in range(3)]  # raw images
+    features = extractor.features({"image": images})
     assert features.shape == (3, 16)
     assert all(not p.requires_grad for p in extractor.parameters())
-    torch.testing.assert_close(features[1:2], extractor.features({"pixel_values": images[1:2]}))
+    torch.testing.assert_close(features[1:2], extractor.features({"image": images[1:2]}))
 
 
 def test_sentence_features_match_sentence_transformers_directly():

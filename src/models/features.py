@@ -28,8 +28,8 @@ class FeatureExtractor(nn.Module):
 class ResNetFeatures(FeatureExtractor):
     """Global-average-pooled last-stage features of a `transformers` ResNet (512-d for ResNet-18).
 
-    Images arrive in [0, 1]; the model's own image processor resizes and normalises them
-    (`do_rescale=False`, as in the reference after its double-rescale fix).
+    Reads the batch's raw images (`image`: PIL images or uint8 arrays) through the ResNet's own image
+    processor, a view independent of the primary model's (CLIP's) preprocessing.
     """
 
     def __init__(self, model: str = "microsoft/resnet-18") -> None:
@@ -38,9 +38,9 @@ class ResNetFeatures(FeatureExtractor):
             model: a `transformers` ResNet: local folder or hub id (e.g. microsoft/resnet-18, microsoft/resnet-50).
         """
         super().__init__()
+        require("PIL", "pillow", "ResNetFeatures' image processor")
         from transformers import AutoImageProcessor, AutoModel
 
-        require("PIL", "pillow", "ResNetFeatures' image processor")
         path = resolve_model_path(model)
         self.name = model
         self.backbone = AutoModel.from_pretrained(path).eval().requires_grad_(False)
@@ -50,6 +50,5 @@ class ResNetFeatures(FeatureExtractor):
     @torch.no_grad()
     def features(self, batch: dict) -> torch.Tensor:
         device = next(self.backbone.parameters()).device
-        images = batch["pixel_values"].float().cpu()
-        processed = self.processor(images=list(images), do_rescale=False, return_tensors="pt")["pixel_values"]
+        processed = self.processor(images=list(batch["image"]), return_tensors="pt")["pixel_values"]
         return self.backbone(pixel_values=processed.to(device)).pooler_output.flatten(1)

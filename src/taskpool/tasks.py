@@ -32,11 +32,13 @@ class TaskInfo:
     """What a head needs to know of a task: one entry per class, in label order.
 
     `classes` holds what the family's head reads: a description a text encoder embeds, a class name a
-    CLIP template fills, or a label word a decoder scores.
+    CLIP template fills, or a label word a decoder scores. `templates` are prompts with one `{}` for
+    heads that embed class names (CLIP); empty for the others.
     """
 
     name: str
     classes: tuple[str, ...]
+    templates: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:

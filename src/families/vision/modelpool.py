@@ -1,0 +1,140 @@
+"""The CLIP family's ModelPool: the vision tower is what merges; heads come from the text tower, cached on disk."""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from src.errors import require
+from src.modelpool.base import MissingExpertError, ModelPool
+from src.models.heads import ZeroShotHead
+from src.paths import ModelNotFoundError, resolve_model_path
+from src.taskpool.tasks import TaskInfo
+
+
+class CLIPImageEncoder(nn.Module):
+    """CLIP's vision tower (the merge candidates) and its visual projection, held as a frozen buffer.
+
+    The projection maps into the space the text tower's class embeddings live in; experts fine-tune
+    the tower only, so the projection is θ0's and never merged.
+    """
+
+    def __init__(self, vision: nn.Module, projection: torch.Tensor) -> None:
+        super().__init__()
+        self.vision = vision
+        self.register_buffer("projection", projection.detach().clone())
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vision(pixel_values=pixel_values).pooler_output @ self.projection.T
+
+
+class CLIPModelPool(ModelPool):
+    """CLIP image classification: pretrained `CLIPModel`, experts as fine-tuned `CLIPVisionModel` folders.
+
+    Args:
+        pretrained: a CLIPModel: hub id (openai/clip-vit-base-patch32) or a local folder.
+        experts_dir: folder with one `CLIPVisionModel` sub-folder per task (what `fit` of an expert writes).
+        experts: explicit task → reference map (hub ids such as tanganke/clip-vit-base-patch32_eurosat, or folders).
+        head_cache_dir: where zero-shot heads are cached, keyed by model, task, classes and templates.
+    """
+
+    def __init__(
+        self,
+        pretrained: str = "openai/clip-vit-base-patch32",
+        experts_dir: str | None = None,
+        experts: dict[str, str] | None = None,
+        head_cache_dir: str = "runs/zero_shot_heads",
+    ) -> None:
+        super().__init__(pretrained, experts_dir, experts)
+        self.head_cache_dir = head_cache_dir
+
+    @cached_property
+    def pretrained_path(self) -> str:
+        return resolve_model_path(self.pretrained)
+
+    @cached_property
+    def clip(self) -> nn.Module:
+        from transformers import CLIPModel
+
+        return CLIPModel.from_pretrained(self.pretrained_path).eval().requires_grad_(False)
+
+    @cached_property
+    def processor(self):
+        require("PIL", "pillow", "the CLIP image processor")
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(self.pretrained_path)
+
+    def load_pretrained(self) -> CLIPImageEncoder:
+        from transformers import CLIPVisionModel
+
+        vision = CLIPVisionModel(self.clip.config.vision_config)
+        getattr(vision, "vision_model", vision).load_state_dict(self.clip.vision_model.state_dict())  # transformers 4 wraps the tower
+        return CLIPImageEncoder(vision, self.clip.visual_projection.weight)
+
+    def load_expert(self, task: str) -> CLIPImageEncoder:
+        from transformers import CLIPVisionModel
+
+        reference = self.expert_reference(task)
+        try:
+            path = resolve_model_path(reference)
+        except ModelNotFoundError as err:
+            raise MissingExpertError(
+                f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
+                f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
+            ) from err
+        return CLIPImageEncoder(CLIPVisionModel.from_pretrained(path), self.clip.visual_projection.weight)
+
+    def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
+        model.vision.save_pretrained(out)
+
+    def prepare_inputs(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+        """Raw images (`image`: PIL images or uint8 arrays) through the model's own image processor."""
+        pixels = self.processor(images=list(batch["image"]), return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels.to(device)}
+
+    # ---- zero-shot heads --------------------------------------------------------------------------
+    def build_head(self, task: TaskInfo, model: nn.Module) -> ZeroShotHead:
+        """Rows = normalised mean over templates of the normalised text embeddings; scale = exp(logit_scale)."""
+        cache = self._head_cache_file(task)
+        if cache.is_file():
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+            return ZeroShotHead(saved["weight"], float(saved["logit_scale"]))
+        weight = self.class_embeddings(task)
+        scale = float(self.clip.logit_scale.exp())
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".tmp-{cache.name}")
+        torch.save({"weight": weight, "logit_scale": scale}, tmp)
+        tmp.replace(cache)
+        return ZeroShotHead(weight, scale)
+
+    @torch.no_grad()
+    def class_embeddings(self, task: TaskInfo) -> torch.Tensor:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.pretrained_path)
+        templates = task.templates or ("a photo of a {}.",)
+        rows = []
+        for name in task.classes:
+            texts = [template.format(name) for template in templates]
+            tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            embeddings = _as_tensor(self.clip.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]))
+            mean = nn.functional.normalize(embeddings, dim=-1).mean(0)
+            rows.append(nn.functional.normalize(mean, dim=-1))
+        return torch.stack(rows)
+
+    def _head_cache_file(self, task: TaskInfo) -> Path:
+        key = json.dumps({"model": self.pretrained, "task": task.name, "classes": task.classes, "templates": task.templates})
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return Path(self.head_cache_dir) / f"{task.name}-{digest}.pt"
+
+
+def _as_tensor(output) -> torch.Tensor:
+    """`get_text_features` returns a tensor in older transformers, an output object in newer ones."""
+    if isinstance(output, torch.Tensor):
+        return output
+    return output.pooler_output if getattr(output, "pooler_output", None) is not None else output[0]

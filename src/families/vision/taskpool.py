@@ -1,0 +1,107 @@
+"""The vision family's TaskPool: image classification datasets (hub names or `save_to_disk` folders), optionally corrupted.
+
+Batches carry raw images under `image` (PIL images or uint8 arrays): the CLIP processor and DAWE's
+ResNet processor each prepare their own view of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from src.errors import ConfigError
+from src.families.vision.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from src.families.vision.templates import templates_for
+from src.paths import hub_offline
+from src.taskpool.base import TaskPool
+from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
+
+
+@dataclass
+class ImageTask(Task):
+    """An image classification task read with `datasets` (hub id such as tanganke/eurosat, or a save_to_disk folder)."""
+
+    hub_path: str | None = None  # `datasets.load_dataset` path or a `save_to_disk` folder (default: tanganke/<name>)
+    hub_config: str | None = None  # its configuration name, if any
+    train_split: str = "train"  # split used to fine-tune the expert
+    test_split: str = "test"  # split used for adaptation and evaluation
+    image_column: str = "image"  # column holding the image
+    label_column: str = "label"  # column holding the integer class
+    class_names: list[str] | None = None  # one name per class for the templates (default: the ClassLabel names)
+    templates: str | list[str] | None = None  # template set name (src/families/vision/templates.py) or a list; default: by task name
+
+
+def _read(task: ImageTask) -> dict[str, datasets.Dataset]:
+    source = task.hub_path or f"tanganke/{task.name}"
+    if Path(source).is_dir():
+        saved = datasets.load_from_disk(source)
+        missing = [s for s in (task.train_split, task.test_split) if s not in saved]
+        if missing:
+            raise DatasetLoadError(f"Task '{task.name}': splits {missing} not in '{source}' (has {list(saved)}).")
+        return {"train": saved[task.train_split], "test": saved[task.test_split]}
+    if hub_offline():
+        raise DatasetLoadError(
+            f"Task '{task.name}' reads hub dataset '{source}', but the hub is offline (HF_HUB_OFFLINE=1). "
+            "Save it with `save_to_disk` where the hub is reachable and pass that folder as hub_path."
+        )
+    try:
+        return {s: datasets.load_dataset(source, task.hub_config, split=getattr(task, f"{s}_split")) for s in ("train", "test")}
+    except Exception as err:  # datasets raises many types; all mean "cannot read this task"
+        raise DatasetLoadError(f"Task '{task.name}': cannot load hub dataset '{source}': {err}") from err
+
+
+def load_image_task(task: ImageTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+    splits = _read(task)
+    for split, ds in splits.items():
+        for column in (task.image_column, task.label_column):
+            if column not in ds.column_names:
+                raise DatasetLoadError(f"Task '{task.name}': column '{column}' not in the {split} split (columns: {ds.column_names}).")
+    renamed = {
+        s: ds.select_columns([task.image_column, task.label_column]).rename_columns({task.image_column: "image", task.label_column: "label"})
+        if task.image_column != "image" or task.label_column != "label"
+        else ds.select_columns(["image", "label"])
+        for s, ds in splits.items()
+    }
+    feature = renamed["train"].features["label"]
+    names = task.class_names or (list(feature.names) if isinstance(feature, datasets.ClassLabel) else None)
+    if names is None:
+        raise DatasetLoadError(f"Task '{task.name}': labels are not a ClassLabel; give class_names.")
+    readable = [n.replace("_", " ") for n in names]
+    return renamed, TaskInfo(task.name, tuple(readable), templates_for(task.templates, task.name))
+
+
+class ImageTaskPool(TaskPool):
+    """Image classification tasks; `corruption` replaces every test image by its corrupted version.
+
+    Args:
+        tasks: the tasks, in the order reports and coefficients use.
+        corruption: one of gaussian_noise, impulse_noise, motion_blur, pixelate, contrast, jpeg, spatter (None: clean).
+        severity: 1 (mild) to 5 (strong).
+    """
+
+    def __init__(self, tasks: list[ImageTask], corruption: str | None = None, severity: int = 3, **kwargs) -> None:
+        if corruption is not None and corruption not in CORRUPTIONS:
+            raise ConfigError(f"Unknown corruption '{corruption}'; known: {', '.join(CORRUPTIONS)}.")
+        if severity not in SEVERITIES:
+            raise ConfigError(f"severity must be one of {SEVERITIES}, got {severity}.")
+        super().__init__(tasks, **kwargs)
+        self.corruption = corruption
+        self.severity = severity
+
+    def load_task(self, task: ImageTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+        return load_image_task(task)
+
+    def setup(self, stage: str | None = None) -> None:
+        first = not self._splits
+        super().setup(stage)
+        if first and self.corruption is not None:
+            for task in self.task_names:
+                self._splits[task]["test"] = self._splits[task]["test"].with_transform(self._corrupt_rows)
+
+    def _corrupt_rows(self, rows: dict) -> dict:
+        """Each test image corrupted with a generator seeded by its index: the same damage in every run and process."""
+        images = [corrupt(np.asarray(image.convert("RGB")) if hasattr(image, "convert") else image, self.corruption, self.severity, seed=int(i))
+                  for image, i in zip(rows["image"], rows["index"])]  # fmt: skip
+        return {**rows, "image": images}
