@@ -94,3 +94,18 @@ def test_shuffled_labels_leave_adapted_coefficients_unchanged(method, tiny_pool,
     start = {"lambdas": 0.3, **{n: 0.0 for n in last_weight}}
     moved = any(bool((results[0][n] != v).any()) for n, v in start.items() if n in results[0])
     assert moved, "adaptation must actually change the coefficients for this test to mean anything"
+
+
+@pytest.mark.parametrize("method", ["adamerging_layer_wise", "dawe_task_wise"])
+def test_backward_per_task_gives_the_same_adaptation(method, tiny_pool, data_config, tmp_path):
+    """Per-task backward with accumulated gradients reaches the same trainable state as one backward over all tasks."""
+    states = []
+    for per_task in ("false", "true"):
+        cli = run_cli(["fit", "--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml"), *pool_overrides(tiny_pool),
+                       *quiet_trainer(tmp_path / per_task), *FIT_STEPS, "--model.init_args.backward_per_task", per_task])  # fmt: skip
+        assert cli.model.automatic_optimization == (per_task == "false") and cli.trainer.global_step == 3
+        states.append({n: p.detach().clone() for n, p in cli.model.named_parameters() if p.requires_grad})
+    start = 0.3
+    assert any(bool((v != start).any()) for n, v in states[0].items() if n == "lambdas" or n.endswith("net.0.bias")), "adaptation must move"
+    for name in states[0]:
+        torch.testing.assert_close(states[1][name], states[0][name], atol=1e-6, rtol=1e-5)

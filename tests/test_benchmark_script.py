@@ -11,7 +11,7 @@ import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dawe_throughput.py"
 EVAL_VARIANTS = ("static", "per_batch", "reference_loop", "per_sample")
-ADAPT_VARIANTS = ("ours_recomputed_features", "ours_cached_features", "reference")
+ADAPT_VARIANTS = ("ours_recomputed_features", "ours_cached_features", "reference", "ours_per_task_backward")
 FIGURES = ("seconds", "seconds_per_call", "per_second", "peak_extra_mib", "peak_extra_bytes")
 
 

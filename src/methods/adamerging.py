@@ -23,6 +23,7 @@ class AdaMerging(TestTimeAdaptation):
         init_lambda: float = 0.3,
         clamp: bool = False,
         lr: float = 1e-3,
+        backward_per_task: bool = False,
         name: str | None = None,
     ) -> None:
         """
@@ -30,7 +31,7 @@ class AdaMerging(TestTimeAdaptation):
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
         """
-        super().__init__(modelpool, mode=mode, lr=lr, name=name or f"adamerging_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, name=name or f"adamerging_{mode}")
         self.init_lambda = init_lambda
         self.clamp = clamp
 

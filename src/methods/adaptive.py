@@ -42,14 +42,20 @@ class TestTimeAdaptation(MergedModelModule):
         modelpool: ModelPool,
         mode: MergeMode = "task_wise",
         lr: float = 1e-3,
+        backward_per_task: bool = False,
         name: str | None = None,
     ) -> None:
         """
         Args:
             mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
             lr: Adam learning rate.
+            backward_per_task: backpropagate each task's batch on its own and accumulate the gradients (the same
+                gradients): one merged model alive at a time instead of one per task, for large models and many tasks;
+                the task-vector stack is then read once per task instead of once per step.
         """
         super().__init__(modelpool, name=name)
+        self.backward_per_task = backward_per_task
+        self.automatic_optimization = not backward_per_task
         if mode not in ("task_wise", "layer_wise"):
             raise ConfigError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
         check_number("model.init_args.lr", lr, 0.0, inclusive=False)
@@ -145,14 +151,35 @@ class TestTimeAdaptation(MergedModelModule):
 
     def training_step(self, batch: dict[str, dict], batch_idx: int) -> torch.Tensor:
         batch = {task: b for task, b in batch.items() if b is not None}  # a shorter loader may be exhausted
-        inputs = [self.modelpool.prepare_inputs(b, self.device) for b in batch.values()]
-        embeddings = self.merger.forward_each(inputs, self.step_coefficients(batch))
-        losses = {task: softmax_entropy(self.heads[task](e)).mean() for task, e in zip(batch, embeddings)}
+        if self.backward_per_task:
+            losses = self._backward_each_task(batch)
+        else:
+            inputs = [self.modelpool.prepare_inputs(b, self.device) for b in batch.values()]
+            embeddings = self.merger.forward_each(inputs, self.step_coefficients(batch))
+            losses = {task: self._entropy(task, e) for task, e in zip(batch, embeddings)}
         loss = torch.stack(list(losses.values())).sum()
         self._stop_if_diverged(loss)
         self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})
         self.log("train/entropy", loss, prog_bar=True)
         return loss
+
+    def _entropy(self, task: str, embedding: torch.Tensor) -> torch.Tensor:
+        return softmax_entropy(self.heads[task](embedding)).mean()
+
+    def _backward_each_task(self, batch: dict[str, dict]) -> dict[str, torch.Tensor]:
+        """One forward and backward per task batch, gradients accumulated, then one optimiser step."""
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        losses = {}
+        for task, b in batch.items():
+            inputs = self.modelpool.prepare_inputs(b, self.device)
+            (embedding,) = self.merger.forward_each([inputs], self.step_coefficients({task: b}))
+            loss = self._entropy(task, embedding)
+            self._stop_if_diverged(loss)
+            self.manual_backward(loss)
+            losses[task] = loss.detach()
+        optimizer.step()
+        return losses
 
     def _stop_if_diverged(self, loss: torch.Tensor | None = None) -> None:
         """Raise on a non-finite loss or coefficient, before it reaches the optimiser or a checkpoint.

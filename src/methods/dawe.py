@@ -30,6 +30,7 @@ class DAWE(TestTimeAdaptation):
         hidden_layers: int = 1,
         init_lambda: float = 0.3,
         lr: float = 1e-5,
+        backward_per_task: bool = False,
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
         standardize_features: bool = False,
@@ -47,7 +48,7 @@ class DAWE(TestTimeAdaptation):
             standardize_features: standardise each feature coordinate with the mean and std over every adaptation
                 input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
         """
-        super().__init__(modelpool, mode=mode, lr=lr, name=name or f"dawe_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, name=name or f"dawe_{mode}")
         check_number("model.init_args.hidden_layers", hidden_layers, 0)
         self.feature_extractor = feature_extractor.requires_grad_(False)
         self.hidden_layers = hidden_layers
