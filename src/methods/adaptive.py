@@ -17,6 +17,7 @@ from src.merging.state_dict import stack_task_vectors
 from src.methods.base import MergedModelModule
 from src.modelpool.base import ModelPool
 from src.models.compatibility import IncompatibleCheckpointError, check_metadata
+from src.models.heads import adaptation_logits
 from src.models.merged_forward import TaskVectorMerger
 
 MergeMode = Literal["task_wise", "layer_wise"]
@@ -164,7 +165,7 @@ class TestTimeAdaptation(MergedModelModule):
         return loss
 
     def _entropy(self, task: str, embedding: torch.Tensor) -> torch.Tensor:
-        return softmax_entropy(self.heads[task](embedding)).mean()
+        return softmax_entropy(adaptation_logits(self.heads[task], embedding)).mean()
 
     def _backward_each_task(self, batch: dict[str, dict]) -> dict[str, torch.Tensor]:
         """One forward and backward per task batch, gradients accumulated, then one optimiser step."""

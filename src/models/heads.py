@@ -24,3 +24,10 @@ class ZeroShotHead(nn.Module):
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.logit_scale * nn.functional.normalize(embeddings, dim=-1) @ self.weight.T
+
+
+def adaptation_logits(head: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """What test-time adaptation takes the entropy of: `head.adaptation_logits` where a family's head
+    defines it (a decoder's whole vocabulary, say), else the head's class logits."""
+    scorer = getattr(head, "adaptation_logits", None)
+    return head(features) if scorer is None else scorer(features)

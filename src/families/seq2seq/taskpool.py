@@ -1,0 +1,81 @@
+"""The text-to-text TaskPool: each example becomes a prompt (a template filled with its columns); classes are label words."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from src.errors import ConfigError
+from src.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
+from src.paths import hub_offline
+from src.taskpool.base import TaskPool
+from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
+
+
+@dataclass
+class PromptTask(Task):
+    """A classification task asked as a prompt; the answer is one of `label_words` (in label order)."""
+
+    label_words: list[str] = field(default_factory=list)  # the answer for each class, in label order
+    template: str = "{text}"  # the prompt: Python format string over the example's columns
+    corpus: str | None = None  # a shipped corpus (newsgroups, reuters_r8, rotten_tomatoes, election_tweets) instead of hub_path
+    hub_path: str | None = None  # `datasets.load_dataset` path (e.g. glue) or a `save_to_disk` folder
+    hub_config: str | None = None  # its configuration (e.g. cola)
+    train_split: str = "train"  # split used to fine-tune the expert
+    test_split: str = "validation"  # split used for adaptation and evaluation (GLUE: validation; MNLI: validation_matched)
+    label_column: str = "label"  # column holding the integer class
+
+
+def _read(task: PromptTask) -> dict[str, datasets.Dataset]:
+    if task.hub_path is None:
+        corpus = task.corpus or task.name
+        if corpus not in SHIPPED_CORPORA:
+            raise DatasetLoadError(f"Task '{task.name}': set hub_path, or corpus to one of {', '.join(SHIPPED_CORPORA)}.")
+        splits, _ = load_shipped_corpus(corpus)
+        return {"train": splits["train"], "test": splits["test"]}
+    if Path(task.hub_path).is_dir():
+        saved = datasets.load_from_disk(task.hub_path)
+        missing = [s for s in (task.train_split, task.test_split) if s not in saved]
+        if missing:
+            raise DatasetLoadError(f"Task '{task.name}': splits {missing} not in '{task.hub_path}' (has {list(saved)}).")
+        return {"train": saved[task.train_split], "test": saved[task.test_split]}
+    if hub_offline():
+        raise DatasetLoadError(
+            f"Task '{task.name}' reads hub dataset '{task.hub_path}', but the hub is offline (HF_HUB_OFFLINE=1). "
+            "Save it with `save_to_disk` where the hub is reachable and pass that folder as hub_path."
+        )
+    try:
+        return {s: datasets.load_dataset(task.hub_path, task.hub_config, split=getattr(task, f"{s}_split")) for s in ("train", "test")}
+    except Exception as err:  # datasets raises many types; all mean "cannot read this task"
+        raise DatasetLoadError(f"Task '{task.name}': cannot load hub dataset '{task.hub_path}': {err}") from err
+
+
+def load_prompt_task(task: PromptTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+    """Splits with `text` (the filled template) and `label`; the label words are the task's classes."""
+    if not task.label_words:
+        raise ConfigError(f"Task '{task.name}': give label_words, one answer per class in label order.")
+    splits = _read(task)
+
+    def prompt(row: dict) -> dict:
+        try:
+            return {"text": task.template.format(**row), "label": row[task.label_column]}
+        except KeyError as err:
+            raise DatasetLoadError(f"Task '{task.name}': template field or label column {err} is not a column ({sorted(row)}).") from err
+
+    out = {s: ds.map(prompt, remove_columns=ds.column_names) for s, ds in splits.items()}
+    return out, TaskInfo(task.name, tuple(task.label_words))
+
+
+class Seq2SeqTaskPool(TaskPool):
+    """Prompted classification tasks; batches carry `text` (the prompts), `label` when labelled, `index`.
+
+    Args:
+        tasks: the tasks, in the order reports and coefficients use.
+    """
+
+    def __init__(self, tasks: list[PromptTask], **kwargs) -> None:
+        super().__init__(tasks, **kwargs)
+
+    def load_task(self, task: PromptTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+        return load_prompt_task(task)

