@@ -27,6 +27,7 @@ from torch import nn
 from src.errors import ConfigError, UserFacingError
 from src.merging.low_rank import LowRankDelta, TaskVector, dense
 from src.merging.state_dict import IncompatibleExpertError, StateDict, check_compatible
+from src.paths import ModelNotFoundError, resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
 
@@ -102,6 +103,17 @@ class ModelPool:
             f"Task '{task}' has no expert: set modelpool.experts_dir (one sub-folder per task) or "
             f"add '{task}' to modelpool.experts."
         )
+
+    def expert_path(self, task: str) -> str:
+        """The expert's reference resolved to a local folder or hub id, or a message saying how to make it."""
+        reference = self.expert_reference(task)
+        try:
+            return resolve_model_path(reference)
+        except ModelNotFoundError as err:
+            raise MissingExpertError(
+                f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
+                f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
+            ) from err
 
     def expert_output_dir(self, task: str) -> Path:
         """Where `fit` of an expert saves it, so that this pool finds it afterwards."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from src.errors import ConfigError, require
-from src.merging.low_rank import LowRankDelta
+from src.merging.low_rank import LowRankDelta, TaskVector
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -77,3 +77,26 @@ def adapter_updates(peft_model: nn.Module, prefix: str = "") -> dict[str, LowRan
         A, B = module.lora_A[name].weight.detach(), module.lora_B[name].weight.detach()
         updates[f"{prefix}{paths[id(module)]}.weight"] = LowRankDelta(A.float(), B.float(), float(module.scaling[name]))
     return updates
+
+
+class PeftExperts:
+    """Mixin for a ModelPool whose module holds a `transformers` model at `host_attribute`: experts may be
+    peft adapters (read as factored updates), and `fit` of an expert trains an adapter when `lora` is set."""
+
+    host_attribute: str
+    lora: LoraSettings | None
+
+    def host_model(self) -> nn.Module:
+        """A fresh pretrained `transformers` model, the host an adapter is loaded into."""
+        raise NotImplementedError
+
+    def expert_update(self, task: str, reference) -> TaskVector:
+        path = self.expert_path(task)
+        if not is_adapter(path):
+            return super().expert_update(task, reference)
+        return adapter_updates(load_adapter(self.host_model(), path), prefix=f"{self.host_attribute}.")
+
+    def prepare_for_finetuning(self, model: nn.Module) -> nn.Module:
+        if self.lora is not None:
+            setattr(model, self.host_attribute, wrap_for_training(getattr(model, self.host_attribute), self.lora))
+        return model

@@ -10,9 +10,9 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from src.errors import ConfigError
 from src.families.seq2seq.heads import EntropyOver, LabelWordHead, LabelWordTrainingHead
-from src.modelpool.base import MissingExpertError, ModelPool
-from src.modelpool.lora import adapter_updates, is_adapter, load_adapter, lora_settings, merged_adapter, wrap_for_training
-from src.paths import ModelNotFoundError, resolve_model_path
+from src.modelpool.base import ModelPool
+from src.modelpool.lora import PeftExperts, is_adapter, lora_settings, merged_adapter
+from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
 
@@ -29,7 +29,7 @@ class FirstStepLM(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits[:, 0]
 
 
-class Seq2SeqModelPool(ModelPool):
+class Seq2SeqModelPool(PeftExperts, ModelPool):
     """`AutoModelForSeq2SeqLM` primary model; experts are peft LoRA adapters (the paper's) or full fine-tunes.
 
     Args:
@@ -58,6 +58,8 @@ class Seq2SeqModelPool(ModelPool):
         self.entropy_over = entropy_over
         self.lora = lora_settings(lora)
 
+    host_attribute = "model"  # FirstStepLM.model: where adapters attach
+
     @cached_property
     def pretrained_path(self) -> str:
         return resolve_model_path(self.pretrained)
@@ -66,38 +68,17 @@ class Seq2SeqModelPool(ModelPool):
     def tokenizer(self):
         return AutoTokenizer.from_pretrained(self.pretrained_path)
 
-    def _base(self) -> nn.Module:
+    def host_model(self) -> nn.Module:
         return AutoModelForSeq2SeqLM.from_pretrained(self.pretrained_path)
 
     def load_pretrained(self) -> FirstStepLM:
-        return FirstStepLM(self._base())
-
-    def expert_path(self, task: str) -> str:
-        reference = self.expert_reference(task)
-        try:
-            return resolve_model_path(reference)
-        except ModelNotFoundError as err:
-            raise MissingExpertError(
-                f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
-                f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
-            ) from err
+        return FirstStepLM(self.host_model())
 
     def load_expert(self, task: str) -> FirstStepLM:
         path = self.expert_path(task)
         if is_adapter(path):
-            return FirstStepLM(merged_adapter(self._base(), path))  # peft merges the adapter for the individual row
+            return FirstStepLM(merged_adapter(self.host_model(), path))  # peft merges the adapter for the individual row
         return FirstStepLM(AutoModelForSeq2SeqLM.from_pretrained(path))
-
-    def expert_update(self, task: str, reference):
-        path = self.expert_path(task)
-        if not is_adapter(path):
-            return super().expert_update(task, reference)
-        return adapter_updates(load_adapter(self._base(), path), prefix="model.")
-
-    def prepare_for_finetuning(self, model: nn.Module) -> nn.Module:
-        if self.lora is not None:
-            model.model = wrap_for_training(model.model, self.lora)
-        return model
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         model.model.save_pretrained(out)  # a peft model saves its adapter only

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import datasets
 
 from src.errors import ConfigError
 from src.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
-from src.paths import hub_offline
 from src.taskpool.base import TaskPool
+from src.taskpool.sources import read_splits
 from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
 
@@ -34,21 +33,7 @@ def _read(task: PromptTask) -> dict[str, datasets.Dataset]:
             raise DatasetLoadError(f"Task '{task.name}': set hub_path, or corpus to one of {', '.join(SHIPPED_CORPORA)}.")
         splits, _ = load_shipped_corpus(corpus)
         return {"train": splits["train"], "test": splits["test"]}
-    if Path(task.hub_path).is_dir():
-        saved = datasets.load_from_disk(task.hub_path)
-        missing = [s for s in (task.train_split, task.test_split) if s not in saved]
-        if missing:
-            raise DatasetLoadError(f"Task '{task.name}': splits {missing} not in '{task.hub_path}' (has {list(saved)}).")
-        return {"train": saved[task.train_split], "test": saved[task.test_split]}
-    if hub_offline():
-        raise DatasetLoadError(
-            f"Task '{task.name}' reads hub dataset '{task.hub_path}', but the hub is offline (HF_HUB_OFFLINE=1). "
-            "Save it with `save_to_disk` where the hub is reachable and pass that folder as hub_path."
-        )
-    try:
-        return {s: datasets.load_dataset(task.hub_path, task.hub_config, split=getattr(task, f"{s}_split")) for s in ("train", "test")}
-    except Exception as err:  # datasets raises many types; all mean "cannot read this task"
-        raise DatasetLoadError(f"Task '{task.name}': cannot load hub dataset '{task.hub_path}': {err}") from err
+    return read_splits(task.name, task.hub_path, task.hub_config, task.train_split, task.test_split)
 
 
 def load_prompt_task(task: PromptTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:

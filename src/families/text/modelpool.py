@@ -9,14 +9,14 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from src.families.text.encoder import SentenceEncoder
-from src.modelpool.base import MissingExpertError, ModelPool
-from src.modelpool.lora import adapter_updates, is_adapter, load_adapter, lora_settings, merged_adapter, wrap_for_training
+from src.modelpool.base import ModelPool
+from src.modelpool.lora import PeftExperts, is_adapter, lora_settings, merged_adapter
 from src.models.heads import ZeroShotHead
-from src.paths import ModelNotFoundError, resolve_model_path
+from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
 
-class TextModelPool(ModelPool):
+class TextModelPool(PeftExperts, ModelPool):
     """A `transformers` encoder with mean pooling; experts are full fine-tunes or LoRA adapters, one folder each.
 
     An expert folder holding a peft adapter (`adapter_config.json`) is read as a LoRA expert: its task
@@ -46,6 +46,8 @@ class TextModelPool(ModelPool):
         self.logit_scale = logit_scale
         self.lora = lora_settings(lora)
 
+    host_attribute = "backbone"  # SentenceEncoder.backbone: where adapters attach
+
     # ---- loading ------------------------------------------------------------------------------
     @cached_property
     def pretrained_path(self) -> str:
@@ -54,32 +56,14 @@ class TextModelPool(ModelPool):
     def load_pretrained(self) -> SentenceEncoder:
         return SentenceEncoder.from_pretrained(self.pretrained_path)
 
-    def expert_path(self, task: str) -> str:
-        reference = self.expert_reference(task)
-        try:
-            return resolve_model_path(reference)
-        except ModelNotFoundError as err:
-            raise MissingExpertError(
-                f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
-                f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
-            ) from err
+    def host_model(self) -> nn.Module:
+        return AutoModel.from_pretrained(self.pretrained_path)
 
     def load_expert(self, task: str) -> SentenceEncoder:
         path = self.expert_path(task)
         if is_adapter(path):
-            return SentenceEncoder(merged_adapter(AutoModel.from_pretrained(self.pretrained_path), path))
+            return SentenceEncoder(merged_adapter(self.host_model(), path))  # peft merges the adapter for the individual row
         return SentenceEncoder.from_pretrained(path)
-
-    def expert_update(self, task: str, reference):
-        path = self.expert_path(task)
-        if not is_adapter(path):
-            return super().expert_update(task, reference)
-        return adapter_updates(load_adapter(AutoModel.from_pretrained(self.pretrained_path), path), prefix="backbone.")
-
-    def prepare_for_finetuning(self, model: nn.Module) -> nn.Module:
-        if self.lora is not None:
-            model.backbone = wrap_for_training(model.backbone, self.lora)
-        return model
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         model.backbone.save_pretrained(out)  # a peft model saves its adapter only

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import datasets
 
 from src.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
-from src.paths import hub_offline
+from src.taskpool.sources import check_columns, read_splits
 from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
 
@@ -25,39 +24,9 @@ class TextTask(Task):
     class_descriptions: list[str] | None = None  # one phrase per class for the zero-shot head (default: corpus's own or class names)
 
 
-def _read_splits(task: TextTask) -> dict[str, datasets.Dataset]:
-    """A `save_to_disk` folder, or a hub dataset through `datasets.load_dataset`."""
-    if Path(task.hub_path).is_dir():
-        try:
-            saved = datasets.load_from_disk(task.hub_path)
-        except Exception as err:
-            raise DatasetLoadError(f"Task '{task.name}': '{task.hub_path}' is not a dataset saved with save_to_disk: {err}") from err
-        missing = [s for s in (task.train_split, task.test_split) if s not in saved]
-        if missing:
-            raise DatasetLoadError(f"Task '{task.name}': splits {missing} not in '{task.hub_path}' (has {list(saved)}).")
-        return {"train": saved[task.train_split], "test": saved[task.test_split]}
-    if hub_offline():
-        raise DatasetLoadError(
-            f"Task '{task.name}' reads hub dataset '{task.hub_path}', but the hub is offline (HF_HUB_OFFLINE=1). "
-            "Use a shipped corpus, or save the dataset with `save_to_disk` and pass that folder as hub_path."
-        )
-    try:
-        return {
-            "train": datasets.load_dataset(task.hub_path, task.hub_config, split=task.train_split),
-            "test": datasets.load_dataset(task.hub_path, task.hub_config, split=task.test_split),
-        }
-    except Exception as err:  # datasets raises many types; all mean "cannot read this task"
-        raise DatasetLoadError(f"Task '{task.name}': cannot load hub dataset '{task.hub_path}': {err}") from err
-
-
 def _from_hub(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
-    splits = _read_splits(task)
-    for split, ds in splits.items():
-        for column in (task.text_column, task.label_column):
-            if column not in ds.column_names:
-                raise DatasetLoadError(
-                    f"Task '{task.name}': column '{column}' not in the {split} split (columns: {ds.column_names})."
-                )
+    splits = read_splits(task.name, task.hub_path, task.hub_config, task.train_split, task.test_split)
+    check_columns(task.name, splits, [task.text_column, task.label_column])
     renamed = datasets.DatasetDict(
         {
             s: ds.select_columns([task.text_column, task.label_column]).rename_columns(

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from src.errors import require
-from src.modelpool.base import MissingExpertError, ModelPool
+from src.modelpool.base import ModelPool
 from src.models.heads import ZeroShotHead
-from src.paths import ModelNotFoundError, resolve_model_path
+from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
 
@@ -79,15 +79,7 @@ class CLIPModelPool(ModelPool):
     def load_expert(self, task: str) -> CLIPImageEncoder:
         from transformers import CLIPVisionModel
 
-        reference = self.expert_reference(task)
-        try:
-            path = resolve_model_path(reference)
-        except ModelNotFoundError as err:
-            raise MissingExpertError(
-                f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "
-                f"python main.py fit --config <benchmark config> --config <expert config> --model.init_args.task {task}"
-            ) from err
-        return CLIPImageEncoder(CLIPVisionModel.from_pretrained(path), self.clip.visual_projection.weight)
+        return CLIPImageEncoder(CLIPVisionModel.from_pretrained(self.expert_path(task)), self.clip.visual_projection.weight)
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         model.vision.save_pretrained(out)

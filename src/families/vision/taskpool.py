@@ -6,7 +6,6 @@ ResNet processor each prepare their own view of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -14,8 +13,8 @@ import numpy as np
 from src.errors import ConfigError
 from src.families.vision.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from src.families.vision.templates import templates_for
-from src.paths import hub_offline
 from src.taskpool.base import TaskPool
+from src.taskpool.sources import check_columns, read_splits
 from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
 
@@ -33,31 +32,9 @@ class ImageTask(Task):
     templates: str | list[str] | None = None  # template set name (src/families/vision/templates.py) or a list; default: by task name
 
 
-def _read(task: ImageTask) -> dict[str, datasets.Dataset]:
-    source = task.hub_path or f"tanganke/{task.name}"
-    if Path(source).is_dir():
-        saved = datasets.load_from_disk(source)
-        missing = [s for s in (task.train_split, task.test_split) if s not in saved]
-        if missing:
-            raise DatasetLoadError(f"Task '{task.name}': splits {missing} not in '{source}' (has {list(saved)}).")
-        return {"train": saved[task.train_split], "test": saved[task.test_split]}
-    if hub_offline():
-        raise DatasetLoadError(
-            f"Task '{task.name}' reads hub dataset '{source}', but the hub is offline (HF_HUB_OFFLINE=1). "
-            "Save it with `save_to_disk` where the hub is reachable and pass that folder as hub_path."
-        )
-    try:
-        return {s: datasets.load_dataset(source, task.hub_config, split=getattr(task, f"{s}_split")) for s in ("train", "test")}
-    except Exception as err:  # datasets raises many types; all mean "cannot read this task"
-        raise DatasetLoadError(f"Task '{task.name}': cannot load hub dataset '{source}': {err}") from err
-
-
 def load_image_task(task: ImageTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
-    splits = _read(task)
-    for split, ds in splits.items():
-        for column in (task.image_column, task.label_column):
-            if column not in ds.column_names:
-                raise DatasetLoadError(f"Task '{task.name}': column '{column}' not in the {split} split (columns: {ds.column_names}).")
+    splits = read_splits(task.name, task.hub_path or f"tanganke/{task.name}", task.hub_config, task.train_split, task.test_split)
+    check_columns(task.name, splits, [task.image_column, task.label_column])
     renamed = {
         s: ds.select_columns([task.image_column, task.label_column]).rename_columns({task.image_column: "image", task.label_column: "label"})
         if task.image_column != "image" or task.label_column != "label"
