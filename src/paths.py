@@ -22,6 +22,20 @@ def hub_offline() -> bool:
     ).lower() in ("1", "true", "yes")
 
 
+def cached_snapshot(repo_id: str) -> str | None:
+    """The local snapshot folder of a hub model already in the Hugging Face cache (HF_HUB_CACHE), if any."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for marker in ("config.json", "adapter_config.json", "modules.json"):
+        try:
+            found = try_to_load_from_cache(repo_id, marker)
+        except Exception:  # an id the cache cannot even parse is simply not cached
+            return None
+        if isinstance(found, str):
+            return str(Path(found).parent)
+    return None
+
+
 def resolve_model_path(reference: str) -> str:
     """Return a local directory or a hub id, failing early with a readable message."""
     if reference.startswith("pkg:"):
@@ -42,9 +56,12 @@ def resolve_model_path(reference: str) -> str:
     if looks_local:
         raise ModelNotFoundError(f"Model directory '{reference}' does not exist (working dir: {os.getcwd()}).")
     if hub_offline():
+        cached = cached_snapshot(reference)
+        if cached is not None:
+            return cached
         raise ModelNotFoundError(
             f"'{reference}' is not a local directory and looks like a hub id, but the hub is offline "
-            "(HF_HUB_OFFLINE=1). Download it where the hub is reachable and point the config at the local "
-            "directory (any folder written by save_pretrained), or unset HF_HUB_OFFLINE."
+            "(HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache. Download it where the hub is reachable and point "
+            "the config at the local directory (any folder written by save_pretrained), or unset HF_HUB_OFFLINE."
         )
     return reference

@@ -56,6 +56,15 @@ def load_into(hypernetwork: nn.Module, path: str | Path, expected: dict) -> None
             f"'{path}' expects {in_dim}-d features, this run's feature extractor gives {expected['feature_dim']}-d; "
             "use the feature extractor the hypernetwork was adapted with."
         )
+    if out_dim != expected["num_coefficients"] and metadata is None and expected["mode"] == "layer_wise":
+        per_task = out_dim // max(1, len(expected["tasks"]))
+        raise HypernetworkLoadError(
+            f"'{path}' is a layer-wise hypernetwork of the original DAWE code: {per_task} coefficients per task, one per key of "
+            "the OpenCLIP ImageEncoder's state dict (158 for ViT-B/32: fused q/k/v in_proj tensors, the projection and six "
+            f"text-side keys). This run merges {expected['num_coefficients'] // max(1, len(expected['tasks']))} tensors of the "
+            "transformers CLIP vision tower (q, k, v separate), and the original key order is not recorded in the file, so "
+            "there is no exact correspondence. Use the task-wise file, or adapt layer-wise with this project."
+        )
     if out_dim != expected["num_coefficients"]:
         raise HypernetworkLoadError(
             f"'{path}' outputs {out_dim} coefficients, this run needs {expected['num_coefficients']} "
