@@ -122,3 +122,21 @@ def test_corrupted_test_sets_are_seeded_and_differ_from_clean(vision):
     assert noisy.split("digits", "train")[0]["image"].size == (32, 32), "training images stay clean"
     with pytest.raises(Exception, match="Unknown corruption"):
         ImageTaskPool([task], corruption="fog")
+
+
+def test_shipped_image_sets_load_with_fixed_disjoint_splits():
+    from src.families.vision.shipped import SHIPPED_IMAGE_SETS, load_shipped_images
+
+    sizes = {"fashion_mnist": (60000, 10000), "mnist_5k": (4000, 1000), "animal_mnist": (8000, 2000), "digits": (1437, 360)}
+    for name in SHIPPED_IMAGE_SETS:
+        splits, names = load_shipped_images(name)
+        assert (len(splits["train"]), len(splits["test"])) == sizes[name] and len(names) == 10
+        test = np.asarray(splits["test"].with_format("numpy")[:50]["image"])
+        assert test.shape == (50, 28, 28) and splits["test"].features["image"].dtype == "uint8" and 100 < test.max() <= 255 and test.min() >= 0
+        again, _ = load_shipped_images(name)
+        np.testing.assert_array_equal(np.asarray(again["test"].with_format("numpy")[:50]["image"]), test)  # the same split every time
+        assert set(np.unique(splits["train"]["label"][:])) == set(range(10))
+    pool = ImageTaskPool([ImageTask(name="animals", shipped="animal_mnist", templates="silhouettes", max_test=16)], corruption="contrast", severity=5)
+    batch = next(iter(pool.test_dataloader()[0]))
+    assert len(batch["image"]) == 16 and batch["image"][0].mode == "RGB" and batch["label"].shape == (16,)
+    assert pool.task_info("animals").classes[0] == "bear" and pool.task_info("animals").templates[0] == "a silhouette of a {}."

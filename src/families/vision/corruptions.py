@@ -116,3 +116,27 @@ def corrupt(image, name: str, severity: int, seed: int) -> np.ndarray:
     if name not in CORRUPTIONS:
         raise ValueError(f"Unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}.")
     return CORRUPTIONS[name](image, severity, np.random.default_rng(seed))
+
+
+def save_grid(images: dict[str, np.ndarray], severity: int, path, seed: int = 0) -> None:
+    """One row per example image: the clean image, then each corruption at `severity` (a PNG for a quick look)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = ["clean", *CORRUPTIONS]
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.5 * len(columns), 1.6 * len(images)), squeeze=False)
+    for row, (label, image) in enumerate(images.items()):
+        for col, name in enumerate(columns):
+            shown = np.asarray(image) if name == "clean" else corrupt(image, name, severity, seed)
+            axes[row][col].imshow(shown, cmap="gray", vmin=0, vmax=255)
+            axes[row][col].set_xticks([])
+            axes[row][col].set_yticks([])
+            if row == 0:
+                axes[row][col].set_title(name.replace("_", " "), fontsize=8)
+        axes[row][0].set_ylabel(label, fontsize=8)
+    fig.suptitle(f"corruptions at severity {severity}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 
 import datasets
 import numpy as np
+from PIL import Image
 
 from src.errors import ConfigError
 from src.families.vision.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from src.families.vision.shipped import SHIPPED_IMAGE_SETS, load_shipped_images
 from src.families.vision.templates import templates_for
 from src.taskpool.base import TaskPool
+from src.taskpool.loaders import collate_rows
 from src.taskpool.sources import check_columns, read_splits
 from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
@@ -22,6 +25,7 @@ from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 class ImageTask(Task):
     """An image classification task read with `datasets` (hub id such as tanganke/eurosat, or a save_to_disk folder)."""
 
+    shipped: str | None = None  # an image set that ships offline: fashion_mnist, mnist_5k, animal_mnist, digits (replaces hub_path)
     hub_path: str | None = None  # `datasets.load_dataset` path or a `save_to_disk` folder (default: tanganke/<name>)
     hub_config: str | None = None  # its configuration name, if any
     train_split: str = "train"  # split used to fine-tune the expert
@@ -33,6 +37,11 @@ class ImageTask(Task):
 
 
 def load_image_task(task: ImageTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
+    if task.shipped is not None:
+        if task.shipped not in SHIPPED_IMAGE_SETS:
+            raise DatasetLoadError(f"Task '{task.name}': unknown shipped image set '{task.shipped}'; shipped: {', '.join(SHIPPED_IMAGE_SETS)}.")
+        splits, names = load_shipped_images(task.shipped)
+        return splits, TaskInfo(task.name, tuple(task.class_names or names), templates_for(task.templates, task.name))
     splits = read_splits(task.name, task.hub_path or f"tanganke/{task.name}", task.hub_config, task.train_split, task.test_split)
     check_columns(task.name, splits, [task.image_column, task.label_column])
     renamed = {
@@ -70,6 +79,12 @@ class ImageTaskPool(TaskPool):
     def load_task(self, task: ImageTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
         return load_image_task(task)
 
+    def collate(self, rows: list[dict]) -> dict:
+        """Images stay a list (sizes may differ), as RGB PIL images; arrays (shipped sets, corruptions) are converted."""
+        batch = collate_rows([{k: v for k, v in row.items() if k != "image"} for row in rows])
+        batch["image"] = [_rgb(row["image"]) for row in rows]
+        return batch
+
     def setup(self, stage: str | None = None) -> None:
         first = not self._splits
         super().setup(stage)
@@ -79,6 +94,12 @@ class ImageTaskPool(TaskPool):
 
     def _corrupt_rows(self, rows: dict) -> dict:
         """Each test image corrupted with a generator seeded by its index: the same damage in every run and process."""
-        images = [corrupt(np.asarray(image.convert("RGB")) if hasattr(image, "convert") else image, self.corruption, self.severity, seed=int(i))
-                  for image, i in zip(rows["image"], rows["index"])]  # fmt: skip
+        images = [corrupt(np.asarray(_rgb(image)), self.corruption, self.severity, seed=int(i)) for image, i in zip(rows["image"], rows["index"])]
         return {**rows, "image": images}
+
+
+def _rgb(image) -> Image.Image:
+    """A PIL image, an array or nested lists (an Array2D row) as an RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
