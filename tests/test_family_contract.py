@@ -203,10 +203,11 @@ def test_task_arithmetic_matches_a_hand_merged_model(digits):
         assert report[task]["accuracy"] == pytest.approx(accuracy)
 
 
-def test_ties_and_adaptive_methods_run_end_to_end(digits):
+def test_ties_average_and_adaptive_methods_run_end_to_end(digits):
     fit = ("--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.check_val_every_n_epoch", "null", "--trainer.limit_val_batches", "1")
-    ties = _run(digits, "test", _method(digits, "ties", "src.methods.TiesMerging"))
-    assert set(ties) >= {"digits", "mirrored_parity", "average"}
+    for name, class_path in (("ties", "src.methods.TiesMerging"), ("simple_average", "src.methods.SimpleAverage")):
+        report = _run(digits, "test", _method(digits, name, class_path))
+        assert set(report) >= {"digits", "mirrored_parity", "average"}
     methods = {
         "adamerging_task": ("src.methods.AdaMerging", {"mode": "task_wise", "lr": 1e-2}),
         "adamerging_layer": ("src.methods.AdaMerging", {"mode": "layer_wise", "lr": 1e-2}),
