@@ -405,8 +405,9 @@ def print_report(args: argparse.Namespace, evaluation: dict, adaptation: dict, s
         f"{args.repeats} timed batches + 1 warm-up"
     )
     print(
-        f"model: {evaluation['num_parameters'] / 1e6:.2f} M parameters = {evaluation['parameter_mib']:.1f} MiB, "
-        f"{evaluation['num_merged_tensors']} merged tensors; stacked task vectors {evaluation['task_vector_mib']:.1f} MiB"
+        f"merged tensors: {evaluation['num_merged_tensors']}, holding {evaluation['num_parameters'] / 1e6:.2f} M parameters = "
+        f"{evaluation['parameter_mib']:.1f} MiB (with LoRA experts only the q/v projections); stacked task vectors "
+        f"{evaluation['task_vector_mib']:.1f} MiB"
     )
     labels = {
         "static": "1 static merged model",
