@@ -213,7 +213,7 @@ def build_workload(model: nn.Module, tasks: int, device: torch.device, lora_rank
             {n: LowRankDelta(0.01 * torch.randn(lora_rank, p.shape[1]), 0.01 * torch.randn(p.shape[0], lora_rank), scale=2.0) for n, p in params.items()}
             for _ in range(tasks)
         ]
-        stacked = {n: FactorStack(f.A.to(device), f.B.to(device)) for n, f in stack_task_vectors(deltas).items()}
+        stacked = {n: f.to(device) for n, f in stack_task_vectors(deltas).items()}
         per_task = [{n: d[n].dense().to(device) for n in params} for d in deltas]  # the reference sums dense q/v deltas
     else:
         stacked = {n: 0.01 * torch.randn(tasks, *p.shape, device=device) for n, p in params.items()}

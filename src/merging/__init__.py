@@ -1,5 +1,5 @@
 """Pure functions on state dicts (no Lightning): task vectors and static merges."""
-from src.merging.low_rank import FactorStack, LowRankDelta, TaskVector, densify
+from src.merging.low_rank import FactorStack, LowRankDelta, TaskVector
 from src.merging.state_dict import StateDict, check_compatible, stack_task_vectors, task_vector
 from src.merging.static import simple_average, task_arithmetic, ties_merge
 
@@ -8,7 +8,6 @@ __all__ = [
     "LowRankDelta",
     "StateDict",
     "TaskVector",
-    "densify",
     "check_compatible",
     "task_vector",
     "stack_task_vectors",

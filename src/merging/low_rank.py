@@ -7,7 +7,7 @@ per sample.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,29 +48,39 @@ def dense(update: Update) -> torch.Tensor:
     return update.dense() if isinstance(update, LowRankDelta) else update
 
 
-def densify(task_vector: Mapping[str, Update]) -> dict[str, torch.Tensor]:
-    """Every update as a dense tensor (for merges that act entry by entry)."""
-    return {name: dense(u) for name, u in task_vector.items()}
-
-
 @dataclass
 class FactorStack:
-    """T low-rank updates of one weight: A (T, r, in), B (T, out, r) with each scale folded into B.
+    """T low-rank updates of one (out, in) weight, laid out for batched products.
 
-    Ranks may differ between tasks: shorter factors are padded with zero rows/columns, which adds
-    nothing to the product.
+    A (T·r, in) stacks the A_t; B (out, T·r) holds the scaled B_t side by side, so
+    Σ_t c_t B_t A_t = (B · c repeated r times) @ A, and per sample Σ_t c_t B_t (A_t x) is two products
+    with transposed views, never a copy. Ranks may differ between tasks: shorter factors are padded
+    with zeros, which add nothing.
     """
 
     A: torch.Tensor
     B: torch.Tensor
+    tasks: int
+
+    @property
+    def rank(self) -> int:
+        return self.A.shape[0] // self.tasks
+
+    def to(self, *args, **kwargs) -> FactorStack:
+        return FactorStack(self.A.to(*args, **kwargs), self.B.to(*args, **kwargs), self.tasks)
+
+    def dense(self) -> torch.Tensor:
+        """(T, out, in): each task's update expanded."""
+        r = self.rank
+        return torch.einsum("otr,tri->toi", self.B.view(self.B.shape[0], self.tasks, r), self.A.view(self.tasks, r, -1))
 
     @classmethod
     def of(cls, updates: Sequence[LowRankDelta | None], shape: torch.Size) -> FactorStack:
         rank = max((u.rank for u in updates if u is not None), default=1)
-        A = torch.zeros(len(updates), rank, shape[1])
-        B = torch.zeros(len(updates), shape[0], rank)
+        A = torch.zeros(len(updates) * rank, shape[1])
+        B = torch.zeros(shape[0], len(updates) * rank)
         for t, u in enumerate(updates):
             if u is not None:
-                A[t, : u.rank] = u.A.float()
-                B[t, :, : u.rank] = u.scale * u.B.float()
-        return cls(A, B)
+                A[t * rank : t * rank + u.rank] = u.A.float()
+                B[:, t * rank : t * rank + u.rank] = u.scale * u.B.float()
+        return cls(A, B, len(updates))

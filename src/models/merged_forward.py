@@ -31,7 +31,7 @@ from torch import nn
 from torch.func import functional_call
 
 from src.merging.low_rank import FactorStack
-from src.models.per_sample_layers import Factors, SampleRows, Workspace, mix, mix_factored, per_sample_forward
+from src.models.per_sample_layers import SampleRows, Workspace, mix, mix_factored, per_sample_forward
 
 
 class TaskVectorMerger(nn.Module):
@@ -54,7 +54,7 @@ class TaskVectorMerger(nn.Module):
         linear_weights = {f"{m}.weight" if m else "weight" for m, module in model.named_modules() if type(module) is nn.Linear}
         self.names = list(task_vectors)
         self.layer_index = {n: i for i, n in enumerate(self.names)}
-        counts = {tv.A.shape[0] if isinstance(tv, FactorStack) else tv.shape[0] for tv in task_vectors.values()}
+        counts = {tv.tasks if isinstance(tv, FactorStack) else tv.shape[0] for tv in task_vectors.values()}
         if len(counts) != 1:
             raise ValueError(f"Every tensor needs the same number of task vectors, got {sorted(counts)}.")
         self.num_tasks = counts.pop()
@@ -70,7 +70,7 @@ class TaskVectorMerger(nn.Module):
                 self.register_buffer(self._key(name, "B"), tv.B.to(theta0.dtype), persistent=False)
                 continue
             if isinstance(tv, FactorStack):  # factored updates of anything else are expanded once
-                tv = torch.einsum("tor,tri->toi", tv.B, tv.A)
+                tv = tv.dense()
             if tv.shape[1:] != params[name].shape:
                 raise ValueError(f"Task vector '{name}' has shape {tuple(tv.shape[1:])}, tensor has {tuple(params[name].shape)}.")
             stack = torch.cat([tv.detach().to(theta0.dtype), theta0.unsqueeze(0)])  # [τ_1; …; τ_T; θ0]
@@ -82,8 +82,8 @@ class TaskVectorMerger(nn.Module):
 
     def _is_changed(self, name: str) -> bool:
         if name in self._factored:
-            A, B = self.factors(name)
-            return bool(A.any()) and bool(B.any())
+            factors = self.factors(name)
+            return bool(factors.A.any()) and bool(factors.B.any())
         return bool(self.stack(name)[:-1].any())
 
     def _link_parameters(self) -> None:
@@ -112,11 +112,11 @@ class TaskVectorMerger(nn.Module):
         """(T + 1, *shape): the T task vectors of tensor `name`, then θ0."""
         return getattr(self, self._key(name))
 
-    def factors(self, name: str) -> Factors:
-        """A (T, r, in) and B (T, out, r), scales folded into B: the low-rank updates of a Linear weight."""
-        return Factors(getattr(self, self._key(name, "A")), getattr(self, self._key(name, "B")))
+    def factors(self, name: str) -> FactorStack:
+        """The low-rank updates of a Linear weight, as views of this merger's (moved) buffers."""
+        return FactorStack(getattr(self, self._key(name, "A")), getattr(self, self._key(name, "B")), self.num_tasks)
 
-    def updates(self, name: str) -> torch.Tensor | Factors:
+    def updates(self, name: str) -> torch.Tensor | FactorStack:
         return self.factors(name) if name in self._factored else self.stack(name)
 
     def _merge(self, name: str, coef: torch.Tensor) -> torch.Tensor:

@@ -7,11 +7,12 @@ code of the layers, that one the bookkeeping of which tensor gets which coeffici
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from src.merging.low_rank import FactorStack
 
 
 def mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -32,34 +33,22 @@ def mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None
     return torch.mm(extended, stack.flatten(1), out=target).view(coef.shape[0], *shape)
 
 
-class Factors(NamedTuple):
-    """Low-rank updates of one Linear weight: A (T, r, in), B (T, out, r), scales folded into B."""
-
-    A: torch.Tensor
-    B: torch.Tensor
-
-
-def mix_factored(factors: Factors, coef: torch.Tensor) -> torch.Tensor:
+def mix_factored(factors: FactorStack, coef: torch.Tensor) -> torch.Tensor:
     """Σ_t coef[..., t] B_t A_t as dense weights: coef (T,) → (out, in), (K, T) → (K, out, in).
 
     Used for merges shared by a whole batch (one dense weight per merge, as for dense task vectors).
     """
-    A, B = factors
-    tasks, rank = A.shape[0], A.shape[1]
-    weighted = B.unsqueeze(0) * coef.reshape(-1, tasks, 1, 1).to(B.dtype)  # (K, T, out, r)
-    out = weighted.permute(0, 2, 1, 3).reshape(weighted.shape[0], B.shape[1], tasks * rank) @ A.reshape(tasks * rank, -1)
+    weights = coef.reshape(-1, factors.tasks).repeat_interleave(factors.rank, dim=1).to(factors.B.dtype)  # (K, T·r)
+    out = (factors.B.unsqueeze(0) * weights.unsqueeze(1)) @ factors.A
     return out if coef.dim() > 1 else out[0]
 
 
-def low_rank_per_sample(x: torch.Tensor, factors: Factors, coef: torch.Tensor) -> torch.Tensor:
+def low_rank_per_sample(x: torch.Tensor, factors: FactorStack, coef: torch.Tensor) -> torch.Tensor:
     """Σ_t coef[b, t] B_t (A_t x_b) for x (B, ..., in), coef (B, T): exact, no per-sample weight."""
-    A, B = factors
-    tasks, rank = A.shape[0], A.shape[1]
     flat = x.reshape(x.shape[0], -1, x.shape[-1])
-    projected = flat @ A.reshape(tasks * rank, -1).T  # (B, N, T·r)
-    projected = projected * coef.to(projected.dtype).repeat_interleave(rank, dim=1).unsqueeze(1)
-    out = projected @ B.permute(1, 0, 2).reshape(B.shape[1], tasks * rank).T  # (B, N, out)
-    return out.view(*x.shape[:-1], B.shape[1])
+    projected = flat @ factors.A.T  # (B, N, T·r)
+    projected = projected * coef.to(projected.dtype).repeat_interleave(factors.rank, dim=1).unsqueeze(1)
+    return (projected @ factors.B.T).view(*x.shape[:-1], factors.B.shape[0])
 
 
 # Per-sample Linear weights are built for all output rows at once up to this size, in row blocks above it.
@@ -135,7 +124,7 @@ def per_sample_forward(
             return torch.bmm(flat, wt) if b is None else torch.baddbmm(b.unsqueeze(1), flat, wt)
 
         def linear(x: torch.Tensor) -> torch.Tensor:
-            if isinstance(taus.get("weight"), Factors):
+            if isinstance(taus.get("weight"), FactorStack):
                 bias = weight("bias") if "bias" in taus else None
                 base = F.linear(x, module.weight, None if "bias" in taus else module.bias)
                 if bias is not None:
