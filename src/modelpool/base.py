@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from src.errors import ConfigError, UserFacingError
-from src.merging.low_rank import LowRankDelta, TaskVector, dense
-from src.merging.state_dict import IncompatibleExpertError, StateDict, check_compatible
+from src.merging.low_rank import LowRankDelta, TaskVector
+from src.merging.state_dict import IncompatibleExpertError, StateDict, check_compatible, task_vector
 from src.paths import ModelNotFoundError, resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
@@ -147,8 +147,7 @@ class ModelPool:
 
     def expert_update(self, task: str, reference: StateDict) -> TaskVector:
         """τ_t over the candidates: θ_t − θ0, dense (full fine-tunes); LoRA families return factors."""
-        expert = parameter_state_dict(self.load_checked_expert(task, reference))
-        return {k: expert[k].float() - v.float() for k, v in reference.items()}
+        return task_vector(reference, parameter_state_dict(self.load_checked_expert(task, reference)))
 
     def task_vectors(self, tasks: Sequence[str], model: nn.Module) -> list[TaskVector]:
         """τ_t for each task (in the TaskPool's order) over the tensors at least one expert changed.
@@ -158,17 +157,20 @@ class ModelPool:
         coefficient and costs nothing. A task's vector may lack a tensor another task changed.
         """
         reference = parameter_state_dict(model)
-        updates = []
+        updates, changed = [], set()
         for task in tasks:
             where = f"the expert of task '{task}' ({self.expert_reference(task)})"
             update = _readable(lambda: self.expert_update(task, reference), where)
-            _check_finite({n: dense(u) for n, u in update.items()}, where)
-            if not any(_nonzero(u) for u in update.values()):
+            # dense experts were checked as loaded; factored updates never pass through a loaded model
+            _check_finite({f"{n}.{part}": getattr(u, part) for n, u in update.items() if isinstance(u, LowRankDelta) for part in "AB"}, where)
+            nonzero = {n for n, u in update.items() if _nonzero(u)}
+            if not nonzero:
                 raise InvalidWeightsError(
                     f"{where[0].upper()}{where[1:]} is identical to the pretrained model (its task vector is zero): it was not "
                     "fine-tuned, or its path points at the pretrained model. Fine-tune it, or fix modelpool.experts/experts_dir."
                 )
             updates.append(update)
+            changed |= nonzero
         unknown = sorted({n for u in updates for n in u} - set(reference))
         if unknown:
             raise ConfigError(f"Expert updates name tensors the pretrained model does not have: {unknown[:5]}")
@@ -180,8 +182,8 @@ class ModelPool:
                     f"Expert '{task}' ({self.expert_reference(task)}): the update of '{n}' has shape {tuple(update[n].shape)}, "
                     f"the pretrained model's tensor {tuple(reference[n].shape)}. It was made for another model."
                 )
-        changed = [n for n in reference if any(n in u and _nonzero(u[n]) for u in updates)]
-        return [{n: u[n] for n in changed if n in u} for u in updates]
+        merged = [n for n in reference if n in changed]  # the model's order: it is the layer index
+        return [{n: u[n] for n in merged if n in u} for u in updates]
 
 
 def _readable(load, where: str):

@@ -86,9 +86,14 @@ class PeftExperts:
     host_attribute: str
     lora: LoraSettings | None
 
-    def host_model(self) -> nn.Module:
-        """A fresh pretrained `transformers` model, the host an adapter is loaded into."""
+    def host_model(self, path: str | None = None) -> nn.Module:
+        """A `transformers` model from `path` (a full fine-tune), by default a fresh pretrained one (an adapter's host)."""
         raise NotImplementedError
+
+    def expert_host(self, task: str) -> nn.Module:
+        """The expert's `transformers` model: its adapter merged by peft, or the full fine-tune as saved."""
+        path = self.expert_path(task)
+        return merged_adapter(self.host_model(), path) if is_adapter(path) else self.host_model(path)
 
     def expert_update(self, task: str, reference) -> TaskVector:
         path = self.expert_path(task)

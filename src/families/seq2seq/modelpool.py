@@ -11,7 +11,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from src.errors import ConfigError
 from src.families.seq2seq.heads import EntropyOver, LabelWordHead, LabelWordTrainingHead
 from src.modelpool.base import ModelPool
-from src.modelpool.lora import PeftExperts, is_adapter, lora_settings, merged_adapter
+from src.modelpool.lora import PeftExperts, lora_settings
 from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
@@ -68,17 +68,14 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
     def tokenizer(self):
         return AutoTokenizer.from_pretrained(self.pretrained_path)
 
-    def host_model(self) -> nn.Module:
-        return AutoModelForSeq2SeqLM.from_pretrained(self.pretrained_path)
+    def host_model(self, path: str | None = None) -> nn.Module:
+        return AutoModelForSeq2SeqLM.from_pretrained(path or self.pretrained_path)
 
     def load_pretrained(self) -> FirstStepLM:
         return FirstStepLM(self.host_model())
 
     def load_expert(self, task: str) -> FirstStepLM:
-        path = self.expert_path(task)
-        if is_adapter(path):
-            return FirstStepLM(merged_adapter(self.host_model(), path))  # peft merges the adapter for the individual row
-        return FirstStepLM(AutoModelForSeq2SeqLM.from_pretrained(path))
+        return FirstStepLM(self.expert_host(task))
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         model.model.save_pretrained(out)  # a peft model saves its adapter only

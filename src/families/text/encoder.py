@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoModel
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -27,10 +26,6 @@ class SentenceEncoder(nn.Module):
         pooler = getattr(backbone, "pooler", None)
         if isinstance(pooler, nn.Module):
             pooler.requires_grad_(False)
-
-    @classmethod
-    def from_pretrained(cls, path: str) -> SentenceEncoder:
-        return cls(AutoModel.from_pretrained(path))
 
     @property
     def embedding_dim(self) -> int:

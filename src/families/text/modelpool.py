@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from src.families.text.encoder import SentenceEncoder
 from src.modelpool.base import ModelPool
-from src.modelpool.lora import PeftExperts, is_adapter, lora_settings, merged_adapter
+from src.modelpool.lora import PeftExperts, lora_settings
 from src.models.heads import ZeroShotHead
 from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
@@ -54,16 +54,13 @@ class TextModelPool(PeftExperts, ModelPool):
         return resolve_model_path(self.pretrained)
 
     def load_pretrained(self) -> SentenceEncoder:
-        return SentenceEncoder.from_pretrained(self.pretrained_path)
+        return SentenceEncoder(self.host_model())
 
-    def host_model(self) -> nn.Module:
-        return AutoModel.from_pretrained(self.pretrained_path)
+    def host_model(self, path: str | None = None) -> nn.Module:
+        return AutoModel.from_pretrained(path or self.pretrained_path)
 
     def load_expert(self, task: str) -> SentenceEncoder:
-        path = self.expert_path(task)
-        if is_adapter(path):
-            return SentenceEncoder(merged_adapter(self.host_model(), path))  # peft merges the adapter for the individual row
-        return SentenceEncoder.from_pretrained(path)
+        return SentenceEncoder(self.expert_host(task))
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         model.backbone.save_pretrained(out)  # a peft model saves its adapter only
