@@ -36,7 +36,7 @@ def read_reports(benchmark_dir: Path) -> dict[str, dict]:
     for path in sorted(benchmark_dir.glob("*/report.json")):
         try:
             report = json.loads(path.read_text())
-            report["average"]["accuracy"] + 0.0
+            float(report["average"]["accuracy"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             print(f"warning: skipping unreadable report {path} ({type(err).__name__}: {err}); rerun that method to restore it", file=sys.stderr)
             continue
@@ -59,7 +59,8 @@ def write_report(report: dict, results_dir: str | Path, benchmark: str, method: 
     benchmark_dir = Path(results_dir) / benchmark
     out = benchmark_dir / method
     out.mkdir(parents=True, exist_ok=True)
-    individual = read_reports(benchmark_dir).get(INDIVIDUAL)
+    reports = read_reports(benchmark_dir)
+    individual = reports.get(INDIVIDUAL)
     reference = individual["average"]["accuracy"] if individual else None
     normalized = 1.0 if method == INDIVIDUAL else (report["average"]["accuracy"] / reference if reference else None)
     full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed}
@@ -75,13 +76,13 @@ def write_report(report: dict, results_dir: str | Path, benchmark: str, method: 
     write_text_atomic(out / "report.csv", rows.getvalue())
     write_text_atomic(out / "report.md", "\n".join(lines))
     write_json_atomic(out / "report.json", full)  # last: the table and later runs read it
-    write_comparison(benchmark_dir)
+    write_comparison(benchmark_dir, {**reports, method: full})
     return out
 
 
-def write_comparison(benchmark_dir: Path) -> Path:
-    """results/<benchmark>/README.md: one row per method with a readable report."""
-    reports = read_reports(benchmark_dir)
+def write_comparison(benchmark_dir: Path, reports: dict[str, dict] | None = None) -> Path:
+    """results/<benchmark>/README.md: one row per method with a readable report (read here unless given)."""
+    reports = read_reports(benchmark_dir) if reports is None else reports
     individual_avg = reports.get(INDIVIDUAL, {}).get("average", {}).get("accuracy")
     methods = sorted(reports, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
     tasks = _tasks(next(iter(reports.values()))) if reports else []
