@@ -104,20 +104,22 @@ class CLIPModelPool(ModelPool):
         tmp.replace(cache)
         return ZeroShotHead(weight, scale)
 
-    @torch.no_grad()
-    def class_embeddings(self, task: TaskInfo) -> torch.Tensor:
+    @cached_property
+    def tokenizer(self):
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.pretrained_path)
+        return AutoTokenizer.from_pretrained(self.pretrained_path)
+
+    @torch.no_grad()
+    def class_embeddings(self, task: TaskInfo, chunk: int = 256) -> torch.Tensor:
         templates = task.templates or ("a photo of a {}.",)
-        rows = []
-        for name in task.classes:
-            texts = [template.format(name) for template in templates]
-            tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-            embeddings = _as_tensor(self.clip.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]))
-            mean = nn.functional.normalize(embeddings, dim=-1).mean(0)
-            rows.append(nn.functional.normalize(mean, dim=-1))
-        return torch.stack(rows)
+        texts = [template.format(name) for name in task.classes for template in templates]
+        embeddings = []
+        for start in range(0, len(texts), chunk):  # every class and template through the text tower in a few batches
+            tokens = self.tokenizer(texts[start : start + chunk], padding=True, truncation=True, return_tensors="pt")
+            embeddings.append(_as_tensor(self.clip.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])))
+        per_template = nn.functional.normalize(torch.cat(embeddings), dim=-1).view(len(task.classes), len(templates), -1)
+        return nn.functional.normalize(per_template.mean(1), dim=-1)
 
     def _head_cache_file(self, task: TaskInfo) -> Path:
         key = json.dumps({"model": self.pretrained, "task": task.name, "classes": task.classes, "templates": task.templates})
