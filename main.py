@@ -2,6 +2,8 @@
 import os
 import sys
 
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
 import src.families.text  # noqa: F401  (short class names in configs and --help resolve)
 import src.methods  # noqa: F401
 from src.cli import cli_main
@@ -11,6 +13,10 @@ if __name__ == "__main__":
     try:
         check_config_files(sys.argv[1:])
         cli_main()
+    except SIGTERMException:  # Lightning stops gracefully, but as SystemExit(None): exit code 0 would pass for success
+        print("\nerror: stopped by SIGTERM before the run finished; the checkpoints written so far are kept: resume with "
+              "`fit ... --ckpt_path <default_root_dir>/checkpoints/last.ckpt`.", file=sys.stderr)  # fmt: skip
+        sys.exit(143)
     except Exception as err:  # a config/file problem (however jsonargparse or Lightning wrapped it): one line, no traceback
         cause = user_facing_cause(err)
         if cause is None or os.environ.get("MERGE_DEBUG"):

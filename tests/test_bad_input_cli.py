@@ -192,3 +192,23 @@ def test_merge_debug_keeps_the_traceback(tiny_pool, tmp_path):
     args, _ = _cases(tmp_path, tiny_pool)["duplicate task names"]
     proc = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "MERGE_DEBUG": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "must be unique" in proc.stderr
+
+
+def test_sigterm_during_fit_is_a_failure_not_a_finished_run(tiny_pool, tmp_path):
+    """Lightning stops gracefully on SIGTERM with exit code 0; a script chaining `fit && test` would then evaluate a
+    half-adapted checkpoint. The run must end with an error and keep its checkpoints."""
+    import signal
+    import time
+
+    data = str(small_data_config(tmp_path / "data.yaml"))
+    args = ["fit", "--config", data, "--config", _method("adamerging_task_wise"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path),
+            "--trainer.max_steps", "100000", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (tmp_path / "runs/checkpoints/last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and (tmp_path / "runs/checkpoints/last.ckpt").exists()
+    assert not (tmp_path / "results/tiny/adamerging_task_wise/fit_config.yaml").exists(), "an interrupted fit is not a finished one"
