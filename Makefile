@@ -17,7 +17,17 @@ ADAPTIVE := adamerging_task_wise adamerging_layer_wise dawe_task_wise dawe_layer
 LORA_DATA := configs/text/benchmark_lora.yaml
 LORA_EXPERTS_DIR := experts/text_minilm_lora
 
-.PHONY: setup main experts static adaptive lora test test-fast clean
+VISION_DATA := configs/vision/benchmark.yaml
+VISION_TASKS := fashion_mnist mnist animals digits
+VISION_MODELS := models/vision_small
+VISION_EXPERTS_DIR := experts/vision_small
+VISION_FEATURES := configs/vision/resnet_small.yaml
+# the robustness table: adaptation and evaluation on corrupted test sets (src/families/vision/corruptions.py)
+CORRUPTIONS := gaussian_noise impulse_noise motion_blur pixelate contrast jpeg spatter
+SEVERITY := 3
+ROBUST_METHODS := task_arithmetic ties adamerging_layer_wise dawe_task_wise
+
+.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -66,6 +76,37 @@ lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
 	  $(PY) main.py test --config $(LORA_DATA) --config configs/text/$$m.yaml --trainer.default_root_dir $$run --ckpt_path $$run/checkpoints/last.ckpt || exit 1; \
 	done; \
 	cat results/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
+
+# Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
+$(VISION_MODELS)/%/model.safetensors: | setup
+	$(PY) -m src.families.vision.pretraining $* --out $(VISION_MODELS)/$*
+
+$(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetensors
+	ckpt=runs/vision_experts/$*/checkpoints/last.ckpt; \
+	$(PY) main.py fit --config $(VISION_DATA) --config configs/text/expert.yaml --model.init_args.task $* \
+	  --model.init_args.lr 5e-4 --trainer.max_epochs 4 --trainer.default_root_dir runs/vision_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+
+vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/model.safetensors \
+	$(foreach t,$(VISION_TASKS),$(VISION_EXPERTS_DIR)/$(t)/model.safetensors)
+
+vision: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory vision-models && models_end=$$(date +%s) && \
+	for m in $(STATIC) $(ADAPTIVE); do \
+	  DAWE_FEATURES=$(VISION_FEATURES) scripts/run_method.sh $$m runs/vision_small/$$m --config $(VISION_DATA) || exit 1; \
+	done; end=$$(date +%s); \
+	cat results/vision_small/README.md; \
+	echo "Vision benchmark took $$(( end - start )) s: models and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
+
+# after `make vision` (the clean column is read from results/vision_small)
+vision-corruptions: setup vision-models
+	@start=$$(date +%s); \
+	for c in $(CORRUPTIONS); do for m in $(ROBUST_METHODS); do \
+	  DAWE_FEATURES=$(VISION_FEATURES) scripts/run_method.sh $$m runs/vision_small_$$c/$$m --config $(VISION_DATA) \
+	    --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY) --data.init_args.benchmark vision_small_$$c || exit 1; \
+	done; done; \
+	$(PY) -m src.reports.robustness vision_small $(foreach c,$(CORRUPTIONS),vision_small_$(c)) --out results/vision_small_corruptions; \
+	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
 
 main: setup
 	@start=$$(date +%s); \

@@ -93,6 +93,11 @@ def test_zero_shot_head_rows_are_normalised_template_means_and_cached(vision):
     other = ImageTask(name="digits", hub_path=str(vision / "data/digits"), image_column="picture", label_column="digit", templates=["a {}."])
     clip_pool.build_head(ImageTaskPool([other]).task_info("digits"), None)
     assert len(list((vision / "heads_check").glob("digits-*.pt"))) == 2, "other templates: another cache entry"
+    retrained = make_tiny_clip(vision / "clip_retrained", seed=1)
+    first = CLIPModelPool(str(retrained), head_cache_dir=str(vision / "heads_retrained")).build_head(info, None)
+    make_tiny_clip(retrained, seed=2)  # the same folder re-trained in place: its cached heads must not be reused
+    second = CLIPModelPool(str(retrained), head_cache_dir=str(vision / "heads_retrained")).build_head(info, None)
+    assert not torch.allclose(first.weight, second.weight)
 
 
 @pytest.mark.parametrize("method", ["pretrained", "individual", "task_arithmetic", "dawe_task_wise"])

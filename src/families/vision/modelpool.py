@@ -122,7 +122,8 @@ class CLIPModelPool(ModelPool):
         return nn.functional.normalize(per_template.mean(1), dim=-1)
 
     def _head_cache_file(self, task: TaskInfo) -> Path:
-        key = json.dumps({"model": self.pretrained, "task": task.name, "classes": task.classes, "templates": task.templates})
+        key = json.dumps({"model": self.pretrained, "weights": _weights_identity(self.pretrained_path), "task": task.name,
+                          "classes": task.classes, "templates": task.templates})  # fmt: skip
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         return Path(self.head_cache_dir) / f"{task.name}-{digest}.pt"
 
@@ -132,3 +133,9 @@ def _as_tensor(output) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
     return output.pooler_output if getattr(output, "pooler_output", None) is not None else output[0]
+
+
+def _weights_identity(folder: str) -> list:
+    """Name, size and modification time of the model's weight files: a model re-trained in place gets new heads."""
+    files = sorted(p for p in Path(folder).glob("*") if p.suffix in (".safetensors", ".bin"))
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
