@@ -1,0 +1,77 @@
+"""The offline vision benchmark's own models: training data, the contrastive loss, and folders the hub code path loads."""
+from __future__ import annotations
+
+import hashlib
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from src.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
+from src.families.vision.pretraining import SETS, ContrastiveCLIP, clip, resnet, training_images
+from src.families.vision.shipped import load_shipped_images
+from src.models.features import ResNetFeatures
+from src.reports.robustness import robustness_rows
+from src.taskpool.tasks import TaskInfo
+
+
+def _digest(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def test_pretraining_images_come_from_the_training_splits_only():
+    rows = training_images(per_set=40)
+    assert len(rows) == 40 * len(SETS)
+    for offset, (name, _) in enumerate(SETS):
+        splits, classes = load_shipped_images(name)
+        train = {_digest(im) for im in splits["train"].with_format("numpy")["image"]}
+        mine = [row for row in rows if row[1] // 10 == offset]
+        assert len(mine) == 40 and all(_digest(image) in train for image, *_ in mine)
+        assert all(classes[key % 10] == class_name for _, key, class_name, _ in mine), "key and caption class agree"
+
+
+def test_pairs_sharing_a_caption_are_all_positives():
+    """Logits that single out each caption group perfectly are a minimum: loss = the targets' own entropy, no gradient."""
+    keys = torch.tensor([0, 0, 1, 2, 2, 2])
+    same = (keys[:, None] == keys[None, :]).float()
+    logits = (50.0 * same).requires_grad_()  # each image equally close to every caption of its group, far from the others
+    module = ContrastiveCLIP(lambda **_: SimpleNamespace(logits_per_image=logits, logits_per_text=logits.T), lr=1e-3, steps=1)
+    module.log = lambda *a, **k: None
+    loss = module.training_step({"input_ids": None, "attention_mask": None, "pixel_values": None, "key": keys}, 0)
+    assert float(loss) == pytest.approx(float(same.sum(1).log().mean()), abs=1e-4)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert grad.abs().max() < 1e-6
+    diagonal_only = torch.nn.functional.cross_entropy(logits, torch.arange(6))  # plain CLIP targets push duplicates apart
+    assert torch.autograd.grad(diagonal_only, logits)[0].abs().max() > 0.05
+
+
+def test_pretrained_folders_load_through_the_hub_code_path(tmp_path):
+    clip(out=str(tmp_path / "clip"), steps=2, batch_size=8, per_set=8, width=32, layers=1)
+    resnet(out=str(tmp_path / "resnet"), steps=2, batch_size=8, per_set=8)
+    assert not (tmp_path / "clip.partial").exists()
+    pool = CLIPModelPool(str(tmp_path / "clip"), head_cache_dir=str(tmp_path / "heads"))
+    model = pool.load_pretrained()
+    images = ImageTaskPool([ImageTask("digits", shipped="digits")]).collate([{"image": image, "label": 0} for image in load_shipped_images("digits")[0]["test"]["image"][:3]])["image"]
+    inputs = pool.prepare_inputs({"image": images}, torch.device("cpu"))
+    assert inputs["pixel_values"].shape == (3, 3, 28, 28)
+    head = pool.build_head(TaskInfo("digits", tuple("0123456789"), ('a photo of the number: "{}".',)), model)
+    logits = head(model(**inputs))
+    assert logits.shape == (3, 10) and torch.isfinite(logits).all()
+    features = ResNetFeatures(str(tmp_path / "resnet")).features({"image": images})
+    assert features.shape == (3, 128) and torch.isfinite(features).all()
+
+
+def test_robustness_rows_compare_clean_and_corrupted_averages():
+    def report(acc: float) -> dict:
+        return {"average": {"accuracy": acc, "loss": 1.0}}
+
+    clean = {"ties": report(0.8), "task_arithmetic": report(0.9), "dawe_task_wise": report(0.95), "pretrained": report(0.5)}
+    corrupted = {"noise": {"task_arithmetic": report(0.6), "ties": report(0.5)}, "blur": {"task_arithmetic": report(0.7), "dawe_task_wise": report(0.9)}}
+    rows = robustness_rows(clean, corrupted)
+    assert [r["method"] for r in rows] == ["task_arithmetic", "ties", "dawe_task_wise"], "pretrained has no corrupted run; known order first"
+    ta = rows[0]
+    assert ta["clean"] == pytest.approx(90.0) and ta["noise"] == pytest.approx(60.0) and ta["corrupted mean"] == pytest.approx(65.0)
+    assert rows[1]["blur"] is None and rows[1]["corrupted mean"] is None, "a missing run is shown, never averaged away"
+    assert math.isclose(rows[2]["blur"], 90.0)
