@@ -238,3 +238,27 @@ def test_low_rank_task_vectors_stay_factored_and_equal_the_dense_merge():
     batches = [{k: v[:2] for k, v in inputs.items()}, {k: v[2:] for k, v in inputs.items()}]
     for x, y in zip(low_rank.forward_each(batches, start[:2]), dense.forward_each(batches, start[:2])):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_task_vector_store_equals_the_merge_of_rounded_task_vectors():
+    """bf16 keeps τ at half the bytes; θ0 stays fp32 and exact, so outputs match merging the bf16-rounded τ in fp32."""
+    model, tvs, inputs = _tiny_text_model()
+    rounded = {n: tv.to(torch.bfloat16).float() for n, tv in tvs.items()}
+    low = TaskVectorMerger(copy.deepcopy(model), tvs, store_dtype=torch.bfloat16)
+    for name, param in low.model.named_parameters():
+        assert param.dtype == torch.float32 and torch.equal(param, dict(model.named_parameters())[name]), "θ0 untouched"
+    stored = [b for n, b in low.named_buffers() if n.startswith("tau__")]
+    assert len(stored) == len(tvs) and all(b.dtype == torch.bfloat16 and b.shape[0] == T for b in stored)
+    torch.manual_seed(1)
+    per_sample, shared = torch.rand(5, T, low.num_layers), torch.rand(T, low.num_layers)
+    with torch.no_grad():
+        expected = _reference_per_sample(model, rounded, inputs, per_sample)
+        torch.testing.assert_close(low(inputs, per_sample), expected, atol=2e-3, rtol=2e-3)  # products in bf16: c·τ rounded once more
+    reference = TaskVectorMerger(copy.deepcopy(model), rounded)
+    for coefficients in (shared, per_sample):
+        c_low, c_ref = coefficients.clone().requires_grad_(), coefficients.clone().requires_grad_()
+        out_low, out_ref = low(inputs, c_low), reference(inputs, c_ref)
+        torch.testing.assert_close(out_low, out_ref, atol=2e-3, rtol=2e-3)
+        (g_low,), (g_ref,) = torch.autograd.grad(out_low.square().sum(), c_low), torch.autograd.grad(out_ref.square().sum(), c_ref)
+        torch.testing.assert_close(g_low, g_ref, atol=2e-2, rtol=2e-2)
+        assert g_low.abs().sum() > 0

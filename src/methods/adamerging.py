@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.methods.adaptive import MergeMode, TestTimeAdaptation
+from src.methods.adaptive import MergeMode, StoreDtype, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 
 
@@ -24,6 +24,7 @@ class AdaMerging(TestTimeAdaptation):
         clamp: bool = False,
         lr: float = 1e-3,
         backward_per_task: bool = False,
+        task_vector_dtype: StoreDtype = "float32",
         name: str | None = None,
     ) -> None:
         """
@@ -31,7 +32,7 @@ class AdaMerging(TestTimeAdaptation):
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
         """
-        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, name=name or f"adamerging_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, name=name or f"adamerging_{mode}")
         self.init_lambda = init_lambda
         self.clamp = clamp
 

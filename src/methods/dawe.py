@@ -5,7 +5,7 @@ import torch
 from tqdm.auto import tqdm
 
 from src.errors import check_number
-from src.methods.adaptive import MergeMode, TestTimeAdaptation
+from src.methods.adaptive import MergeMode, StoreDtype, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 from src.models.features import FeatureExtractor
 from src.models.hypernetwork import Hypernetwork
@@ -31,6 +31,7 @@ class DAWE(TestTimeAdaptation):
         init_lambda: float = 0.3,
         lr: float = 1e-5,
         backward_per_task: bool = False,
+        task_vector_dtype: StoreDtype = "float32",
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
         standardize_features: bool = False,
@@ -48,7 +49,7 @@ class DAWE(TestTimeAdaptation):
             standardize_features: standardise each feature coordinate with the mean and std over every adaptation
                 input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
         """
-        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, name=name or f"dawe_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, name=name or f"dawe_{mode}")
         check_number("model.init_args.hidden_layers", hidden_layers, 0)
         self.feature_extractor = feature_extractor.requires_grad_(False)
         self.hidden_layers = hidden_layers

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from src.merging.low_precision import LowPrecisionStack
 from src.merging.low_rank import FactorStack
 from src.models.per_sample_layers import SampleRows, Workspace, mix, mix_factored, per_sample_forward
 
@@ -42,9 +43,11 @@ class TaskVectorMerger(nn.Module):
             stacks' θ0 rows (same values, stored once).
         task_vectors: name → (T, *shape) stacked task vectors, names as in `model.named_parameters()`.
             Their order defines the layer index used by layer-wise coefficients.
+        store_dtype: keep dense task vectors in this dtype (bfloat16 halves the part of memory that grows
+            with the number of tasks); θ0 and the merged tensors keep the model's dtype. None: the model's.
     """
 
-    def __init__(self, model: nn.Module, task_vectors: dict[str, torch.Tensor | FactorStack]) -> None:
+    def __init__(self, model: nn.Module, task_vectors: dict[str, torch.Tensor | FactorStack], store_dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         params = dict(model.named_parameters())
@@ -61,6 +64,7 @@ class TaskVectorMerger(nn.Module):
         self._workspace = Workspace()
         self._parameters_by_name = params  # a plain dict: θ0 of factored weights, not registered twice
         self._factored: set[str] = set()
+        self._low_precision: set[str] = set()
         for name, tv in task_vectors.items():
             theta0 = params[name].detach()
             if isinstance(tv, FactorStack) and name in linear_weights:
@@ -73,6 +77,10 @@ class TaskVectorMerger(nn.Module):
                 tv = tv.dense()
             if tv.shape[1:] != params[name].shape:
                 raise ValueError(f"Task vector '{name}' has shape {tuple(tv.shape[1:])}, tensor has {tuple(params[name].shape)}.")
+            if store_dtype is not None and store_dtype != theta0.dtype:
+                self._low_precision.add(name)  # θ0 stays the model's own parameter, in its own dtype
+                self.register_buffer(self._key(name, "tau"), tv.detach().to(store_dtype), persistent=False)
+                continue
             stack = torch.cat([tv.detach().to(theta0.dtype), theta0.unsqueeze(0)])  # [τ_1; …; τ_T; θ0]
             self.register_buffer(self._key(name), stack, persistent=False)
         # a tensor no expert changed (BERT's pooler under mean pooling) is θ0 under any coefficients:
@@ -84,6 +92,8 @@ class TaskVectorMerger(nn.Module):
         if name in self._factored:
             factors = self.factors(name)
             return bool(factors.A.any()) and bool(factors.B.any())
+        if name in self._low_precision:
+            return bool(self.updates(name).tau.any())
         return bool(self.stack(name)[:-1].any())
 
     def _link_parameters(self) -> None:
@@ -94,7 +104,7 @@ class TaskVectorMerger(nn.Module):
         separately, so `_apply` links them again afterwards.
         """
         for name, param in self.model.named_parameters():
-            if name in self.layer_index and name not in self._factored:
+            if name in self.layer_index and name not in self._factored and name not in self._low_precision:
                 row = self.stack(name)[-1]
                 if param.data_ptr() != row.data_ptr():
                     param.data = row
@@ -116,13 +126,17 @@ class TaskVectorMerger(nn.Module):
         """The low-rank updates of a Linear weight, as views of this merger's (moved) buffers."""
         return FactorStack(getattr(self, self._key(name, "A")), getattr(self, self._key(name, "B")), self.num_tasks)
 
-    def updates(self, name: str) -> torch.Tensor | FactorStack:
-        return self.factors(name) if name in self._factored else self.stack(name)
+    def updates(self, name: str) -> torch.Tensor | FactorStack | LowPrecisionStack:
+        if name in self._factored:
+            return self.factors(name)
+        if name in self._low_precision:
+            return LowPrecisionStack(getattr(self, self._key(name, "tau")), self._parameters_by_name[name])
+        return self.stack(name)
 
     def _merge(self, name: str, coef: torch.Tensor) -> torch.Tensor:
         """θ0 + Σ_t coef[..., t] τ_t of tensor `name`; coef (T,) or (K, T)."""
         if name not in self._factored:
-            return mix(self.stack(name), coef)
+            return mix(self.updates(name), coef)
         return self._parameters_by_name[name] + mix_factored(self.factors(name), coef)
 
     @property

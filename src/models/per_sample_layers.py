@@ -12,10 +12,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from src.merging.low_precision import LowPrecisionStack
 from src.merging.low_rank import FactorStack
 
+Stack = torch.Tensor | LowPrecisionStack  # [τ_1; …; τ_T; θ0] in one dtype, or bf16 τ beside θ0
 
-def mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+
+def mix(stack: Stack, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """θ0 + Σ_t coef[..., t] τ_t from `stack` = [τ_1; …; τ_T; θ0]; coef (T,) → θ0.shape, (B, T) → (B, *θ0.shape).
 
     θ0 sits in the stack's last row so one matrix product with the coefficients extended by a 1 gives
@@ -23,6 +26,8 @@ def mix(stack: torch.Tensor, coef: torch.Tensor, out: torch.Tensor | None = None
     memory traffic, not arithmetic. Measured on CPU, a fresh multi-MB tensor per layer cost more in
     page faults, and broadcasting θ0 into it more in copying, than the product itself.
     """
+    if isinstance(stack, LowPrecisionStack):
+        return stack.mix(coef, out)
     ones = coef.new_ones(*coef.shape[:-1], 1)
     extended = torch.cat([coef, ones], dim=-1).to(stack.dtype)
     shape = stack.shape[1:]
@@ -142,7 +147,8 @@ def per_sample_forward(
             outs = []  # a batch too large for one workspace: blocks of output rows
             for r0 in range(0, out_features, block):
                 r1 = min(out_features, r0 + block)
-                w = mix(stack[:, r0:r1], c, workspace.get(c.shape[0] * (r1 - r0) * in_features, stack))
+                rows_of = stack.rows(r0, r1) if isinstance(stack, LowPrecisionStack) else stack[:, r0:r1]
+                w = mix(rows_of, c, workspace.get(c.shape[0] * (r1 - r0) * in_features, stack))
                 outs.append(apply(flat, w, None if b is None else b[:, r0:r1]))
             return torch.cat(outs, dim=-1).view(*x.shape[:-1], out_features)
 
@@ -159,7 +165,8 @@ def per_sample_forward(
             ids = ids.expand(batch, *ids.shape[1:]) if ids.shape[0] == 1 else ids
             out = F.embedding(ids, module.weight, module.padding_idx)
             if "weight" in taus:
-                picked = taus["weight"][:-1, ids]  # (T, B, ..., d): task-vector rows only
+                stack = taus["weight"]
+                picked = stack.tau[:, ids] if isinstance(stack, LowPrecisionStack) else stack[:-1, ids]  # (T, B, ..., d): task vectors' rows
                 out = out + torch.einsum("bt,tb...->b...", coef("weight").to(picked.dtype), picked)
             return out
 
