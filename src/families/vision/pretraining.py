@@ -107,7 +107,7 @@ def _loader(rows: list, collate, batch_size: int, seed: int) -> DataLoader:
     return DataLoader(rows, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
 
 
-def clip(out: str = "models/vision_small/clip", steps: int = 150, batch_size: int = 256, lr: float = 1e-3, per_set: int = 3000,
+def clip(out: str = "models/vision_small/clip", steps: int = 300, batch_size: int = 128, lr: float = 1e-3, per_set: int = 3000,
          width: int = 128, layers: int = 4, seed: int = 0) -> None:  # fmt: skip
     """Pretrain a small CLIP (ViT, 28-px images, 7-px patches; MiniLM's WordPiece tokenizer, which ships offline).
 

@@ -1,0 +1,128 @@
+"""Peak memory of one test-time adaptation step at paper scale: CLIP ViT-B/32 and ViT-L/14, T task vectors.
+
+One step = every task's unlabelled batch through its merged model, entropy of a zero-shot-style head,
+backward to the task-wise coefficients. Three ways, all through `TaskVectorMerger` as the methods use it:
+
+  before      one backward over all K task batches (`forward_each`, the default): K merged models and K
+              batches of activations alive at once
+  per-task    `backward_per_task`: one task's merged model and activations alive at a time
+  per-task+bf16   the same with the task-vector stack stored in bf16 (`task_vector_dtype: bfloat16`)
+
+Memory that does not depend on the step (θ0 and the T task vectors) is computed from the tensor sizes; the
+step's peak *extra* memory is measured (CUDA: allocator peak; CPU: sampled RSS, see peak_memory.py). Where
+this machine cannot hold a configuration, measure smaller ones and extrapolate: the extra memory is linear
+in the number of task batches K alive at once and in the batch size b,
+
+    extra(K, b) = K · (W + b · a)          W: one merged copy of the weights, a: activations per input,
+
+so W and a come from two batch sizes at K = 1, and a K = 2 run checks the linearity in K.
+
+    python benchmarks/adaptation_memory.py --model clip-vit-b32 --tasks 8 --batch-sizes 16 --task-batches 1 8
+    python benchmarks/adaptation_memory.py --model clip-vit-l14 --tasks 8 --batch-sizes 1 2 --task-batches 1 2 --target-batch 16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peak_memory import PeakMemory  # noqa: E402
+from benchmarks.throughput_models import VisionTower  # noqa: E402
+from src.methods.adaptive import softmax_entropy  # noqa: E402
+from src.models.merged_forward import TaskVectorMerger  # noqa: E402
+
+SIZES = {
+    "clip-vit-b32": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=32),
+    "clip-vit-l14": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224, patch_size=14),
+    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=16),
+}
+MIB = 2**20
+
+
+def build(model_name: str, tasks: int, store: torch.dtype, device: torch.device, seed: int = 0) -> TaskVectorMerger:
+    from transformers import CLIPVisionConfig
+
+    torch.manual_seed(seed)
+    model = VisionTower(CLIPVisionConfig(**SIZES[model_name], hidden_act="quick_gelu"))
+    stacks = {n: 1e-3 * torch.randn(tasks, *p.shape, dtype=store) for n, p in model.named_parameters()}
+    return TaskVectorMerger(model, stacks, store_dtype=store).to(device)
+
+
+def step(merger: TaskVectorMerger, head: torch.Tensor, lambdas: torch.Tensor, batches: list[torch.Tensor], per_task: bool) -> None:
+    """One adaptation step's forward and backward (the optimiser update is negligible: T numbers)."""
+    coef = lambdas.unsqueeze(-1).expand(-1, merger.num_layers)
+    if per_task:
+        for pixels in batches:
+            (out,) = merger.forward_each([{"pixel_values": pixels}], coef)
+            softmax_entropy(100 * torch.nn.functional.normalize(out, dim=-1) @ head.T).mean().backward()
+        return
+    outs = merger.forward_each([{"pixel_values": p} for p in batches], coef)
+    torch.stack([softmax_entropy(100 * torch.nn.functional.normalize(o, dim=-1) @ head.T).mean() for o in outs]).sum().backward()
+
+
+def measure(args: argparse.Namespace, variant: str, task_batches: int, batch: int) -> dict:
+    device = torch.device(args.device)
+    store = torch.bfloat16 if variant.endswith("bf16") else torch.float32
+    merger = build(args.model, args.tasks, store, device)
+    size = SIZES[args.model]
+    head = torch.nn.functional.normalize(torch.randn(10, size["hidden_size"], device=device), dim=-1)
+    lambdas = torch.full((args.tasks,), 0.3, device=device, requires_grad=True)
+    batches = [torch.randn(batch, 3, size["image_size"], size["image_size"], device=device) for _ in range(task_batches)]
+    fixed = sum(b.numel() * b.element_size() for b in merger.buffers()) + sum(
+        p.numel() * p.element_size() for n, p in merger.model.named_parameters() if not any(p.data_ptr() == b.data_ptr() for b in merger.buffers())
+    )
+    step(merger, head, lambdas, [b[:1] for b in batches[:1]], per_task=True)  # warm-up: first-call allocations are not the step's
+    lambdas.grad = None
+    start = time.perf_counter()
+    with PeakMemory(device).measure() as peak:
+        step(merger, head, lambdas, batches, per_task=variant != "before")
+    row = {"variant": variant, "task_batches": task_batches, "batch": batch, "extra_mib": (peak.extra or 0) / MIB,
+           "fixed_mib": fixed / MIB, "seconds": time.perf_counter() - start}  # fmt: skip
+    del merger, batches
+    print(f"{variant:<14} K={task_batches:<2} b={batch:<3} fixed {row['fixed_mib']:9.1f} MiB  step extra {row['extra_mib']:9.1f} MiB  ({row['seconds']:.1f} s)", flush=True)
+    return row
+
+
+def extrapolate(rows: list[dict], variant: str, tasks: int, target_batch: int) -> dict | None:
+    """extra(K, b) = K·(W + b·a) from the K = 1 rows of two batch sizes; K is `tasks` for `before`, 1 for per-task."""
+    ones = sorted((r["batch"], r["extra_mib"]) for r in rows if r["variant"] == variant and r["task_batches"] == 1)
+    if len(ones) < 2 or ones[0][0] == ones[-1][0]:
+        return None
+    (b1, e1), (b2, e2) = ones[0], ones[-1]
+    a = (e2 - e1) / (b2 - b1)
+    w = e1 - b1 * a
+    k = tasks if variant == "before" else 1
+    fixed = next(r["fixed_mib"] for r in rows if r["variant"] == variant)
+    extra = k * (w + target_batch * a)
+    return {"variant": variant, "weights_mib": w, "activations_mib_per_input": a, "extra_mib": extra, "total_mib": fixed + extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=list(SIZES), default="clip-vit-b32")
+    parser.add_argument("--tasks", type=int, default=8, help="task vectors T (the stack's size)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16], help="inputs per task batch to measure")
+    parser.add_argument("--task-batches", type=int, nargs="+", default=[1, 8], help="task batches per step to measure (K ≤ T)")
+    parser.add_argument("--target-batch", type=int, default=16, help="batch size the extrapolation reports")
+    parser.add_argument("--variants", nargs="+", default=["before", "per-task", "per-task+bf16"])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_grad_enabled(True)
+    print(f"adaptation step memory: {args.model}, T={args.tasks} task vectors, device {args.device}, torch {torch.__version__}")
+    rows = [measure(args, v, k, b) for v in args.variants for k in args.task_batches for b in args.batch_sizes if v == "before" or k == 1 or k == max(args.task_batches)]
+    estimates = [e for v in args.variants if (e := extrapolate(rows, v, args.tasks, args.target_batch)) is not None]
+    for e in estimates:
+        print(f"extrapolated {e['variant']:<14} T={args.tasks} b={args.target_batch}: W {e['weights_mib']:.0f} MiB, "
+              f"a {e['activations_mib_per_input']:.1f} MiB/input -> step extra {e['extra_mib']:.0f} MiB, total {e['total_mib']:.0f} MiB")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "tasks": args.tasks, "device": args.device, "rows": rows, "extrapolated": estimates}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
