@@ -98,3 +98,40 @@ def test_methods_run_on_the_text_to_text_family(method, t5, tmp_path):
         # encoder q, v; decoder cross-attention q, v; decoder self-attention v only: over the single start position its
         # softmax is 1 whatever q is, so first-step training leaves q's adapter at zero and that tensor is not merged
         assert len(merger.names) == 2 * 2 + 2 * 2 + 2 and not any("decoder" in n and "SelfAttention.q" in n for n in merger.names)
+
+
+@pytest.mark.parametrize("method", ["pretrained", "ties", "dawe_task_wise"])
+def test_methods_evaluate_by_generation(method, t5, tmp_path):
+    """Greedy decoding with exact match flows through static merges and DAWE's exact per-sample merging alike."""
+    common = ["--config", str(t5 / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+              "--model.init_args.modelpool.init_args.evaluate_by", "generation", "--model.init_args.modelpool.init_args.max_new_tokens", "3",
+              "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
+    extra = []
+    if method.startswith("dawe"):
+        run_cli(["fit", *common, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"])
+        extra = ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")]
+    cli = run_cli(["test", *common, *extra])
+    report = json.loads((tmp_path / "results/tiny_t5" / method / "report.json").read_text())
+    assert all(0.0 <= report[t]["accuracy"] <= 1.0 for t in ("rotten_tomatoes", "election_tweets"))
+    assert all(type(h).__name__ == "GeneratedLabelHead" for h in cli.model.heads.values())
+
+
+def test_a_regression_task_reports_spearman_of_generated_numbers(t5, tmp_path):
+    import datasets
+
+    rows = {"sentence1": [f"a man plays {i}" for i in range(12)], "sentence2": [f"someone plays {i % 5}" for i in range(12)],
+            "label": [i / 2.2 for i in range(12)]}  # fmt: skip
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows), "validation": datasets.Dataset.from_dict(rows)}).save_to_disk(tmp_path / "stsb")
+    stsb = {"name": "stsb", "hub_path": str(tmp_path / "stsb"), "template": "'{sentence1}' and '{sentence2}': rate the similarity.",
+            "target_template": "{:.1f}", "max_train": 12, "max_test": 12}  # fmt: skip
+    benchmark = yaml.safe_load((t5 / "benchmark.yaml").read_text())
+    benchmark["data"]["init_args"]["tasks"] = [TASKS[0], stsb]  # a list given on the command line would merge item by item
+    (tmp_path / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))
+    cli = run_cli(["test", "--config", str(tmp_path / "benchmark.yaml"), "--config", str(ROOT / "configs/text/pretrained.yaml"), *QUIET,
+                   "--model.init_args.modelpool.init_args.evaluate_by", "generation",
+                   "--model.init_args.modelpool.init_args.max_new_tokens", "3", "--results_dir", str(tmp_path / "results")])  # fmt: skip
+    rounded = [0.0, 0.5, 0.9, 1.4, 1.8, 2.3, 2.7, 3.2, 3.6, 4.1, 4.5, 5.0]  # i / 2.2 written "{:.1f}" and read back, as the reference scored
+    assert sorted(cli.datamodule.split("stsb", "test")["label"]) == rounded
+    report = json.loads((tmp_path / "results/tiny_t5/pretrained/report.json").read_text())
+    assert report["stsb"]["spearman"] == report["stsb"]["accuracy"] and -1.0 <= report["stsb"]["spearman"] <= 1.0
+    assert report["average"]["accuracy"] == pytest.approx((report["stsb"]["spearman"] + report["rotten_tomatoes"]["accuracy"]) / 2)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
 from src.errors import ConfigError
 from src.modelpool.base import ModelPool
+from src.models.task_metrics import task_metric
 from src.taskpool.base import TaskPool
 from src.taskpool.tasks import TaskInfo
 
@@ -55,10 +54,8 @@ class MergedModelModule(L.LightningModule):
         infos = {t: taskpool.task_info(t) for t in self.task_names}
         pretrained = self.modelpool.pretrained_model()
         self.heads = self.build_heads(pretrained, infos)
-        self.test_accuracy = nn.ModuleDict(
-            {t: MulticlassAccuracy(num_classes=infos[t].num_classes, average="micro") for t in self.heads}
-        )
-        self.test_loss = nn.ModuleDict({t: MeanMetric() for t in self.heads})
+        # the head names what reads its outputs: class logits, answers in the model's own words, numbers
+        self.test_metrics = nn.ModuleDict({t: task_metric(self.heads[t], infos[t]) for t in self.heads})
         self.build(pretrained)
 
     def build_heads(self, pretrained: nn.Module, infos: dict[str, TaskInfo]) -> nn.ModuleDict:
@@ -73,30 +70,27 @@ class MergedModelModule(L.LightningModule):
         """Embeddings of a batch that comes from `task`."""
         raise NotImplementedError
 
-    def task_logits(self, batch: dict, task: str) -> torch.Tensor:
-        inputs = self.modelpool.prepare_inputs(batch, self.device)
+    def task_logits(self, batch: dict, task: str, evaluation: bool = False):
+        """The head's outputs for a batch of `task`: class logits while training; at evaluation whatever the
+        head gives its metric (the family's `evaluation_inputs` may ask the model for more, e.g. a generated answer)."""
+        prepare = self.modelpool.evaluation_inputs if evaluation else self.modelpool.prepare_inputs
+        inputs = prepare(batch, self.device)
         return self.heads[task](self.embed(inputs, task, batch))
 
     # ---- TaskPool evaluation ------------------------------------------------------------------
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         task = self.task_names[dataloader_idx]
-        logits = self.task_logits(batch, task)
-        self.test_accuracy[task].update(logits, batch["label"])
-        self.test_loss[task].update(nn.functional.cross_entropy(logits, batch["label"], reduction="none"))
+        self.test_metrics[task].update(self.task_logits(batch, task, evaluation=True), batch["label"])
 
     def collect_report(self) -> dict[str, dict[str, float]]:
-        """Per-task accuracy and loss plus their unweighted average; resets the metrics.
+        """Per-task accuracy (a regression task: its score) and loss plus their unweighted average; resets the metrics.
 
         Every rank calls this: torchmetrics syncs the states across processes inside `compute`.
         """
         report: dict[str, dict[str, float]] = {}
         for task in self.task_names:
-            report[task] = {
-                "accuracy": float(self.test_accuracy[task].compute()),
-                "loss": float(self.test_loss[task].compute()),
-            }
-            self.test_accuracy[task].reset()
-            self.test_loss[task].reset()
+            report[task] = self.test_metrics[task].compute()
+            self.test_metrics[task].reset()
         report["average"] = {
             key: sum(report[t][key] for t in self.task_names) / len(self.task_names) for key in ("accuracy", "loss")
         }

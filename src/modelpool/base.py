@@ -9,7 +9,9 @@ Methods type this base, so LightningCLI accepts any family's pool. A family impl
   the default `expert_update`; a LoRA family overrides `expert_update` to return `LowRankDelta`s.
 * `prepare_inputs(batch, device)` → the module's keyword inputs (tokenise, process images, ...).
 * `build_head(task_info, model)` → a frozen module mapping (B, D) to (B, C) logits: zero-shot from a
-  text encoder or CLIP's text tower, an expert's own linear head, label-word scores.
+  text encoder or CLIP's text tower, an expert's own linear head, label-word scores. A head whose
+  evaluation outputs are not class logits names its metric (`task_metric()`, src/models/task_metrics.py).
+* optionally `evaluation_inputs(batch, device)` → the module's inputs at test time (default: `prepare_inputs`).
 * `write_expert(task, model, head, out)` → save a fine-tuned expert where `load_expert` finds it.
 
 The base does the rest once: expert references by task name, compatibility checks, and task vectors
@@ -77,6 +79,15 @@ class ModelPool:
 
     def build_head(self, task: TaskInfo, model: nn.Module) -> nn.Module:
         raise NotImplementedError
+
+    def evaluation_inputs(self, batch: dict, device: torch.device) -> dict:
+        """The module's keyword inputs at test time: by default those of training and adaptation.
+
+        A family whose model answers differently when evaluated (a decoder generating its answer instead
+        of scoring one step) adds the option here; it reaches the module through every method's forward,
+        merged per batch or per sample, because it is an input like the others.
+        """
+        return self.prepare_inputs(batch, device)
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         raise NotImplementedError

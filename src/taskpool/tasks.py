@@ -7,10 +7,13 @@ head, so heads never reach into the data module.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import datasets
 
-from src.errors import UserFacingError
+from src.errors import ConfigError, UserFacingError
+
+Metric = Literal["accuracy", "spearman"]
 
 
 class DatasetLoadError(UserFacingError, RuntimeError):
@@ -33,16 +36,27 @@ class TaskInfo:
 
     `classes` holds what the family's head reads: a description a text encoder embeds, a class name a
     CLIP template fills, or a label word a decoder scores. `templates` are prompts with one `{}` for
-    heads that embed class names (CLIP); empty for the others.
+    heads that embed class names (CLIP); empty for the others. `metric` is how the task is scored:
+    "accuracy" (classification: integer labels, one class each) or "spearman" (regression: float
+    labels, no classes, Spearman's rho of predicted numbers, as GLUE scores STS-B).
     """
 
     name: str
     classes: tuple[str, ...]
     templates: tuple[str, ...] = ()
+    metric: Metric = "accuracy"
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("accuracy", "spearman"):
+            raise ConfigError(f"Task '{self.name}': metric must be 'accuracy' or 'spearman', got {self.metric!r}.")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.metric == "spearman"
 
 
 def capped(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
@@ -62,6 +76,8 @@ def finalize_splits(task: Task, splits: dict[str, datasets.Dataset], info: TaskI
                 f"cap max_{split}={cap}). Point the task at data with examples, or raise the cap."
             )
         out[split] = ds.add_column("index", list(range(len(ds))))
+    if info.is_regression:
+        return out  # float labels: nothing to check against classes
     num_labels = max(max(out["train"]["label"]), max(out["test"]["label"])) + 1
     if info.num_classes < num_labels:
         raise DatasetLoadError(

@@ -21,9 +21,11 @@ class LabelWordHead(nn.Module):
     original DAWE code did) or the label words only.
     """
 
+    distinct_first_tokens = True  # scoring one step tells label words apart only by their first token
+
     def __init__(self, token_ids: list[int], entropy_over: EntropyOver = "vocabulary") -> None:
         super().__init__()
-        if len(set(token_ids)) != len(token_ids):
+        if self.distinct_first_tokens and len(set(token_ids)) != len(token_ids):
             raise ValueError("label words must start with different tokens")
         self.register_buffer("token_ids", torch.tensor(token_ids, dtype=torch.long))
         self.entropy_over = entropy_over

@@ -1,32 +1,24 @@
-"""The text-to-text family's ModelPool: an encoder-decoder (Flan-T5) whose first decoder step answers with a label word."""
+"""The text-to-text family's ModelPool: an encoder-decoder (Flan-T5) answering with a label word (first step or greedy decode) or a number."""
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from src.errors import ConfigError
+from src.errors import ConfigError, check_number
+from src.families.seq2seq.decoder import FirstStepLM
+from src.families.seq2seq.generation_heads import GeneratedLabelHead, GeneratedNumberHead
 from src.families.seq2seq.heads import EntropyOver, LabelWordHead, LabelWordTrainingHead
 from src.modelpool.base import ModelPool
 from src.modelpool.lora import PeftExperts, lora_settings
 from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
-
-class FirstStepLM(nn.Module):
-    """An encoder-decoder run for one decoder step from its start token: (B, V) logits of the first answer token."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        start = self.model.config.decoder_start_token_id
-        decoder_input_ids = torch.full((input_ids.shape[0], 1), int(start), dtype=torch.long, device=input_ids.device)
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits[:, 0]
+EvaluateBy = Literal["label_words", "generation"]
 
 
 class Seq2SeqModelPool(PeftExperts, ModelPool):
@@ -40,6 +32,12 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         entropy_over: what adaptation takes the entropy of: the first step's whole vocabulary (the original
             DAWE code) or only the label words' first tokens.
         lora: train experts as LoRA adapters (`fit` of an expert): rank, alpha, dropout, target_modules (T5: q, v).
+        evaluate_by: how `test` reads the answer: "label_words" scores the label words' first tokens at the first
+            decoder step (one step, no decode); "generation" decodes greedily with `generate` and compares the
+            text with the label words (exact match, the reference's evaluation). Regression tasks (STS-B) need
+            "generation": their answer is a number. Adaptation always reads the first step.
+        max_new_tokens: longest answer decoded with evaluate_by "generation" (label words and "{:.1f}" numbers
+            take a few tokens; the reference decoded up to transformers' default length of 20).
     """
 
     def __init__(
@@ -50,13 +48,20 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         max_length: int = 256,
         entropy_over: EntropyOver = "vocabulary",
         lora: dict | None = None,
+        evaluate_by: EvaluateBy = "label_words",
+        max_new_tokens: int = 20,
     ) -> None:
         super().__init__(pretrained, experts_dir, experts)
         if entropy_over not in ("vocabulary", "label_words"):
             raise ConfigError(f"entropy_over must be 'vocabulary' or 'label_words', got {entropy_over!r}.")
+        if evaluate_by not in ("label_words", "generation"):
+            raise ConfigError(f"evaluate_by must be 'label_words' or 'generation', got {evaluate_by!r}.")
+        check_number("model.init_args.modelpool.init_args.max_new_tokens", max_new_tokens, 1)
         self.max_length = max_length
         self.entropy_over = entropy_over
         self.lora = lora_settings(lora)
+        self.evaluate_by = evaluate_by
+        self.max_new_tokens = max_new_tokens
 
     host_attribute = "model"  # FirstStepLM.model: where adapters attach
 
@@ -87,22 +92,56 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         encoded = self.tokenizer(list(batch["text"]), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return {"input_ids": encoded["input_ids"].to(device), "attention_mask": encoded["attention_mask"].to(device)}
 
-    def label_token_ids(self, task: TaskInfo) -> list[int]:
-        """Each label word's first token; label words must start differently to be told apart in one step."""
+    def evaluation_inputs(self, batch: dict, device: torch.device) -> dict:
+        """With evaluate_by "generation", the prompts plus how many tokens to decode (FirstStepLM then generates)."""
+        inputs = self.prepare_inputs(batch, device)
+        return {**inputs, "max_new_tokens": self.max_new_tokens} if self.evaluate_by == "generation" else inputs
+
+    def decode(self, sequences: torch.Tensor) -> list[str]:
+        """Generated ids → answer texts, special tokens (start, end, padding) dropped."""
+        return self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+
+    def label_token_ids(self, task: TaskInfo, distinct: bool = True) -> list[int]:
+        """Each label word's first token; scoring one step needs them to differ (`distinct`), exact match does not."""
         ids = [self.tokenizer(word, add_special_tokens=False)["input_ids"][:1] for word in task.classes]
         if any(not i for i in ids):
             raise ConfigError(f"Task '{task.name}': a label word tokenises to nothing: {list(task.classes)}.")
         firsts = [i[0] for i in ids]
-        if len(set(firsts)) != len(firsts):
+        if distinct and len(set(firsts)) != len(firsts):
             raise ConfigError(
                 f"Task '{task.name}': label words {list(task.classes)} do not all start with different tokens "
                 f"(first tokens {firsts}); choose words that differ from their first token on."
             )
         return firsts
 
-    def build_head(self, task: TaskInfo, model: nn.Module) -> LabelWordHead:
+    def build_head(self, task: TaskInfo, model: nn.Module) -> nn.Module:
+        """Label-word scores of the first step, or (evaluate_by "generation") the decoded label word or number."""
+        if task.is_regression:
+            if self.evaluate_by != "generation":
+                raise ConfigError(
+                    f"Task '{task.name}' is a regression task (its answer is a number, scored by Spearman): set "
+                    "model.init_args.modelpool.init_args.evaluate_by: generation; label-word scoring needs label words."
+                )
+            if self.entropy_over == "label_words":
+                raise ConfigError(
+                    f"Task '{task.name}' is a regression task and has no label words to take the entropy over: set "
+                    "model.init_args.modelpool.init_args.entropy_over: vocabulary."
+                )
+            return GeneratedNumberHead(self.decode)
+        if self.evaluate_by == "generation":
+            return GeneratedLabelHead(self.label_token_ids(task, distinct=False), task.classes, self.decode, self.entropy_over)
         return LabelWordHead(self.label_token_ids(task), self.entropy_over)
 
     def expert_head(self, task: TaskInfo, model: nn.Module) -> LabelWordTrainingHead:
-        """Label words plus 'any other token': fine-tuning then teaches the model to generate its label words."""
+        """Label words plus 'any other token': fine-tuning then teaches the model to generate its label words.
+
+        A regression task's answer is a number of several tokens, which a first-token loss cannot teach:
+        its experts are loaded (the reference's hub adapters), not fine-tuned here.
+        """
+        if task.is_regression:
+            raise ConfigError(
+                f"Task '{task.name}' is a regression task: experts are fine-tuned here on the first answer token against "
+                "label words, which a number answer does not have. Load its fine-tuned adapter through modelpool.experts "
+                "(e.g. tanganke/flan-t5-base_glue-stsb_lora-16) instead of fitting one."
+            )
         return LabelWordTrainingHead(self.label_token_ids(task), self.entropy_over)

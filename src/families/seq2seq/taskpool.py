@@ -1,4 +1,5 @@
-"""The text-to-text TaskPool: each example becomes a prompt (a template filled with its columns); classes are label words."""
+"""The text-to-text TaskPool: each example becomes a prompt (a template filled with its columns); classes are label
+words, or a regression task's answer is its label written as a number (STS-B)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ from src.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 
 @dataclass
 class PromptTask(Task):
-    """A classification task asked as a prompt; the answer is one of `label_words` (in label order)."""
+    """A task asked as a prompt: classification answers one of `label_words` (in label order); a regression task
+    (`target_template` set) answers its label as a number and is scored by Spearman's rho."""
 
     label_words: list[str] = field(default_factory=list)  # the answer for each class, in label order
+    target_template: str | None = None  # regression: the answer is the label formatted with it (STS-B: "{:.1f}"); no label_words
     template: str = "{text}"  # the prompt: Python format string over the example's columns
     corpus: str | None = None  # a shipped corpus (newsgroups, reuters_r8, rotten_tomatoes, election_tweets) instead of hub_path
     hub_path: str | None = None  # `datasets.load_dataset` path (e.g. glue) or a `save_to_disk` folder
@@ -36,19 +39,43 @@ def _read(task: PromptTask) -> dict[str, datasets.Dataset]:
     return read_splits(task.name, task.hub_path, task.hub_config, task.train_split, task.test_split)
 
 
+def _check_answers(task: PromptTask) -> None:
+    if bool(task.label_words) == (task.target_template is not None):
+        raise ConfigError(
+            f"Task '{task.name}': give label_words (classification, one answer per class in label order) or "
+            "target_template (regression, e.g. \"{:.1f}\"), exactly one of them."
+        )
+
+
+def regression_target(task: PromptTask, label: float) -> float:
+    """The label as the reference scored it: written with `target_template`, then read back (STS-B: one decimal)."""
+    text = task.target_template.format(label)
+    try:
+        return float(text)
+    except ValueError as err:
+        raise ConfigError(f"Task '{task.name}': target_template {task.target_template!r} writes {text!r}, not a number.") from err
+
+
 def load_prompt_task(task: PromptTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
-    """Splits with `text` (the filled template) and `label`; the label words are the task's classes."""
-    if not task.label_words:
-        raise ConfigError(f"Task '{task.name}': give label_words, one answer per class in label order.")
+    """Splits with `text` (the filled template) and `label`; the label words are the task's classes.
+
+    A regression task's labels are floats, rounded as its target template writes them.
+    """
+    _check_answers(task)
     splits = _read(task)
 
     def prompt(row: dict) -> dict:
         try:
-            return {"text": task.template.format(**row), "label": row[task.label_column]}
+            label = row[task.label_column]
+            if task.target_template is not None:
+                label = regression_target(task, label)
+            return {"text": task.template.format(**row), "label": label}
         except KeyError as err:
             raise DatasetLoadError(f"Task '{task.name}': template field or label column {err} is not a column ({sorted(row)}).") from err
 
     out = {s: ds.map(prompt, remove_columns=ds.column_names) for s, ds in splits.items()}
+    if task.target_template is not None:
+        return out, TaskInfo(task.name, (), metric="spearman")
     return out, TaskInfo(task.name, tuple(task.label_words))
 
 
