@@ -105,7 +105,7 @@ vision-corruptions: setup vision-models
 	  DAWE_FEATURES=$(VISION_FEATURES) scripts/run_method.sh $$m runs/vision_small_$$c/$$m --config $(VISION_DATA) \
 	    --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY) --data.init_args.benchmark vision_small_$$c || exit 1; \
 	done; done; \
-	$(PY) -m src.reports.robustness vision_small; \
+	$(PY) -m src.families.vision.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
 
 main: setup

@@ -11,9 +11,9 @@ import torch
 
 from src.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
 from src.families.vision.pretraining import SETS, ContrastiveCLIP, clip, resnet, training_images
+from src.families.vision.robustness import robustness_rows
 from src.families.vision.shipped import load_shipped_images
 from src.models.features import ResNetFeatures
-from src.reports.robustness import robustness_rows
 from src.taskpool.tasks import TaskInfo
 
 

@@ -4,13 +4,14 @@ Each corrupted benchmark is the same TaskPool run with `corruption` set (its own
 results/vision_small_gaussian_noise/); the table lists, per method, the clean average accuracy, the
 average under each corruption, and the mean over corruptions. Methods missing from a benchmark show "–".
 
-    python -m src.reports.robustness vision_small      # every results/vision_small_*/ → results/vision_small_corruptions/
+    python -m src.families.vision.robustness vision_small      # every results/vision_small_<corruption>/ → results/vision_small_corruptions/
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from src.errors import ConfigError
+from src.families.vision.corruptions import CORRUPTIONS
 from src.reports.atomic import write_json_atomic, write_text_atomic
 from src.reports.writer import METHOD_ORDER, read_reports
 
@@ -40,13 +41,14 @@ def main(clean: str, corrupted: list[str] | None = None, out: str | None = None,
     Args:
         clean: the clean benchmark's name (a folder under results_dir).
         corrupted: the corrupted benchmarks' names, a column each named after what follows `<clean>_`
-            (default: every folder `<clean>_*` under results_dir holding method reports).
+            (default: every folder `<clean>_<corruption>` under results_dir holding method reports).
         out: folder for the table (default: <results_dir>/<clean>_corruptions).
         results_dir: where the benchmarks' results are.
     """
     root = Path(results_dir)
     if corrupted is None:
-        corrupted = sorted(p.name for p in root.glob(f"{clean}_*") if any(p.glob("*/report.json")))
+        named = {f"{clean}_{c}" for c in CORRUPTIONS}  # not other runs that share the prefix (e.g. <clean>_bf16)
+        corrupted = sorted(p.name for p in root.glob(f"{clean}_*") if p.name in named and any(p.glob("*/report.json")))
     if not corrupted:
         raise ConfigError(f"No corrupted benchmarks {clean}_* with reports under {root}/: run make vision-corruptions first.")
     out = out or str(root / f"{clean}_corruptions")
@@ -60,7 +62,7 @@ def main(clean: str, corrupted: list[str] | None = None, out: str | None = None,
         f"# Robustness: {clean}, clean and corrupted test sets",
         "",
         "Average accuracy (%) over the tasks; adaptive methods adapt on the test set they are evaluated on.",
-        "Written by `python -m src.reports.robustness` from each benchmark's report.json.",
+        "Written by `python -m src.families.vision.robustness` from each benchmark's report.json.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
