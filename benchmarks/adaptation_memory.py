@@ -19,6 +19,7 @@ so W and a come from two batch sizes at K = 1, and a K = 2 run checks the linear
 
     python benchmarks/adaptation_memory.py --model clip-vit-b32 --tasks 8 --batch-sizes 16 --task-batches 1 8
     python benchmarks/adaptation_memory.py --model clip-vit-l14 --tasks 8 --batch-sizes 1 2 --task-batches 1 2 --target-batch 16
+    (every variant × task batches × batch size is measured; the extrapolation needs two batch sizes at K = 1)
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(True)
     print(f"adaptation step memory: {args.model}, T={args.tasks} task vectors, device {args.device}, torch {torch.__version__}")
-    rows = [measure(args, v, k, b) for v in args.variants for k in args.task_batches for b in args.batch_sizes if v == "before" or k == 1 or k == max(args.task_batches)]
+    rows = [measure(args, v, k, b) for v in args.variants for k in args.task_batches for b in args.batch_sizes]
     estimates = [e for v in args.variants if (e := extrapolate(rows, v, args.tasks, args.target_batch)) is not None]
     for e in estimates:
         print(f"extrapolated {e['variant']:<14} T={args.tasks} b={args.target_batch}: W {e['weights_mib']:.0f} MiB, "
