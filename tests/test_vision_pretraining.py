@@ -75,3 +75,21 @@ def test_robustness_rows_compare_clean_and_corrupted_averages():
     assert ta["clean"] == pytest.approx(90.0) and ta["noise"] == pytest.approx(60.0) and ta["corrupted mean"] == pytest.approx(65.0)
     assert rows[1]["blur"] is None and rows[1]["corrupted mean"] is None, "a missing run is shown, never averaged away"
     assert math.isclose(rows[2]["blur"], 90.0)
+
+
+@pytest.mark.parametrize("method", ["pretrained", "task_arithmetic", "ties", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise", "expert"])
+def test_offline_vision_benchmark_stacks_before_every_method(method, tmp_path):
+    from src.cli import cli_main
+    from tests.conftest import ROOT
+
+    args = ["--config", str(ROOT / "configs/vision/benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml")]
+    if method.startswith("dawe"):
+        resnet(out=str(tmp_path / "resnet"), steps=1, batch_size=4, per_set=2)
+        args += ["--config", str(ROOT / "configs/vision/resnet_small.yaml"), "--model.init_args.feature_extractor.init_args.model", str(tmp_path / "resnet")]
+    cli = cli_main(args, run=False)
+    pool, data = cli.model.modelpool, cli.datamodule
+    assert type(pool).__name__ == "CLIPModelPool" and pool.pretrained == "models/vision_small/clip" and pool.experts_dir == "experts/vision_small"
+    assert data.benchmark == "vision_small" and data.task_names == ["fashion_mnist", "mnist", "animals", "digits"]
+    assert all(t.max_test % 2 == 0 for t in data.tasks), "even test sizes keep DDP evaluation exact"
+    if method.startswith("dawe"):
+        assert cli.model.feature_extractor.dim == 128
