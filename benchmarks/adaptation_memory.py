@@ -11,11 +11,11 @@ backward to the task-wise coefficients. Three ways, all through `TaskVectorMerge
 Memory that does not depend on the step (θ0 and the T task vectors) is computed from the tensor sizes; the
 step's peak *extra* memory is measured (CUDA: allocator peak; CPU: sampled RSS, see peak_memory.py). Where
 this machine cannot hold a configuration, measure smaller ones and extrapolate: the extra memory is linear
-in the number of task batches K alive at once and in the batch size b,
+in the batch size b, and each further task batch alive at once (K) adds its merged weights and activations,
 
-    extra(K, b) = K · (W + b · a)          W: one merged copy of the weights, a: activations per input,
+    extra(K, b) = e1(b) + (K − 1) · s(b)        e1, s: lines in b fitted through the measured rows,
 
-so W and a come from two batch sizes at K = 1, and a K = 2 run checks the linearity in K.
+so two batch sizes at K = 1 and at a larger K give the estimate; for the per-task variants K does not enter.
 
     python benchmarks/adaptation_memory.py --model clip-vit-b32 --tasks 8 --batch-sizes 16 --task-batches 1 8
     python benchmarks/adaptation_memory.py --model clip-vit-l14 --tasks 8 --batch-sizes 1 2 --task-batches 1 2 --target-batch 16
@@ -89,18 +89,36 @@ def measure(args: argparse.Namespace, variant: str, task_batches: int, batch: in
     return row
 
 
+def _line(points: list[tuple[float, float]], x: float) -> float:
+    """The straight line through the first and last of `points` (sorted by x), evaluated at x."""
+    (x1, y1), (x2, y2) = points[0], points[-1]
+    return y1 + (x - x1) * (y2 - y1) / (x2 - x1)
+
+
 def extrapolate(rows: list[dict], variant: str, tasks: int, target_batch: int) -> dict | None:
-    """extra(K, b) = K·(W + b·a) from the K = 1 rows of two batch sizes; K is `tasks` for `before`, 1 for per-task."""
-    ones = sorted((r["batch"], r["extra_mib"]) for r in rows if r["variant"] == variant and r["task_batches"] == 1)
-    if len(ones) < 2 or ones[0][0] == ones[-1][0]:
+    """The step's extra memory at K = `tasks` (before) or any K (per-task) and b = `target_batch`.
+
+    e(1, b) is a line in b through the K = 1 rows; each further task batch alive at once adds s(b), a
+    line in b through (e(Kmax, b) − e(1, b)) / (Kmax − 1). Needs two batch sizes and, for `before`, two K.
+    """
+    mine = [r for r in rows if r["variant"] == variant]
+    sizes = sorted({r["batch"] for r in mine})
+    ks = sorted({r["task_batches"] for r in mine})
+    if len(sizes) < 2 or 1 not in ks:
         return None
-    (b1, e1), (b2, e2) = ones[0], ones[-1]
-    a = (e2 - e1) / (b2 - b1)
-    w = e1 - b1 * a
-    k = tasks if variant == "before" else 1
-    fixed = next(r["fixed_mib"] for r in rows if r["variant"] == variant)
-    extra = k * (w + target_batch * a)
-    return {"variant": variant, "weights_mib": w, "activations_mib_per_input": a, "extra_mib": extra, "total_mib": fixed + extra}
+    extra = {(r["task_batches"], r["batch"]): r["extra_mib"] for r in mine}
+    e1 = _line([(b, extra[1, b]) for b in sizes], target_batch)
+    k_max = ks[-1]
+    per_task = _line([(b, (extra[k_max, b] - extra[1, b]) / (k_max - 1)) for b in sizes], target_batch) if k_max > 1 else None
+    if variant == "before":
+        if per_task is None:
+            return None
+        estimate = e1 + (tasks - 1) * per_task
+    else:
+        estimate = e1  # one task batch alive at a time: K does not enter (the K > 1 rows check it)
+    fixed = mine[0]["fixed_mib"]
+    return {"variant": variant, "batch": target_batch, "task_batches": tasks if variant == "before" else 1, "extra_mib": estimate,
+            "total_mib": fixed + estimate, "per_extra_task_batch_mib": per_task}  # fmt: skip
 
 
 def main() -> None:
@@ -112,16 +130,19 @@ def main() -> None:
     parser.add_argument("--target-batch", type=int, default=16, help="batch size the extrapolation reports")
     parser.add_argument("--variants", nargs="+", default=["before", "per-task", "per-task+bf16"])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write the measured rows and the estimates here")
+    parser.add_argument("--from-json", type=Path, default=None, help="only recompute the estimates from rows saved by --json")
     args = parser.parse_args()
-    torch.set_grad_enabled(True)
-    print(f"adaptation step memory: {args.model}, T={args.tasks} task vectors, device {args.device}, torch {torch.__version__}")
-    rows = [measure(args, v, k, b) for v in args.variants for k in args.task_batches for b in args.batch_sizes]
+    if args.from_json:
+        rows = json.loads(args.from_json.read_text())["rows"]
+    else:
+        print(f"adaptation step memory: {args.model}, T={args.tasks} task vectors, device {args.device}, torch {torch.__version__}")
+        rows = [measure(args, v, k, b) for v in args.variants for k in args.task_batches for b in args.batch_sizes]
     estimates = [e for v in args.variants if (e := extrapolate(rows, v, args.tasks, args.target_batch)) is not None]
     for e in estimates:
-        print(f"extrapolated {e['variant']:<14} T={args.tasks} b={args.target_batch}: W {e['weights_mib']:.0f} MiB, "
-              f"a {e['activations_mib_per_input']:.1f} MiB/input -> step extra {e['extra_mib']:.0f} MiB, total {e['total_mib']:.0f} MiB")  # fmt: skip
-    if args.json:
+        print(f"estimate {e['variant']:<14} K={e['task_batches']} b={e['batch']}: step extra {e['extra_mib']:.0f} MiB, "
+              f"total with θ0 and the task vectors {e['total_mib']:.0f} MiB ({e['total_mib'] / 1024:.1f} GiB)")  # fmt: skip
+    if args.json and not args.from_json:
         args.json.write_text(json.dumps({"model": args.model, "tasks": args.tasks, "device": args.device, "rows": rows, "extrapolated": estimates}, indent=2))
 
 

@@ -81,3 +81,28 @@ def test_benchmark_lora_experts_stay_factored_and_agree(tmp_path, model):
     _check_figures(report)
     assert report["config"]["lora_rank"] == 2 and report["evaluation"]["outputs_agree"] is True and code == 0
     assert report["evaluation"]["num_merged_tensors"] == 2 * 2  # 2 layers × (query, value): LoRA touches q/v only
+
+
+def test_adaptation_memory_estimate_recovers_a_linear_memory_model_and_the_script_runs(tmp_path):
+    import subprocess
+
+    from benchmarks.adaptation_memory import extrapolate
+
+    def model(k: int, b: int) -> float:  # a constant, then per task batch alive: weights + activations per input
+        return 100.0 + k * (300.0 + 40.0 * b)
+
+    rows = [{"variant": v, "task_batches": k, "batch": b, "extra_mib": model(1 if v != "before" else k, b), "fixed_mib": 5.0}
+            for v in ("before", "per-task") for k in (1, 2) for b in (1, 2)]  # fmt: skip
+    before = extrapolate(rows, "before", tasks=8, target_batch=16)
+    assert before["extra_mib"] == pytest.approx(model(8, 16)) and before["total_mib"] == pytest.approx(model(8, 16) + 5.0)
+    assert extrapolate(rows, "per-task", tasks=8, target_batch=16)["extra_mib"] == pytest.approx(model(1, 16))
+    assert extrapolate([r for r in rows if r["batch"] == 1], "before", 8, 16) is None, "one batch size cannot give a slope"
+
+    out = tmp_path / "memory.json"
+    script = SCRIPT.parent / "adaptation_memory.py"
+    args = ["--model", "tiny", "--tasks", "2", "--batch-sizes", "1", "2", "--task-batches", "1", "2", "--json", str(out)]
+    subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True, cwd=SCRIPT.parents[1])
+    saved = json.loads(out.read_text())
+    assert len(saved["rows"]) == 3 * 2 * 2 and {e["variant"] for e in saved["extrapolated"]} == {"before", "per-task", "per-task+bf16"}
+    bf16, fp32 = (next(r["fixed_mib"] for r in saved["rows"] if r["variant"] == v) for v in ("per-task+bf16", "per-task"))
+    assert bf16 < 0.75 * fp32, "the bf16 store holds the task vectors in half the bytes"
