@@ -54,6 +54,13 @@ def build(model_name: str, tasks: int, store: torch.dtype, device: torch.device,
     return TaskVectorMerger(model, stacks, store_dtype=store).to(device)
 
 
+def _bytes_held(merger: TaskVectorMerger) -> int:
+    """θ0 and the task vectors: buffers plus the parameters that are not views into them (counted once)."""
+    storages = {b.untyped_storage().data_ptr() for b in merger.buffers()}
+    own = [p for p in merger.model.parameters() if p.untyped_storage().data_ptr() not in storages]
+    return sum(b.numel() * b.element_size() for b in merger.buffers()) + sum(p.numel() * p.element_size() for p in own)
+
+
 def step(merger: TaskVectorMerger, head: torch.Tensor, lambdas: torch.Tensor, batches: list[torch.Tensor], per_task: bool) -> None:
     """One adaptation step's forward and backward (the optimiser update is negligible: T numbers)."""
     coef = lambdas.unsqueeze(-1).expand(-1, merger.num_layers)
@@ -74,9 +81,7 @@ def measure(args: argparse.Namespace, variant: str, task_batches: int, batch: in
     head = torch.nn.functional.normalize(torch.randn(10, size["hidden_size"], device=device), dim=-1)
     lambdas = torch.full((args.tasks,), 0.3, device=device, requires_grad=True)
     batches = [torch.randn(batch, 3, size["image_size"], size["image_size"], device=device) for _ in range(task_batches)]
-    fixed = sum(b.numel() * b.element_size() for b in merger.buffers()) + sum(
-        p.numel() * p.element_size() for n, p in merger.model.named_parameters() if not any(p.data_ptr() == b.data_ptr() for b in merger.buffers())
-    )
+    fixed = _bytes_held(merger)
     step(merger, head, lambdas, [b[:1] for b in batches[:1]], per_task=True)  # warm-up: first-call allocations are not the step's
     lambdas.grad = None
     start = time.perf_counter()
