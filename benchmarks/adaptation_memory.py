@@ -61,11 +61,46 @@ def _bytes_held(merger: TaskVectorMerger) -> int:
     return sum(b.numel() * b.element_size() for b in merger.buffers()) + sum(p.numel() * p.element_size() for p in own)
 
 
-def step(merger: TaskVectorMerger, head: torch.Tensor, lambdas: torch.Tensor, batches: list[torch.Tensor], per_task: bool) -> None:
+class SavedForBackward:
+    """Bytes autograd saves for backward (unique storages; θ0 and the task vectors excluded), peak over task batches.
+
+    What a step's backward must hold: every merged weight and activation its graph saved. Unlike sampled RSS it
+    is exact and deterministic, so it extrapolates cleanly in the batch size and the number of task batches.
+    """
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude, self.seen, self.current, self.peak = exclude, set(), 0, 0
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.exclude and storage.data_ptr() not in self.seen:
+            self.seen.add(storage.data_ptr())
+            self.current += storage.nbytes()
+        return tensor
+
+    def next_graph(self) -> None:
+        """The previous graph was backpropagated and freed: start counting the next one."""
+        self.peak = max(self.peak, self.current)
+        self.seen, self.current = set(), 0
+
+    def __enter__(self) -> SavedForBackward:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+        self.next_graph()
+
+
+def step(merger: TaskVectorMerger, head: torch.Tensor, lambdas: torch.Tensor, batches: list[torch.Tensor], per_task: bool,
+         saved: SavedForBackward | None = None) -> None:  # fmt: skip
     """One adaptation step's forward and backward (the optimiser update is negligible: T numbers)."""
     coef = lambdas.unsqueeze(-1).expand(-1, merger.num_layers)
     if per_task:
         for pixels in batches:
+            if saved is not None:
+                saved.next_graph()
             (out,) = merger.forward_each([{"pixel_values": pixels}], coef)
             softmax_entropy(100 * torch.nn.functional.normalize(out, dim=-1) @ head.T).mean().backward()
         return
@@ -85,12 +120,14 @@ def measure(args: argparse.Namespace, variant: str, task_batches: int, batch: in
     step(merger, head, lambdas, [b[:1] for b in batches[:1]], per_task=True)  # warm-up: first-call allocations are not the step's
     lambdas.grad = None
     start = time.perf_counter()
-    with PeakMemory(device).measure() as peak:
-        step(merger, head, lambdas, batches, per_task=variant != "before")
+    held = {t.untyped_storage().data_ptr() for t in [*merger.buffers(), *merger.model.parameters()]}
+    with PeakMemory(device).measure() as peak, SavedForBackward(held) as saved:
+        step(merger, head, lambdas, batches, per_task=variant != "before", saved=saved)
     row = {"variant": variant, "task_batches": task_batches, "batch": batch, "extra_mib": (peak.extra or 0) / MIB,
-           "fixed_mib": fixed / MIB, "seconds": time.perf_counter() - start}  # fmt: skip
+           "saved_mib": saved.peak / MIB, "fixed_mib": fixed / MIB, "seconds": time.perf_counter() - start}  # fmt: skip
     del merger, batches
-    print(f"{variant:<14} K={task_batches:<2} b={batch:<3} fixed {row['fixed_mib']:9.1f} MiB  step extra {row['extra_mib']:9.1f} MiB  ({row['seconds']:.1f} s)", flush=True)
+    print(f"{variant:<14} K={task_batches:<2} b={batch:<3} fixed {row['fixed_mib']:9.1f} MiB  step extra {row['extra_mib']:9.1f} MiB  "
+          f"saved for backward {row['saved_mib']:9.1f} MiB  ({row['seconds']:.1f} s)", flush=True)  # fmt: skip
     return row
 
 
@@ -100,21 +137,21 @@ def _line(points: list[tuple[float, float]], x: float) -> float:
     return y1 + (x - x1) * (y2 - y1) / (x2 - x1)
 
 
-def extrapolate(rows: list[dict], variant: str, tasks: int, target_batch: int) -> dict | None:
-    """The step's extra memory at K = `tasks` (before) or any K (per-task) and b = `target_batch`.
+def extrapolate(rows: list[dict], variant: str, tasks: int, target_batch: int, figure: str = "extra_mib") -> dict | None:
+    """`figure` (measured RSS extra, or bytes saved for backward) at K = `tasks` (before; per-task: any K) and b = `target_batch`.
 
     e(1, b) is a line in b through the K = 1 rows; each further task batch alive at once adds s(b), a
     line in b through (e(Kmax, b) − e(1, b)) / (Kmax − 1). Needs two batch sizes and, for `before`, two K.
     """
-    mine = [r for r in rows if r["variant"] == variant]
+    mine = [r for r in rows if r["variant"] == variant and figure in r]
     sizes = sorted({r["batch"] for r in mine})
     ks = sorted({r["task_batches"] for r in mine})
     if len(sizes) < 2 or 1 not in ks:
         return None
-    extra = {(r["task_batches"], r["batch"]): r["extra_mib"] for r in mine}
-    e1 = _line([(b, extra[1, b]) for b in sizes], target_batch)
+    value = {(r["task_batches"], r["batch"]): r[figure] for r in mine}
+    e1 = _line([(b, value[1, b]) for b in sizes], target_batch)
     k_max = ks[-1]
-    per_task = _line([(b, (extra[k_max, b] - extra[1, b]) / (k_max - 1)) for b in sizes], target_batch) if k_max > 1 else None
+    per_task = _line([(b, (value[k_max, b] - value[1, b]) / (k_max - 1)) for b in sizes], target_batch) if k_max > 1 else None
     if variant == "before":
         if per_task is None:
             return None
@@ -122,8 +159,8 @@ def extrapolate(rows: list[dict], variant: str, tasks: int, target_batch: int) -
     else:
         estimate = e1  # one task batch alive at a time: K does not enter (the K > 1 rows check it)
     fixed = mine[0]["fixed_mib"]
-    return {"variant": variant, "batch": target_batch, "task_batches": tasks if variant == "before" else 1, "extra_mib": estimate,
-            "total_mib": fixed + estimate, "per_extra_task_batch_mib": per_task}  # fmt: skip
+    return {"variant": variant, "figure": figure, "batch": target_batch, "task_batches": tasks if variant == "before" else 1,
+            "extra_mib": estimate, "total_mib": fixed + estimate, "per_extra_task_batch_mib": per_task}  # fmt: skip
 
 
 def main() -> None:
@@ -143,9 +180,10 @@ def main() -> None:
     else:
         print(f"adaptation step memory: {args.model}, T={args.tasks} task vectors, device {args.device}, torch {torch.__version__}")
         rows = [measure(args, v, k, b) for v in args.variants for k in args.task_batches for b in args.batch_sizes]
-    estimates = [e for v in args.variants if (e := extrapolate(rows, v, args.tasks, args.target_batch)) is not None]
+    estimates = [e for f in ("extra_mib", "saved_mib") for v in args.variants if (e := extrapolate(rows, v, args.tasks, args.target_batch, f)) is not None]
     for e in estimates:
-        print(f"estimate {e['variant']:<14} K={e['task_batches']} b={e['batch']}: step extra {e['extra_mib']:.0f} MiB, "
+        what = "step extra (RSS)" if e["figure"] == "extra_mib" else "saved for backward"
+        print(f"estimate {e['variant']:<14} K={e['task_batches']} b={e['batch']}: {what} {e['extra_mib']:.0f} MiB, "
               f"total with θ0 and the task vectors {e['total_mib']:.0f} MiB ({e['total_mib'] / 1024:.1f} GiB)")  # fmt: skip
     if args.json and not args.from_json:
         args.json.write_text(json.dumps({"model": args.model, "tasks": args.tasks, "device": args.device, "rows": rows, "extrapolated": estimates}, indent=2))
