@@ -95,16 +95,20 @@ class SavedForBackward:
 
 def step(merger: TaskVectorMerger, head: torch.Tensor, lambdas: torch.Tensor, batches: list[torch.Tensor], per_task: bool,
          saved: SavedForBackward | None = None) -> None:  # fmt: skip
-    """One adaptation step's forward and backward (the optimiser update is negligible: T numbers)."""
+    """One adaptation step's forward and backward (the optimiser update is negligible: T numbers).
+
+    Each task batch gets its own coefficient set, (K, T, L), as DAWE's batch-mean codings do: K merged
+    models. (AdaMerging shares one set, so one merged model serves every batch and K matters less.)
+    """
     coef = lambdas.unsqueeze(-1).expand(-1, merger.num_layers)
     if per_task:
         for pixels in batches:
             if saved is not None:
                 saved.next_graph()
-            (out,) = merger.forward_each([{"pixel_values": pixels}], coef)
+            (out,) = merger.forward_each([{"pixel_values": pixels}], coef.unsqueeze(0))
             softmax_entropy(100 * torch.nn.functional.normalize(out, dim=-1) @ head.T).mean().backward()
         return
-    outs = merger.forward_each([{"pixel_values": p} for p in batches], coef)
+    outs = merger.forward_each([{"pixel_values": p} for p in batches], coef.unsqueeze(0).expand(len(batches), -1, -1))
     torch.stack([softmax_entropy(100 * torch.nn.functional.normalize(o, dim=-1) @ head.T).mean() for o in outs]).sum().backward()
 
 
