@@ -27,7 +27,13 @@ CORRUPTIONS := gaussian_noise impulse_noise motion_blur pixelate contrast jpeg s
 SEVERITY := 3
 ROBUST_METHODS := task_arithmetic ties adamerging_layer_wise dawe_task_wise
 
-.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions test test-fast clean
+# Offline text-to-text benchmark: a small T5 pretrained here by span corruption, four LoRA label-word experts, every method
+T5_DATA := configs/t5_small/benchmark.yaml
+T5_MODEL := models/t5_small/t5
+T5_EXPERTS_DIR := experts/t5_small
+T5_METHODS := pretrained individual simple_average task_arithmetic ties $(ADAPTIVE)
+
+.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -107,6 +113,25 @@ vision-corruptions: setup vision-models
 	done; done; \
 	$(PY) -m src.reports.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
+
+$(T5_MODEL)/model.safetensors: | setup
+	$(PY) -m src.families.seq2seq.pretraining --out $(T5_MODEL)
+
+$(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
+	ckpt=runs/t5_experts/$*/checkpoints/last.ckpt; \
+	$(PY) main.py fit --config $(T5_DATA) --config configs/text/expert.yaml --model.init_args.task $* \
+	  --model.init_args.lr 1e-2 --trainer.max_epochs 4 --trainer.default_root_dir runs/t5_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+
+t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/$(t)/adapter_config.json)
+
+t5: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory t5-models && models_end=$$(date +%s) && \
+	for m in $(T5_METHODS); do \
+	  scripts/run_method.sh $$m runs/t5_small/$$m --config $(T5_DATA) || exit 1; \
+	done; end=$$(date +%s); \
+	cat results/t5_small/README.md; \
+	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
 main: setup
 	@start=$$(date +%s); \

