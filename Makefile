@@ -120,7 +120,7 @@ $(T5_MODEL)/model.safetensors: | setup
 $(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
 	ckpt=runs/t5_experts/$*/checkpoints/last.ckpt; \
 	$(PY) main.py fit --config $(T5_DATA) --config configs/text/expert.yaml --model.init_args.task $* \
-	  --model.init_args.lr 1e-2 --trainer.max_epochs 4 --trainer.default_root_dir runs/t5_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+	  --model.init_args.lr 3e-3 --trainer.max_epochs 8 --trainer.default_root_dir runs/t5_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
 
 t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/$(t)/adapter_config.json)
 

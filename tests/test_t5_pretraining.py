@@ -98,7 +98,7 @@ def test_pretraining_writes_a_folder_the_seq2seq_modelpool_loads(tmp_path):
     pool = Seq2SeqModelPool(str(out), max_length=32)
     model = pool.load_pretrained()
     config = model.model.config
-    assert (config.decoder_start_token_id, config.pad_token_id, config.eos_token_id, config.d_model) == (0, 0, 102, 32)
+    assert (config.decoder_start_token_id, config.pad_token_id, config.eos_token_id, config.d_model, config.dropout_rate) == (0, 0, 102, 32, 0.0)
     inputs = pool.prepare_inputs({"text": ["review: a fine film sentiment:", "review: dull sentiment:"]}, torch.device("cpu"))
     logits = model(**inputs)
     assert logits.shape == (2, 30522) and torch.isfinite(logits).all()

@@ -150,8 +150,10 @@ def t5(out: str = "models/t5_small/t5", steps: int = 600, batch_size: int = 32, 
     config = T5Config(
         vocab_size=len(tokenizer), d_model=d_model, d_ff=4 * d_model, d_kv=d_model // heads, num_heads=heads,
         num_layers=layers, num_decoder_layers=layers, decoder_start_token_id=tokenizer.pad_token_id,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id, dropout_rate=0.0,
     )  # fmt: skip
+    # dropout 0: pretraining sees each text about once, so there is nothing to regularise, and the saved config
+    # keeps it off while LoRA experts train, where it drowned the small input-dependent part of the first step
     model = T5ForConditionalGeneration(config)
     if minilm_embeddings:
         with torch.no_grad():
