@@ -33,7 +33,7 @@ T5_MODEL := models/t5_small/t5
 T5_EXPERTS_DIR := experts/t5_small
 T5_METHODS := pretrained individual simple_average task_arithmetic ties $(ADAPTIVE)
 
-.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models test test-fast clean
+.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -132,6 +132,19 @@ t5: setup
 	done; end=$$(date +%s); \
 	cat results/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
+
+# after `make t5`: the task-wise adaptive methods again with the entropy over the whole vocabulary (the config
+# takes it over the label words), and both side by side in results/t5_small_entropy_over/README.md
+T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
+t5-entropy: setup t5-models
+	@start=$$(date +%s); \
+	for m in $(T5_ENTROPY_METHODS); do \
+	  scripts/run_method.sh $$m runs/t5_small_entropy_vocabulary/$$m --config $(T5_DATA) \
+	    --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary || exit 1; \
+	done; \
+	$(PY) -m src.reports.variants --benchmarks '[t5_small, t5_small_entropy_vocabulary]' --labels '[label_words, vocabulary]' \
+	  --methods '[adamerging_task_wise, dawe_task_wise]' --setting entropy_over --out results/t5_small_entropy_over; \
+	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
 
 main: setup
 	@start=$$(date +%s); \
