@@ -142,8 +142,8 @@ t5-entropy: setup t5-models
 	  scripts/run_method.sh $$m runs/t5_small_entropy_vocabulary/$$m --config $(T5_DATA) \
 	    --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary || exit 1; \
 	done; \
-	$(PY) -m src.reports.variants --benchmarks '[t5_small, t5_small_entropy_vocabulary]' --labels '[label_words, vocabulary]' \
-	  --methods '[adamerging_task_wise, dawe_task_wise]' --setting entropy_over --out results/t5_small_entropy_over; \
+	$(PY) -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
+	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
 
 main: setup

@@ -4,8 +4,8 @@ Each value's runs are a benchmark of their own (results/<name>/, written by `mai
 `--data.init_args.benchmark <name>`), so nothing here reruns or hand-copies a number: the table is read
 from the reports. The small-T5 benchmark uses it to choose `entropy_over` (label_words vs vocabulary).
 
-    python -m src.reports.variants --benchmarks '[t5_small, t5_small_entropy_vocabulary]' --labels '[label_words, vocabulary]' \
-        --methods '[adamerging_task_wise, dawe_task_wise]' --setting entropy_over --out results/t5_small_entropy_over
+    python -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
+        '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over
 """
 from __future__ import annotations
 
