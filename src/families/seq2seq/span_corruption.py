@@ -24,7 +24,8 @@ def noise_spans(length: int, noise_density: float, mean_span_length: float, rng:
     """(start, end) of each dropped span, in order; never the first token, never two spans touching.
 
     round(length × density) tokens are dropped (at least one) in round(dropped / mean length) spans (at least one);
-    kept and dropped runs alternate, starting with a kept one, so every span has kept text before it.
+    kept and dropped runs alternate, starting with a kept one, so every span has kept text before it (and, as in
+    T5, the text ends with a dropped span).
     """
     if length < 2:
         raise ValueError(f"span corruption needs at least 2 tokens, got {length}")
