@@ -28,7 +28,13 @@ CORRUPTIONS := gaussian_noise impulse_noise motion_blur pixelate contrast jpeg s
 SEVERITY := 3
 ROBUST_METHODS := task_arithmetic ties adamerging_layer_wise dawe_task_wise
 
-.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions test test-fast clean
+# Offline text-to-text benchmark: a small T5 pretrained here by span corruption, four LoRA label-word experts, every method
+T5_DATA := configs/t5_small/benchmark.yaml
+T5_MODEL := models/t5_small/t5
+T5_EXPERTS_DIR := experts/t5_small
+T5_METHODS := pretrained individual simple_average task_arithmetic ties $(ADAPTIVE)
+
+.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -108,6 +114,38 @@ vision-corruptions: setup vision-models
 	done; done; \
 	$(PY) -m src.families.vision.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
+
+$(T5_MODEL)/model.safetensors: | setup
+	$(PY) -m src.families.seq2seq.pretraining --out $(T5_MODEL)
+
+$(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
+	ckpt=runs/t5_experts/$*/checkpoints/last.ckpt; \
+	$(PY) main.py fit --config $(T5_DATA) --config configs/text/expert.yaml --model.init_args.task $* \
+	  --model.init_args.lr 3e-3 --trainer.max_epochs 8 --trainer.default_root_dir runs/t5_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+
+t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/$(t)/adapter_config.json)
+
+t5: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory t5-models && models_end=$$(date +%s) && \
+	for m in $(T5_METHODS); do \
+	  scripts/run_method.sh $$m runs/t5_small/$$m --config $(T5_DATA) || exit 1; \
+	done; end=$$(date +%s); \
+	cat results/t5_small/README.md; \
+	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
+
+# after `make t5`: the task-wise adaptive methods again with the entropy over the whole vocabulary (the config
+# takes it over the label words), and both side by side in results/t5_small_entropy_over/README.md
+T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
+t5-entropy: setup t5-models
+	@start=$$(date +%s); \
+	for m in $(T5_ENTROPY_METHODS); do \
+	  scripts/run_method.sh $$m runs/t5_small_entropy_vocabulary/$$m --config $(T5_DATA) \
+	    --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary || exit 1; \
+	done; \
+	$(PY) -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
+	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \
+	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
 
 main: setup
 	@start=$$(date +%s); \

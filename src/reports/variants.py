@@ -1,0 +1,61 @@
+"""One setting, two or more values: the same methods run on one benchmark under each, side by side.
+
+Each value's runs are a benchmark of their own (results/<name>/, written by `main.py test` with
+`--data.init_args.benchmark <name>`), so nothing here reruns or hand-copies a number: the table is read
+from the reports. The small-T5 benchmark uses it to choose `entropy_over` (label_words vs vocabulary).
+
+    python -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
+        '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from src.errors import ConfigError
+from src.reports.atomic import write_text_atomic
+from src.reports.writer import read_reports
+
+
+def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setting: str) -> list[str]:
+    """Markdown rows: per method, one row per value (label → that value's reports), accuracies in %; "–" if missing."""
+    first = next((r[m] for r in reports.values() for m in methods if m in r), {})
+    tasks = [t for t, v in first.items() if isinstance(v, dict) and "accuracy" in v and t != "average"]
+    lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average |", "|" + "---|" * (len(tasks) + 3)]
+    for method in methods:
+        for label, runs in reports.items():
+            report = runs.get(method)
+            cells = [f"{100 * report[t]['accuracy']:.2f}" if report and t in report else "–" for t in [*tasks, "average"]]
+            lines.append(f"| {method} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(benchmarks: list[str], labels: list[str], methods: list[str], setting: str, out: str, results_dir: str = "results") -> None:
+    """Write <out>/README.md comparing `methods` across `benchmarks` (one per value of `setting`, named by `labels`).
+
+    Args:
+        benchmarks: result folders under results_dir, one per value.
+        labels: the value each benchmark ran with, in the same order.
+        methods: methods to compare (rows).
+        setting: the name of what differs (a column header).
+        out: folder for README.md.
+        results_dir: where the benchmarks' results are.
+    """
+    if len(benchmarks) != len(labels):
+        raise ConfigError(f"Give one label per benchmark: {len(benchmarks)} benchmarks, {len(labels)} labels.")
+    root = Path(results_dir)
+    missing = [b for b in benchmarks if not (root / b).is_dir()]
+    if missing:
+        raise ConfigError(f"No results for {', '.join(missing)} under {root}/: run those benchmarks first.")
+    reports = {label: read_reports(root / name) for label, name in zip(labels, benchmarks)}
+    lines = [f"# {setting}: {', '.join(labels)}", "", "Accuracy (%); each row read from results/<benchmark>/<method>/report.json:", ""]
+    lines += [f"- {label}: results/{name}/" for label, name in zip(labels, benchmarks)] + [""]
+    lines += variant_table(reports, methods, setting)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(out) / "README.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    from jsonargparse import auto_cli
+
+    auto_cli(main)
