@@ -12,17 +12,14 @@ its [unusedN] tokens serve as T5's sentinels, [PAD] (0) starts decoding and [SEP
 """
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import lightning as L
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from src.families.seq2seq.span_corruption import corrupt_spans
 from src.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
+from src.models.pretraining import OneCycleModule, fit_steps, save_atomically
 
 SENTINEL_COUNT = 99  # WordPiece's [unused0] … [unused98]: ids 1–99 in the BERT vocabulary
 
@@ -92,32 +89,11 @@ class SpanCorruptionCollate:
         return {"input_ids": input_ids, "attention_mask": (input_ids != self.pad).long(), "labels": self._pad(targets, -100)}
 
 
-class SpanCorruptionT5(L.LightningModule):
+class SpanCorruptionT5(OneCycleModule):
     """Teacher-forced cross-entropy of the targets (T5 shifts `labels` right behind the decoder start token itself)."""
 
-    def __init__(self, model: nn.Module, lr: float, steps: int) -> None:
-        super().__init__()
-        self.model, self.lr, self.steps = model, lr, steps
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model(**batch).loss
-        self.log("loss", loss, prog_bar=True)
-        return loss
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.01)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=self.steps, pct_start=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
-def save_atomically(out: str, *parts) -> None:
-    """Written beside `out`, then renamed: a killed run never leaves a half-written model where `make` looks for it."""
-    target, partial = Path(out), Path(f"{out}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    for part in parts:
-        part.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    def loss(self, batch: dict) -> torch.Tensor:
+        return self.model(**batch).loss
 
 
 def t5(out: str = "models/t5_small/t5", steps: int = 600, batch_size: int = 32, lr: float = 3e-3, length: int = 64,
@@ -161,8 +137,7 @@ def t5(out: str = "models/t5_small/t5", steps: int = 600, batch_size: int = 32, 
     collate = SpanCorruptionCollate(sentinel_ids(tokenizer), tokenizer.sep_token_id, tokenizer.pad_token_id, noise_density, mean_span_length, seed)
     rows = training_token_lists(tokenizer, length, tuple(corpora))
     loader = DataLoader(rows, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
-    trainer = L.Trainer(max_steps=steps, accelerator="auto", devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False)
-    trainer.fit(SpanCorruptionT5(model, lr, steps), loader)
+    fit_steps(SpanCorruptionT5(model, lr, steps), loader)
     save_atomically(out, model, tokenizer)
     print(f"Saved the small T5 to {out}")
 

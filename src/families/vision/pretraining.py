@@ -15,9 +15,6 @@ Both learn from the shipped image sets' *training* splits only (`shipped.py`): n
 """
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import lightning as L
 import numpy as np
 import torch
@@ -27,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from src.families.vision.shipped import load_shipped_images
 from src.families.vision.templates import templates_for
+from src.models.pretraining import OneCycleModule, fit_steps, save_atomically
 
 # (shipped set, template set): the benchmark's four domains and their zero-shot prompts
 SETS = (("fashion_mnist", "fashion_mnist"), ("mnist_5k", "digits"), ("animal_mnist", "silhouettes"), ("digits", "digits"))
@@ -49,58 +47,21 @@ def _rgb(image: np.ndarray) -> Image.Image:
     return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
 
 
-class ContrastiveCLIP(L.LightningModule):
+class ContrastiveCLIP(OneCycleModule):
     """CLIP's symmetric contrastive loss, every pair with the same caption key counted as a positive."""
 
-    def __init__(self, model: nn.Module, lr: float, steps: int) -> None:
-        super().__init__()
-        self.model, self.lr, self.steps = model, lr, steps
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def loss(self, batch: dict) -> torch.Tensor:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"])
         same = (batch["key"][:, None] == batch["key"][None, :]).float()
         targets = same / same.sum(1, keepdim=True)
-        loss = 0.5 * (nn.functional.cross_entropy(out.logits_per_image, targets) + nn.functional.cross_entropy(out.logits_per_text, targets))
-        self.log("loss", loss, prog_bar=True)
-        return loss
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.1)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=self.steps, pct_start=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return 0.5 * (nn.functional.cross_entropy(out.logits_per_image, targets) + nn.functional.cross_entropy(out.logits_per_text, targets))
 
 
-class KeyClassifier(L.LightningModule):
+class KeyClassifier(OneCycleModule):
     """A `transformers` ResNet classifying (set, class) keys: its pooled features separate the domains and their classes."""
 
-    def __init__(self, model: nn.Module, lr: float, steps: int) -> None:
-        super().__init__()
-        self.model, self.lr, self.steps = model, lr, steps
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model(pixel_values=batch["pixel_values"], labels=batch["key"]).loss
-        self.log("loss", loss, prog_bar=True)
-        return loss
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.01)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=self.steps, pct_start=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
-def _fit(module: L.LightningModule, loader: DataLoader, steps: int) -> None:
-    trainer = L.Trainer(max_steps=steps, accelerator="auto", devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False)
-    trainer.fit(module, loader)
-
-
-def _save(out: str, *parts) -> None:
-    """Written beside `out`, then renamed: a killed run never leaves a half-written model where `make` looks for it."""
-    target, partial = Path(out), Path(f"{out}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    for part in parts:
-        part.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    def loss(self, batch: dict) -> torch.Tensor:
+        return self.model(pixel_values=batch["pixel_values"], labels=batch["key"]).loss
 
 
 def _loader(rows: list, collate, batch_size: int, seed: int) -> DataLoader:
@@ -138,8 +99,8 @@ def clip(out: str = "models/vision_small/clip", steps: int = 300, batch_size: in
         pixels = processor(images=[_rgb(image) for image, *_ in rows], return_tensors="pt")["pixel_values"]
         return {**tokens, "pixel_values": pixels, "key": torch.tensor([key for _, key, *_ in rows])}
 
-    _fit(ContrastiveCLIP(model, lr, steps), _loader(training_images(per_set, seed), collate, batch_size, seed), steps)
-    _save(out, model, tokenizer, processor)
+    fit_steps(ContrastiveCLIP(model, lr, steps, weight_decay=0.1), _loader(training_images(per_set, seed), collate, batch_size, seed))
+    save_atomically(out, model, tokenizer, processor)
     print(f"Saved the small CLIP to {out}")
 
 
@@ -165,8 +126,8 @@ def resnet(out: str = "models/vision_small/resnet", steps: int = 300, batch_size
         pixels = processor(images=[_rgb(image) for image, *_ in rows], return_tensors="pt")["pixel_values"]
         return {"pixel_values": pixels, "key": torch.tensor([key for _, key, *_ in rows])}
 
-    _fit(KeyClassifier(model, lr, steps), _loader(training_images(per_set, seed + 1), collate, batch_size, seed), steps)
-    _save(out, model.resnet, processor)
+    fit_steps(KeyClassifier(model, lr, steps), _loader(training_images(per_set, seed + 1), collate, batch_size, seed))
+    save_atomically(out, model.resnet, processor)
     print(f"Saved the small ResNet to {out}")
 
 
