@@ -125,6 +125,8 @@ def test_corrupted_test_sets_are_seeded_and_differ_from_clean(vision):
     assert b.shape == a.shape and not np.array_equal(a, b)
     np.testing.assert_array_equal(b, c)
     assert noisy.split("digits", "train")[0]["image"].size == (32, 32), "training images stay clean"
+    assert (clean.benchmark, noisy.benchmark) == ("benchmark", "benchmark_gaussian_noise"), "corrupted results never overwrite clean ones"
+    assert ImageTaskPool([task], corruption="jpeg", benchmark="small_jpeg").benchmark == "small_jpeg"
     with pytest.raises(Exception, match="Unknown corruption"):
         ImageTaskPool([task], corruption="fog")
 

@@ -64,6 +64,7 @@ class ImageTaskPool(TaskPool):
     Args:
         tasks: the tasks, in the order reports and coefficients use.
         corruption: one of gaussian_noise, impulse_noise, motion_blur, pixelate, contrast, jpeg, spatter (None: clean).
+            Results then go to `<benchmark>_<corruption>` unless the benchmark name already names the corruption.
         severity: 1 (mild) to 5 (strong).
     """
 
@@ -75,6 +76,8 @@ class ImageTaskPool(TaskPool):
         super().__init__(tasks, **kwargs)
         self.corruption = corruption
         self.severity = severity
+        if corruption is not None and corruption not in self.benchmark:
+            self.benchmark = f"{self.benchmark}_{corruption}"  # never written over the clean results of the same benchmark
 
     def load_task(self, task: ImageTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
         return load_image_task(task)
