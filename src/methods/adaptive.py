@@ -55,8 +55,9 @@ class TestTimeAdaptation(MergedModelModule):
             backward_per_task: backpropagate each task's batch on its own and accumulate the gradients (the same
                 gradients): one merged model alive at a time instead of one per task, for large models and many tasks;
                 the task-vector stack is then read once per task instead of once per step.
-            task_vector_dtype: precision of the stored dense task vectors: bfloat16 halves the memory that grows with
-                the number of tasks; θ0 and every merged weight stay in the model's precision.
+            task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own (also for a
+                float64 or float16 model); bfloat16 halves the memory that grows with the number of tasks, θ0 and
+                every merged weight staying in the model's precision.
         """
         super().__init__(modelpool, name=name)
         self.backward_per_task = backward_per_task
@@ -81,7 +82,7 @@ class TestTimeAdaptation(MergedModelModule):
 
     def build(self, pretrained: nn.Module) -> None:
         stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, pretrained))
-        self.merger = TaskVectorMerger(pretrained, stacked, store_dtype=getattr(torch, self.task_vector_dtype))
+        self.merger = TaskVectorMerger(pretrained, stacked, store_dtype=torch.bfloat16 if self.task_vector_dtype == "bfloat16" else None)
         self.build_trainable()
 
     def build_trainable(self) -> None:

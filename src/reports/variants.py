@@ -13,13 +13,13 @@ from pathlib import Path
 
 from src.errors import ConfigError
 from src.reports.atomic import write_text_atomic
-from src.reports.writer import read_reports
+from src.reports.writer import read_reports, report_tasks
 
 
 def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setting: str) -> list[str]:
     """Markdown rows: per method, one row per value (label → that value's reports), accuracies in %; "–" if missing."""
     first = next((r[m] for r in reports.values() for m in methods if m in r), {})
-    tasks = [t for t, v in first.items() if isinstance(v, dict) and "accuracy" in v and t != "average"]
+    tasks = report_tasks(first)
     lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average |", "|" + "---|" * (len(tasks) + 3)]
     for method in methods:
         for label, runs in reports.items():

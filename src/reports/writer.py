@@ -26,7 +26,8 @@ class InvalidReportError(UserFacingError, ValueError):
     """A report that must not be written (non-finite metrics)."""
 
 
-def _tasks(report: dict) -> list[str]:
+def report_tasks(report: dict) -> list[str]:
+    """The task names of a report, in its order (every entry with an accuracy but the average)."""
     return [k for k, v in report.items() if isinstance(v, dict) and "accuracy" in v and k != "average"]
 
 
@@ -64,7 +65,7 @@ def write_report(report: dict, results_dir: str | Path, benchmark: str, method: 
     reference = individual["average"]["accuracy"] if individual else None
     normalized = 1.0 if method == INDIVIDUAL else (report["average"]["accuracy"] / reference if reference else None)
     full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed}
-    tasks = _tasks(report)
+    tasks = report_tasks(report)
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["task", "accuracy", "loss"])
@@ -85,7 +86,7 @@ def write_comparison(benchmark_dir: Path, reports: dict[str, dict] | None = None
     reports = read_reports(benchmark_dir) if reports is None else reports
     individual_avg = reports.get(INDIVIDUAL, {}).get("average", {}).get("accuracy")
     methods = sorted(reports, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
-    tasks = _tasks(next(iter(reports.values()))) if reports else []
+    tasks = report_tasks(next(iter(reports.values()))) if reports else []
     header = "| method | " + " | ".join(tasks) + " | average | normalized |"
     lines = [
         f"# Results: {benchmark_dir.name}",
