@@ -23,3 +23,14 @@ def test_label_words_are_distinct_single_wordpiece_tokens_one_per_class():
         assert all(p == [w] for p, w in zip(pieces, words)), f"{task['name']}: every label word is one vocabulary token"
         assert len(set(words)) == len(words)
         assert task["max_test"] % 2 == 0
+
+
+def test_small_t5_benchmark_stacks_before_method_configs():
+    from src.cli import cli_main
+
+    for method in ("task_arithmetic", "dawe_task_wise", "expert"):
+        cli = cli_main(["--config", str(ROOT / "configs/t5_small/benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml")], run=False)
+        pool = cli.model.modelpool
+        assert type(pool).__name__ == "Seq2SeqModelPool" and pool.pretrained == "models/t5_small/t5" and pool.experts_dir == "experts/t5_small"
+        assert pool.lora.rank == 16 and pool.lora.target_modules == ["q", "v"]
+        assert cli.datamodule.benchmark == "t5_small" and cli.datamodule.task_names == ["newsgroups", "reuters_r8", "rotten_tomatoes", "election_tweets"]
