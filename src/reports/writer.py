@@ -12,6 +12,7 @@ import io
 import json
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from src.errors import UserFacingError
@@ -24,6 +25,11 @@ METHOD_ORDER = ["pretrained", "individual", "simple_average", "task_arithmetic",
 
 class InvalidReportError(UserFacingError, ValueError):
     """A report that must not be written (non-finite metrics)."""
+
+
+def ordered_methods(methods: Iterable[str]) -> list[str]:
+    """Methods in the tables' order: METHOD_ORDER first, any other after them by name."""
+    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
 
 
 def report_tasks(report: dict) -> list[str]:
@@ -85,7 +91,7 @@ def write_comparison(benchmark_dir: Path, reports: dict[str, dict] | None = None
     """results/<benchmark>/README.md: one row per method with a readable report (read here unless given)."""
     reports = read_reports(benchmark_dir) if reports is None else reports
     individual_avg = reports.get(INDIVIDUAL, {}).get("average", {}).get("accuracy")
-    methods = sorted(reports, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+    methods = ordered_methods(reports)
     tasks = report_tasks(next(iter(reports.values()))) if reports else []
     header = "| method | " + " | ".join(tasks) + " | average | normalized |"
     lines = [

@@ -13,13 +13,12 @@ from pathlib import Path
 from src.errors import ConfigError
 from src.families.vision.corruptions import CORRUPTIONS
 from src.reports.atomic import write_json_atomic, write_text_atomic
-from src.reports.writer import METHOD_ORDER, read_reports
+from src.reports.writer import ordered_methods, read_reports
 
 
 def robustness_rows(clean: dict[str, dict], corrupted: dict[str, dict[str, dict]]) -> list[dict]:
     """One row per method present in the clean reports and in at least one corrupted benchmark (accuracies in %)."""
-    methods = [m for m in clean if any(m in reports for reports in corrupted.values())]
-    methods.sort(key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+    methods = ordered_methods(m for m in clean if any(m in reports for reports in corrupted.values()))
     rows = []
     for method in methods:
         row = {"method": method, "clean": 100 * clean[method]["average"]["accuracy"]}
