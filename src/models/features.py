@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.errors import require
+from src.models.image_processor import load_image_processor
 from src.paths import resolve_model_path
 
 
@@ -38,13 +38,12 @@ class ResNetFeatures(FeatureExtractor):
             model: a `transformers` ResNet: local folder or hub id (e.g. microsoft/resnet-18, microsoft/resnet-50).
         """
         super().__init__()
-        require("PIL", "pillow", "ResNetFeatures' image processor")
-        from transformers import AutoImageProcessor, AutoModel
+        from transformers import AutoModel
 
         path = resolve_model_path(model)
         self.name = model
         self.backbone = AutoModel.from_pretrained(path).eval().requires_grad_(False)
-        self.processor = AutoImageProcessor.from_pretrained(path)
+        self.processor = load_image_processor(path)
         self.dim = int(self.backbone.config.hidden_sizes[-1])
 
     @torch.no_grad()

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.errors import require
 from src.modelpool.base import ModelPool
 from src.models.heads import ZeroShotHead
+from src.models.image_processor import load_image_processor
 from src.paths import resolve_model_path
 from src.taskpool.tasks import TaskInfo
 
@@ -64,10 +64,7 @@ class CLIPModelPool(ModelPool):
 
     @cached_property
     def processor(self):
-        require("PIL", "pillow", "the CLIP image processor")
-        from transformers import AutoImageProcessor
-
-        return AutoImageProcessor.from_pretrained(self.pretrained_path)
+        return load_image_processor(self.pretrained_path)
 
     def load_pretrained(self) -> CLIPImageEncoder:
         from transformers import CLIPVisionModel
