@@ -9,6 +9,17 @@ import hashlib
 import os
 from pathlib import Path
 
+import datasets
+import numpy as np
+from PIL import Image
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hub_formats"
+CLIP_TASKS = ["sun397", "stanford_cars", "resisc45", "eurosat", "svhn", "gtsrb", "mnist", "dtd"]
+CLIP_DATASETS = {"sun397": "tanganke/sun397", "stanford_cars": "tanganke/stanford_cars", "resisc45": "tanganke/resisc45", "eurosat": "tanganke/eurosat",
+                 "svhn": "ufldl-stanford/svhn", "gtsrb": "tanganke/gtsrb", "mnist": "ylecun/mnist", "dtd": "tanganke/dtd"}  # fmt: skip
+GLUE_COLUMNS = {"cola": ["sentence"], "mnli": ["premise", "hypothesis"], "mrpc": ["sentence1", "sentence2"], "qnli": ["question", "sentence"],
+                "qqp": ["question1", "question2"], "rte": ["sentence1", "sentence2"], "sst2": ["sentence"], "stsb": ["sentence1", "sentence2"]}  # fmt: skip
+
 
 def cache_repo(cache: Path, repo_id: str, folder: Path, repo_type: str = "model") -> Path:
     """Put every file under `folder` into `cache` as the snapshot of `repo_id` that refs/main names."""
@@ -43,3 +54,75 @@ def hub_environment(cache: Path, online: bool, root: Path) -> dict[str, str]:
     else:
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return env
+
+
+def _card(configs: dict[str, dict[str, str]]) -> str:
+    """A dataset card whose YAML declares each configuration's data files per split, as GLUE's and SVHN's do."""
+    lines = ["---", "configs:"]
+    for name, splits in configs.items():
+        lines += [f"- config_name: {name}", "  data_files:"] + [f"  - split: {s}\n    path: {p}" for s, p in splits.items()]
+    return "\n".join([*lines, "---", ""])
+
+
+def _image_split(n: int, seed: int, classes: int = 3) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[f"kind {c}" for c in "abc"[:classes]])})
+    images = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
+    return datasets.Dataset.from_dict({"image": images, "label": [i % classes for i in range(n)]}, features=features)
+
+
+def image_datasets(cache: Path, root: Path) -> None:
+    for seed, (task, repo) in enumerate(CLIP_DATASETS.items()):
+        folder = root / "datasets" / task
+        prefix = "cropped_digits" if task == "svhn" else "data"
+        for split, n in (("train", 5), ("test", 6)):
+            (folder / prefix).mkdir(parents=True, exist_ok=True)
+            _image_split(n, seed * 10 + n).to_parquet(str(folder / prefix / f"{split}-00000-of-00001.parquet"))
+        if task == "svhn":  # two configurations, as the hub's SVHN: only cropped_digits is read
+            (folder / "README.md").write_text(_card({"cropped_digits": {"train": "cropped_digits/train-*", "test": "cropped_digits/test-*"},
+                                                      "full_numbers": {"train": "full_numbers/train-*"}}))  # fmt: skip
+        cache_repo(cache, repo, folder, repo_type="dataset")
+
+
+def glue_dataset(cache: Path, root: Path) -> None:
+    folder, configs = root / "datasets" / "glue", {}
+    for task, columns in GLUE_COLUMNS.items():
+        test = "validation_matched" if task == "mnli" else "validation"
+        for split, n in (("train", 5), (test, 6)):
+            rows = {c: [f"{c} {i} of {task}" for i in range(n)] for c in columns}
+            rows["label"] = [i * 0.9 for i in range(n)] if task == "stsb" else [i % (3 if task == "mnli" else 2) for i in range(n)]
+            rows["idx"] = list(range(n))
+            (folder / task).mkdir(parents=True, exist_ok=True)
+            datasets.Dataset.from_dict(rows).to_parquet(str(folder / task / f"{split}-00000-of-00001.parquet"))
+        configs[task] = {"train": f"{task}/train-*", test: f"{task}/{test}-*"}
+    (folder / "README.md").write_text(_card(configs))
+    cache_repo(cache, "nyu-mll/glue", folder, repo_type="dataset")
+
+
+def tiny_sentence_model(root: Path) -> Path:
+    """A SentenceTransformer (one-layer BERT on the fixtures' vocabulary, mean pooling) for msmarco-MiniLM's id."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    bert = root / "bert"
+    BertModel(BertConfig(vocab_size=200, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24)).save_pretrained(bert)
+    BertTokenizer(str(FIXTURES / "t5/vocab.txt")).save_pretrained(bert)
+    SentenceTransformer(modules=[models.Transformer(str(bert), max_seq_length=64), models.Pooling(16)]).save(str(root / "st"))
+    return root / "st"
+
+
+def fill_user_hub(root: Path) -> Path:
+    """`root`/cache filled as a user's cache after downloading the CLIP ViT-B/32 and Flan-T5-base paper setups."""
+    cache = root / "cache"
+    cache_repo(cache, "openai/clip-vit-base-patch32", FIXTURES / "clip")
+    for task in CLIP_TASKS:
+        repo_task = task.replace("_", "-")
+        cache_repo(cache, f"tanganke/clip-vit-base-patch32_{repo_task}", FIXTURES / f"clip_{repo_task}")
+    cache_repo(cache, "microsoft/resnet-18", FIXTURES / "resnet")
+    cache_repo(cache, "google/flan-t5-base", FIXTURES / "t5")
+    for task in GLUE_COLUMNS:
+        cache_repo(cache, f"tanganke/flan-t5-base_glue-{task}_lora-16", FIXTURES / f"t5_lora_{task}")
+    cache_repo(cache, "sentence-transformers/msmarco-MiniLM-L12-cos-v5", tiny_sentence_model(root / "msmarco"))
+    image_datasets(cache, root)
+    glue_dataset(cache, root)
+    return cache
