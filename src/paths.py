@@ -75,7 +75,7 @@ def is_hub_id(reference: str) -> bool:
 
 def metadata_folder(reference: str) -> Path:
     """A local folder holding the reference's config files: the folder itself, or its hub repo's json files."""
-    return hub_snapshot(reference, allow_patterns=["*.json"]) if is_hub_id(reference) else Path(reference)
+    return hub_snapshot(reference, allow_patterns=["*.json"]) if is_hub_id(reference) else Path(reference).expanduser()
 
 
 def is_adapter(reference: str | Path) -> bool:
@@ -86,28 +86,26 @@ def is_adapter(reference: str | Path) -> bool:
 def resolve_model_path(reference: str, allow_adapter: bool = False) -> str:
     """A local directory or a hub id that `from_pretrained` loads, failing early with a readable message.
 
-    Offline or with the hub out of reach, a hub id becomes its cached snapshot folder; online a full model stays an id (transformers
-    downloads the weight format it needs) and an adapter becomes its whole snapshot, downloaded or cached
-    (peft probes the hub for weight files it lacks). A peft adapter is refused unless `allow_adapter`.
+    Offline or with the hub out of reach, a hub id becomes its cached snapshot folder; online a full model
+    stays an id (transformers downloads the weight format it needs) and an adapter becomes its whole
+    snapshot (peft probes the hub for weight files it lacks). An adapter is refused unless `allow_adapter`.
     """
     if reference.startswith("pkg:"):
         return _package_model(reference)
-    path = Path(reference).expanduser()
-    if path.is_dir():
-        resolved = str(path)
-    elif not is_hub_id(reference):
+    if not Path(reference).expanduser().is_dir() and not is_hub_id(reference):
         raise ModelNotFoundError(f"Model directory '{reference}' does not exist (working dir: {os.getcwd()}).")
-    else:
-        snapshot = metadata_folder(reference)
-        resolved = reference if hub_reachable() else str(snapshot)
-        if allow_adapter and is_adapter(snapshot):  # a few MB: the whole snapshot, so peft reads files, not the network
-            resolved = str(hub_snapshot(reference))
-    if not allow_adapter and is_adapter(resolved):
+    files = metadata_folder(reference)  # the folder itself, or the hub repo's json files
+    adapter = (files / ADAPTER_CONFIG).is_file()
+    if adapter and not allow_adapter:
         raise ConfigError(
             f"'{reference}' is a LoRA adapter ({ADAPTER_CONFIG}), not a full model. Name it as an expert of a pool "
             "that takes adapters, and its base model (adapter_config.json: base_model_name_or_path) as `pretrained`."
         )
-    return resolved
+    if not is_hub_id(reference):
+        return str(Path(reference).expanduser())
+    if not hub_reachable():
+        return str(files)  # the cached snapshot holds every file the cache has
+    return str(hub_snapshot(reference)) if adapter else reference  # an adapter is a few MB: peft then reads files
 
 
 def _package_model(reference: str) -> str:
