@@ -1,4 +1,5 @@
-"""LightningCLI subclass: `class_path` picks the method and TaskPool; `test` writes the report.
+"""LightningCLI subclass: `class_path` picks the method and TaskPool; `test` writes the report, `validate` the
+report on the validation splits, `predict` predictions.jsonl; `--export_dir` writes the merged model.
 
 Each stage's resolved config is written beside that stage's outputs, as
 `results/<benchmark>/<method>/<stage>_config.yaml`, only when the stage succeeded: a `test` never
@@ -6,10 +7,12 @@ overwrites its `fit`'s config, and nothing lands in the working directory.
 """
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import Literal, Optional
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -22,7 +25,7 @@ from src.methods.base import MergedModelModule  # noqa: E402  (after the warning
 from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
 from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
-from src.run_checks import check_checkpoint_file, check_checkpoint_use, check_writable  # noqa: E402  (after the warning filters)
+from src.run_checks import check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 
 
 class MergeCLI(LightningCLI):
@@ -40,6 +43,15 @@ class MergeCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
+        parser.add_argument(
+            "--export_dir", type=Optional[str], default=None,
+            help="After `test` (or an adaptive method's `fit`), write the merged model here: a from_pretrained folder "
+                 "with a model card, or for DAWE a folder that src.export.load_dawe runs.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--export_task_vector_dtype", type=Optional[Literal["float32", "bfloat16"]], default=None,
+            help="DAWE export: store dense task vectors in this dtype (bfloat16 halves the folder); default: as the run held them.",
+        )  # fmt: skip
 
     def _results_folder(self) -> Path:
         return Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
@@ -48,6 +60,8 @@ class MergeCLI(LightningCLI):
         """Before any work: the checkpoint is one this method can load, and the results can be written."""
         config = self.config[self.subcommand]
         check_checkpoint_use(config.get("ckpt_path"), self.model.loads_checkpoints, self.model.report_name)
+        if config.get("export_dir") is not None:
+            check_exportable(self.model, self.subcommand)
         if self.trainer.is_global_zero:
             check_writable(self._results_folder())
 
@@ -56,6 +70,39 @@ class MergeCLI(LightningCLI):
 
     def before_test(self) -> None:
         self._check_inputs()
+
+    def before_validate(self) -> None:
+        self._check_inputs()
+
+    def before_predict(self) -> None:
+        self._check_inputs()
+        if self.model.loads_checkpoints and self.config["predict"].get("ckpt_path") is None:
+            print(f"note: no --ckpt_path: {self.model.report_name} predicts from its un-adapted start", file=sys.stderr)
+
+    def after_validate(self) -> None:
+        """Rank 0 writes the report on the validation splits (held out from training data) as validation.json."""
+        report = getattr(self.model, "validation_report", None)
+        if report is None or not self.trainer.is_global_zero:
+            return
+        out = self._results_folder()
+        write_text_atomic(out / "validation.json", json.dumps({"split": "val", "report": report, "command": self.command}, indent=2) + "\n")
+        rows = [f"  {task}: {100 * values['accuracy']:.2f}" for task, values in report.items()]
+        print(f"\nValidation accuracy (held-out training data), written to {out / 'validation.json'}:\n" + "\n".join(rows))
+
+    def after_predict(self) -> None:
+        """Rank 0 writes predictions.jsonl: one line per input with its task, class, probabilities (and coefficients)."""
+        if not self.trainer.is_global_zero:
+            return
+        out = self._results_folder() / "predictions.jsonl"
+        write_text_atomic(out, "".join(json.dumps(row) + "\n" for row in self.model.predictions))
+        print(f"\n{len(self.model.predictions)} predictions written to {out}")
+
+    def _export(self) -> None:
+        config = self.config[self.subcommand]
+        if config.get("export_dir") is None or not self.trainer.is_global_zero:
+            return
+        out = self.model.export(config.export_dir, task_vector_dtype=config.get("export_task_vector_dtype"), command=self.command)
+        print(f"Merged model exported to {out}")
 
     def after_test(self) -> None:
         """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table."""
@@ -75,6 +122,7 @@ class MergeCLI(LightningCLI):
         self._write_config(out)
         print(f"\nReport written to {out}\n")
         print((out.parent / "README.md").read_text())
+        self._export()
 
     def after_fit(self) -> None:
         """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export."""
@@ -85,6 +133,7 @@ class MergeCLI(LightningCLI):
         if getattr(self.model, "history", None) is not None:
             write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
         self._write_config(out)
+        self._export()
 
     def _write_config(self, out: Path) -> None:
         text = self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False)

@@ -84,3 +84,15 @@ def check_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise ConfigError(f"Results folder '{folder}' cannot be written ({err.strerror or err}); choose another with --results_dir.") from err
+
+
+def check_exportable(model, stage: str) -> None:
+    """--export_dir only where the run ends with one merged model: refused before any work, not after it."""
+    from src.methods.base import MergedModelModule
+
+    if type(model).merged_module is MergedModelModule.merged_module:
+        raise ConfigError(f"--export_dir was given to '{model.report_name}', which has no merged model to export; drop --export_dir.")
+    if stage not in ("fit", "test"):
+        raise ConfigError(f"--export_dir works with `test` (and an adaptive method's `fit`), not `{stage}`.")
+    if stage == "fit" and not model.loads_checkpoints:
+        raise ConfigError(f"'{model.report_name}' is not trained by `fit`: export it with `test --export_dir ...`.")

@@ -43,6 +43,10 @@ class AdaMerging(TestTimeAdaptation):
         lambdas = self.lambdas.clamp(0.0, 1.0) if self.clamp else self.lambdas
         return self.expand(lambdas)  # shared by every sample: per-sample merging would give the same result
 
+    def merged_module(self) -> nn.Module:
+        """θ0 + Σ_t λ_t τ_t with the learned λ, as a standalone module (what `test` evaluates)."""
+        return self.merger.merged_model(self.coefficients({}, "", per_sample=False).detach())
+
     def step_coefficients(self, batch: dict[str, dict]) -> torch.Tensor:
         """Every task batch shares the same λ: one merge per step serves them all."""
         return self.coefficients({}, "", per_sample=False)

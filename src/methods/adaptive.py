@@ -18,6 +18,7 @@ from src.methods.base import MergedModelModule
 from src.modelpool.base import ModelPool
 from src.models.compatibility import IncompatibleCheckpointError, check_metadata
 from src.models.heads import adaptation_logits
+from src.models.hypernetwork import expand_codings
 from src.models.merged_forward import TaskVectorMerger
 
 MergeMode = Literal["task_wise", "layer_wise"]
@@ -94,11 +95,8 @@ class TestTimeAdaptation(MergedModelModule):
         return len(self.task_names) * (self.merger.num_layers if self.mode == "layer_wise" else 1)
 
     def expand(self, flat: torch.Tensor) -> torch.Tensor:
-        """(..., K) → (..., T, L): layer-wise reads row-major (task, tensor); task-wise repeats over L."""
-        tasks, layers = len(self.task_names), self.merger.num_layers
-        if self.mode == "layer_wise":
-            return flat.reshape(*flat.shape[:-1], tasks, layers)
-        return flat.unsqueeze(-1).expand(*flat.shape, layers)
+        """(..., K) → (..., T, L)."""
+        return expand_codings(flat, len(self.task_names), self.merger.num_layers, self.mode == "layer_wise")
 
     def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:
         """(T, L) shared by the batch, or (B, T, L) one set per sample."""
@@ -108,7 +106,28 @@ class TestTimeAdaptation(MergedModelModule):
         coefficients = self.coefficients(batch, task, per_sample=True)
         if self.trainer.testing:
             self._record(task, coefficients.detach())
+        if self.trainer.predicting:
+            self._predicted_coefficients = coefficients.detach()
         return self.merger(inputs, coefficients)
+
+    def prediction_extras(self, count: int) -> list[dict]:
+        """Each input's coefficients: one per task (task-wise), or per task and merged tensor (layer-wise)."""
+        coefficients = self._predicted_coefficients
+        per_input = coefficients if coefficients.dim() == 3 else coefficients.expand(count, -1, -1)  # AdaMerging: shared
+        values = per_input[:, :, 0] if self.mode == "task_wise" else per_input
+        return [{"coefficients": values[k].double().round(decimals=6).tolist()} for k in range(count)]
+
+    def adapt(self, taskpool, **trainer_kwargs) -> TestTimeAdaptation:
+        """Test-time adaptation outside the CLI (`fit` on the TaskPool's unlabelled test inputs), e.g. before `export`.
+
+        `trainer_kwargs` go to `lightning.Trainer` (max_steps, accelerator, ...); the defaults keep a notebook quiet.
+        """
+        import lightning as L
+
+        defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "max_steps": 100,
+                    "limit_val_batches": 0, "use_distributed_sampler": False}  # fmt: skip
+        L.Trainer(**{**defaults, **trainer_kwargs}).fit(self, datamodule=taskpool)
+        return self
 
     def _record(self, task: str, coefficients: torch.Tensor) -> None:
         """Accumulate test-time coefficients per input task for the summary and plots.
@@ -215,7 +234,10 @@ class TestTimeAdaptation(MergedModelModule):
         self.test_step(batch, batch_idx, dataloader_idx)
 
     def on_validation_epoch_end(self) -> None:
-        report = self.collect_report()
+        report = self.validation_report = self.collect_report()
+        if self.trainer.state.fn != "fit":  # `validate`: a report on the validation splits, no curve
+            self.log("val/avg/acc", report["average"]["accuracy"], prog_bar=True)
+            return
         row = {"step": float(self.global_step), **{t: report[t]["accuracy"] for t in self.task_names}}
         row["average"] = report["average"]["accuracy"]
         self.history.append(row)

@@ -6,18 +6,23 @@ through the `ModelPool` (model, inputs, heads) and the `TaskPool` (tasks and the
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import lightning as L
 import torch
 from torch import nn
 
 from src.errors import ConfigError
+from src.export.spec import RecordsInit
 from src.modelpool.base import ModelPool
 from src.models.task_metrics import task_metric
+from src.reports.predictions import gather_rows, prediction_rows
 from src.taskpool.base import TaskPool
 from src.taskpool.tasks import TaskInfo
 
 
-class MergedModelModule(L.LightningModule):
+class MergedModelModule(RecordsInit, L.LightningModule):
     """Shared machinery; `method_name` names the results folder unless `name` overrides it."""
 
     method_name = "model"
@@ -34,7 +39,10 @@ class MergedModelModule(L.LightningModule):
         self.modelpool = modelpool
         self.report_name = name or self.method_name
         self.task_names: list[str] = []
+        self.task_infos: dict[str, TaskInfo] = {}
         self.test_report: dict | None = None
+        self.validation_report: dict | None = None
+        self.predictions: list[dict] = []
         self.strict_loading = False  # checkpoints hold only trainable tensors
 
     # ---- built once the TaskPool is known ----------------------------------------------------
@@ -50,8 +58,11 @@ class MergedModelModule(L.LightningModule):
             return
         taskpool = self.taskpool
         taskpool.setup(stage)
-        self.task_names = list(taskpool.task_names)
-        infos = {t: taskpool.task_info(t) for t in self.task_names}
+        self._build(list(taskpool.task_names), {t: taskpool.task_info(t) for t in taskpool.task_names})
+
+    def _build(self, names: list[str], infos: dict[str, TaskInfo]) -> None:
+        """Heads (for the tasks whose classes are known) and the method's model, over the tasks `names` in order."""
+        self.task_names, self.task_infos = list(names), dict(infos)
         pretrained = self.modelpool.pretrained_model()
         self.heads = self.build_heads(pretrained, infos)
         # the head names what reads its outputs: class logits, answers in the model's own words, numbers
@@ -77,10 +88,63 @@ class MergedModelModule(L.LightningModule):
         inputs = prepare(batch, self.device)
         return self.heads[task](self.embed(inputs, task, batch))
 
+    # ---- the merged model as a plain module, and on disk ------------------------------------------
+    def merge(self, tasks: TaskPool | Sequence[str] | None = None) -> nn.Module:
+        """The merged model as a plain module (DAWE: the model that merges per input), built first if no run did.
+
+        `tasks` fixes the task order (the order of coefficients and task vectors): a TaskPool (its heads are
+        built and exported too), task names, or None for every expert of the pool.
+        """
+        if not self.task_names:
+            if isinstance(tasks, TaskPool):
+                tasks.setup()
+                self._build(list(tasks.task_names), {t: tasks.task_info(t) for t in tasks.task_names})
+            else:
+                self._build(list(tasks) if tasks is not None else self.modelpool.expert_names(), {})
+        return self.merged_module()
+
+    def merged_module(self) -> nn.Module:
+        """What `merge` returns once built; methods without one merged model refuse."""
+        raise ConfigError(
+            f"'{self.report_name}' has no single merged model to export: individual experts are already on disk, and "
+            "fine-tuning saves its expert itself. Export a merging method (task_arithmetic, ties, adamerging, dawe, ...)."
+        )
+
+    def export(self, folder: str | Path, task_vector_dtype: str | None = None, command: str | None = None) -> Path:
+        """Write the merged model to `folder` (see src/export/): a `from_pretrained` folder, or a DAWE folder."""
+        from src.export.writer import export_method
+
+        return export_method(self, Path(folder), task_vector_dtype=task_vector_dtype, command=command)
+
     # ---- TaskPool evaluation ------------------------------------------------------------------
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         task = self.task_names[dataloader_idx]
         self.test_metrics[task].update(self.task_logits(batch, task, evaluation=True), batch["label"])
+
+    # ---- `validate`: the same evaluation on the validation splits carved from the training data ----------
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.test_step(batch, batch_idx, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self.validation_report = self.collect_report()
+        self.log("val/avg/acc", self.validation_report["average"]["accuracy"], prog_bar=True)
+
+    # ---- `predict`: class, probabilities (and coefficients) per input, no label needed -------------------------
+    def on_predict_epoch_start(self) -> None:
+        self.predictions = []
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        task = self.taskpool.predict_task_names[dataloader_idx]
+        inputs = {k: v for k, v in batch.items() if k != "index"}  # no cached features: any split or file may come
+        outputs = self.task_logits(inputs, task, evaluation=True)
+        self.predictions += prediction_rows(outputs, self.task_infos[task], batch["index"], self.prediction_extras(len(batch["index"])))
+
+    def prediction_extras(self, count: int) -> list[dict] | None:
+        """Per-input fields a method adds to its predictions (an adaptive merge: the coefficients)."""
+        return None
+
+    def on_predict_epoch_end(self) -> None:
+        self.predictions = gather_rows(self.predictions, self.trainer.world_size)
 
     def collect_report(self) -> dict[str, dict[str, float]]:
         """Per-task accuracy (a regression task: its score) and loss plus their unweighted average; resets the metrics.

@@ -84,7 +84,8 @@ class DAWE(TestTimeAdaptation):
         return {**super().saved_state(), **{f"hypernetwork.{n}": b for n, b in self.hypernetwork.named_buffers()}}
 
     def features(self, batch: dict, task: str) -> torch.Tensor:
-        if "index" not in batch:
+        # the cache holds the test inputs adaptation revisits; any other run computes each batch's own
+        if "index" not in batch or self._trainer is None or self.trainer.state.fn != "fit":
             return self.feature_extractor.features(batch).to(self.device)
         keys = [(task, int(i)) for i in batch["index"]]
         missing = [i for i, k in enumerate(keys) if k not in self._feature_cache]
@@ -99,6 +100,12 @@ class DAWE(TestTimeAdaptation):
         if not (per_sample and self.per_sample_eval):
             codings = codings.mean(0)  # one merge for the whole (single-task) batch
         return self.expand(codings)
+
+    def merged_module(self):
+        """The adapted model as it runs at test time: raw inputs → per-input coefficients → exact per-sample merge."""
+        from src.export.dawe_model import DAWEModel
+
+        return DAWEModel(self.modelpool, self.feature_extractor, self.merger, self.hypernetwork, self.heads, self.task_infos or self.task_names, self.mode)
 
     def checkpoint_metadata(self) -> dict:
         return {

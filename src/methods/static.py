@@ -22,6 +22,9 @@ class Pretrained(MergedModelModule):
     def embed(self, inputs: dict[str, torch.Tensor], task: str, batch: dict) -> torch.Tensor:
         return self.encoder(**inputs)
 
+    def merged_module(self) -> nn.Module:
+        return self.encoder
+
 
 class Individual(MergedModelModule):
     """Each expert on its own task: the ceiling merges are normalised by."""
@@ -48,15 +51,18 @@ class StaticMerge(MergedModelModule):
         reference = {n: params[n] for n in merged_names}
         # entry-wise merges need dense updates; a tensor a task left alone is a zero update for it
         dense_vectors = [{n: dense(tv[n]) if n in tv else torch.zeros_like(reference[n]) for n in merged_names} for tv in task_vectors]
-        merged = self.merge(reference, dense_vectors)
+        merged = self.merge_state(reference, dense_vectors)
         pretrained.load_state_dict({n: v.to(params[n].dtype) for n, v in merged.items()}, strict=False)
         self.encoder = pretrained.eval().requires_grad_(False)
 
-    def merge(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
+    def merge_state(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
         raise NotImplementedError
 
     def embed(self, inputs: dict[str, torch.Tensor], task: str, batch: dict) -> torch.Tensor:
         return self.encoder(**inputs)
+
+    def merged_module(self) -> nn.Module:
+        return self.encoder
 
 
 class SimpleAverage(StaticMerge):
@@ -64,7 +70,7 @@ class SimpleAverage(StaticMerge):
 
     method_name = "simple_average"
 
-    def merge(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
+    def merge_state(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
         experts = [{k: pretrained[k] + tv[k] for k in pretrained} for tv in task_vectors]
         return simple_average(experts)
 
@@ -82,7 +88,7 @@ class TaskArithmetic(StaticMerge):
         super().__init__(modelpool, name=name)
         self.scaling_factor = scaling_factor
 
-    def merge(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
+    def merge_state(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
         return task_arithmetic(pretrained, task_vectors, self.scaling_factor)
 
 
@@ -110,5 +116,5 @@ class TiesMerging(StaticMerge):
         self.top_k_percent = top_k_percent
         self.merge_func = merge_func
 
-    def merge(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
+    def merge_state(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
         return ties_merge(pretrained, task_vectors, self.scaling_factor, self.top_k_percent, self.merge_func)

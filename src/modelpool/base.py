@@ -13,6 +13,9 @@ Methods type this base, so LightningCLI accepts any family's pool. A family impl
   evaluation outputs are not class logits names its metric (`task_metric()`, src/models/task_metrics.py).
 * optionally `evaluation_inputs(batch, device)` → the module's inputs at test time (default: `prepare_inputs`).
 * `write_expert(task, model, head, out)` → save a fine-tuned expert where `load_expert` finds it.
+* `save_model(model, out)` → write a (merged) module in its `transformers` `from_pretrained` format,
+  with what reads its inputs (tokenizer, image processor), so it loads without this project.
+* `input_column`: the batch key of the raw inputs (`text`, `image`), what `predict` reads from a user file.
 
 The base does the rest once: expert references by task name, compatibility checks, and task vectors
 restricted to the tensors some expert changed.
@@ -27,6 +30,7 @@ import torch
 from torch import nn
 
 from src.errors import ConfigError, UserFacingError
+from src.export.spec import RecordsInit
 from src.merging.low_rank import LowRankDelta, TaskVector
 from src.merging.state_dict import IncompatibleExpertError, StateDict, check_compatible, task_vector
 from src.paths import ModelNotFoundError, resolve_model_path
@@ -53,7 +57,7 @@ def parameter_state_dict(module: nn.Module) -> StateDict:
     return {k: v.detach() for k, v in module.named_parameters()}
 
 
-class ModelPool:
+class ModelPool(RecordsInit):
     """The pretrained model plus one expert per task, matched by task name (never by position).
 
     Args:
@@ -63,6 +67,7 @@ class ModelPool:
     """
 
     accepts_adapters = False  # whether experts may be peft adapters (a LoRA-capable family sets it)
+    input_column = "text"  # the batch key holding the raw inputs
 
     def __init__(self, pretrained: str, experts_dir: str | None = None, experts: dict[str, str] | None = None) -> None:
         self.pretrained = pretrained
@@ -93,6 +98,16 @@ class ModelPool:
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         raise NotImplementedError
+
+    def save_model(self, model: nn.Module, out: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot save a merged model yet.")
+
+    def expert_names(self) -> list[str]:
+        """The tasks this pool has experts for: `experts` keys, then `experts_dir`'s sub-folders (sorted)."""
+        names = list(self.experts)
+        if self.experts_dir is not None and Path(self.experts_dir).is_dir():
+            names += sorted(p.name for p in Path(self.experts_dir).iterdir() if p.is_dir() and p.name not in self.experts)
+        return names
 
     def prepare_for_finetuning(self, model: nn.Module) -> nn.Module:
         """The model `fit` of an expert trains: by default all of it; a LoRA pool wraps it with adapters."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from src.export.spec import RecordsInit
 from src.models.image_processor import load_image_processor
 from src.paths import resolve_model_path
 
 
-class FeatureExtractor(nn.Module):
+class FeatureExtractor(RecordsInit, nn.Module):
     """Maps a batch's raw inputs to (B, d) features. `name` and `dim` go into checkpoints for compatibility checks.
 
     Each extractor reads the batch keys of its modality (a family's own columns, e.g. `text`), never

@@ -48,3 +48,10 @@ class Hypernetwork(nn.Module):
         if self.standardize:
             features = (features - self.feature_mean) / self.feature_std
         return self.net(features)
+
+
+def expand_codings(flat: torch.Tensor, tasks: int, layers: int, layer_wise: bool) -> torch.Tensor:
+    """(..., K) codings → (..., T, L) merge coefficients: layer-wise reads row-major (task, tensor); task-wise repeats over L."""
+    if layer_wise:
+        return flat.reshape(*flat.shape[:-1], tasks, layers)
+    return flat.unsqueeze(-1).expand(*flat.shape, layers)

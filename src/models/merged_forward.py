@@ -23,6 +23,7 @@ per-sample forward for the duration of the call:
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -153,6 +154,22 @@ class TaskVectorMerger(nn.Module):
     def merged_parameters(self, coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
         """θ_0 + Σ_t c[t, l] τ_t for every merged tensor l (coefficients (T, L)); unchanged tensors stay θ0."""
         return {n: self._merge(n, coefficients[:, self.layer_index[n]]) for n in self._changed}
+
+    @torch.no_grad()
+    def merged_model(self, coefficients: torch.Tensor) -> nn.Module:
+        """A standalone copy of the model holding θ under shared (T, L) coefficients: what `forward` computes, frozen in.
+
+        The same `_merge` builds the tensors, so the copy's outputs equal `forward(inputs, coefficients)`.
+        """
+        self.check_coefficients(coefficients)
+        if coefficients.dim() != 2:
+            raise ValueError("A standalone merged model needs one (T, L) coefficient set shared by every input.")
+        model = copy.deepcopy(self.model)
+        merged = self.merged_parameters(coefficients)
+        for name, param in model.named_parameters():
+            if name in merged:
+                param.data = merged[name].detach().clone()
+        return model
 
     def forward(self, inputs: dict[str, torch.Tensor], coefficients: torch.Tensor) -> torch.Tensor:
         self.check_coefficients(coefficients)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import datasets
 import lightning as L
@@ -26,6 +26,7 @@ from torchdata.stateful_dataloader.sampler import RandomSampler
 from src.errors import ConfigError, check_number
 from src.taskpool.loaders import UnpaddedDistributedSampler, collate_rows
 from src.taskpool.tasks import Task, TaskInfo, finalize_splits
+from src.taskpool.user_inputs import read_user_inputs
 
 if TYPE_CHECKING:
     from src.methods.base import MergedModelModule
@@ -41,8 +42,12 @@ class TaskPool(L.LightningDataModule):
         benchmark: name of the results folder (`results/<benchmark>/<method>/`).
         batch_size: batch size for expert fine-tuning and evaluation.
         adapt_batch_size: batch size per task for test-time adaptation (reference: 16).
-        val_size: training examples held out to validate an expert.
+        val_size: training examples held out per task: an expert's validation set, and what `validate` evaluates.
         num_workers: DataLoader workers.
+        predict_split: the split `predict` reads when no predict_file is given: test, val (held out from train) or train.
+        predict_file: `predict` reads these inputs instead: a jsonl with one {"text": ...} (or {"image": path}) per line
+            and optionally "task", a .txt with one text per line, or a folder of images.
+        predict_task: the task whose head reads predict_file lines that name none.
     """
 
     def __init__(
@@ -53,6 +58,9 @@ class TaskPool(L.LightningDataModule):
         adapt_batch_size: int = 16,
         val_size: int = 200,
         num_workers: int = 0,
+        predict_split: Literal["test", "val", "train"] = "test",
+        predict_file: str | None = None,
+        predict_task: str | None = None,
     ) -> None:
         super().__init__()
         names = [t.name for t in tasks]
@@ -70,6 +78,13 @@ class TaskPool(L.LightningDataModule):
         self.adapt_batch_size = adapt_batch_size
         self.val_size = val_size
         self.num_workers = num_workers
+        if predict_split not in ("test", "val", "train"):
+            raise ConfigError(f"data.init_args.predict_split must be test, val or train, got {predict_split!r}.")
+        if predict_task is not None and predict_task not in names:
+            raise ConfigError(f"data.init_args.predict_task '{predict_task}' is not a task of this TaskPool ({', '.join(names)}).")
+        self.predict_split, self.predict_file = predict_split, predict_file
+        self.predict_task = predict_task or (names[0] if len(names) == 1 else None)
+        self.predict_task_names: list[str] = []
         self.shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # same shuffles on every rank
         self._splits: dict[str, dict[str, datasets.Dataset]] = {}
         self._infos: dict[str, TaskInfo] = {}
@@ -190,6 +205,8 @@ class TaskPool(L.LightningDataModule):
         task = self._expert_task()
         if task is not None:
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
+        if self.trainer is not None and self.trainer.state.fn == "validate":  # `validate`: the held-out training data
+            return [self._loader(self.split(t, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True) for t in self.task_names]
         return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
 
     def test_dataloader(self) -> list[DataLoader]:
@@ -197,6 +214,16 @@ class TaskPool(L.LightningDataModule):
             self._loader(self.split(t, "test"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
             for t in self.task_names
         ]
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        """One unlabelled loader per task: its `predict_split`, or the `predict_file` inputs that task's head reads."""
+        if self.predict_file is None:
+            inputs = {t: self.split(t, self.predict_split) for t in self.task_names}
+        else:
+            column = self.trainer.lightning_module.modelpool.input_column if self.trainer is not None else "text"
+            inputs = read_user_inputs(self.predict_file, column, self.task_names, self.predict_task)
+        self.predict_task_names = list(inputs)
+        return [self._loader(data, self.batch_size, shuffle=False, labelled=False, evaluation=True) for data in inputs.values()]
 
     def feature_loaders(self, batch_size: int = 64) -> dict[str, DataLoader]:
         """Every test input of every task, unsharded, in index order and without labels.

@@ -83,7 +83,11 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         return FirstStepLM(self.expert_host(task))
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
-        model.model.save_pretrained(out)  # a peft model saves its adapter only
+        self.save_model(model, out)  # a peft model saves its adapter only
+
+    def save_model(self, model: FirstStepLM, out: Path) -> None:
+        """The `AutoModelForSeq2SeqLM` weights (LoRA experts arrive merged into them) plus the tokenizer."""
+        model.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
 
     # ---- inputs and heads -----------------------------------------------------------------------

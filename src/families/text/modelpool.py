@@ -63,7 +63,11 @@ class TextModelPool(PeftExperts, ModelPool):
         return SentenceEncoder(self.expert_host(task))
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
-        model.backbone.save_pretrained(out)  # a peft model saves its adapter only
+        self.save_model(model, out)  # a peft model saves its adapter only
+
+    def save_model(self, model: SentenceEncoder, out: Path) -> None:
+        """The encoder as `AutoModel` weights plus the tokenizer; pooling (mean, then L2) has no weights."""
+        model.backbone.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
 
     # ---- inputs and heads -----------------------------------------------------------------------

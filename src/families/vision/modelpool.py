@@ -1,6 +1,7 @@
 """The CLIP family's ModelPool: the vision tower is what merges; heads come from the text tower, cached on disk."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from functools import cached_property
@@ -42,6 +43,8 @@ class CLIPModelPool(ModelPool):
         head_cache_dir: where zero-shot heads are cached, keyed by model, task, classes and templates.
     """
 
+    input_column = "image"
+
     def __init__(
         self,
         pretrained: str = "openai/clip-vit-base-patch32",
@@ -80,6 +83,17 @@ class CLIPModelPool(ModelPool):
 
     def write_expert(self, task: str, model: nn.Module, head: nn.Module, out: Path) -> None:
         model.vision.save_pretrained(out)
+
+    def save_model(self, model: CLIPImageEncoder, out: Path) -> None:
+        """A whole `CLIPModel` (θ0's text tower and projections, the merged vision tower), its processor and tokenizer.
+
+        Whole, so the folder classifies zero-shot as it stands; `CLIPVisionModel.from_pretrained` reads its tower alone.
+        """
+        clip = copy.deepcopy(self.clip)
+        clip.vision_model.load_state_dict(getattr(model.vision, "vision_model", model.vision).state_dict())
+        clip.save_pretrained(out)
+        self.processor.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
 
     def prepare_inputs(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
         """Raw images (`image`: PIL images or uint8 arrays) through the model's own image processor."""

@@ -1,0 +1,129 @@
+"""Write what a method produced: a `from_pretrained` folder (static merges, AdaMerging) or a DAWE folder.
+
+A folder appears whole or not at all: it is written beside its target under a temporary name, then
+renamed; an earlier export at the same place is replaced, anything else there is refused.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from src.errors import ConfigError
+from src.export.card import card_markdown, created, environment
+from src.export.dawe_folder import save_dawe
+from src.export.dawe_model import DAWEModel
+from src.export.spec import file_digests, tensors_digest
+from src.modelpool.base import parameter_state_dict
+from src.paths import hub_snapshot, is_hub_id
+
+MARKERS = ("merge_info.json", "dawe_config.json")
+USAGE = {
+    "text": "from transformers import AutoModel, AutoTokenizer\nmodel = AutoModel.from_pretrained({folder!r})\n"
+            "tokenizer = AutoTokenizer.from_pretrained({folder!r})\n# embedding: mean of last_hidden_state over real tokens, then L2-normalised",
+    "image": "from transformers import CLIPModel, CLIPProcessor\nmodel = CLIPModel.from_pretrained({folder!r})  # merged vision tower\n"
+             "processor = CLIPProcessor.from_pretrained({folder!r})",
+    "seq2seq": "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\nmodel = AutoModelForSeq2SeqLM.from_pretrained({folder!r})\n"
+               "tokenizer = AutoTokenizer.from_pretrained({folder!r})",
+    "dawe": "from src.export import load_dawe  # this project, installed\nmodel = load_dawe({folder!r})\n"
+            "logits, coefficients = model([...inputs...], task=\"<task>\", return_coefficients=True)",
+}  # fmt: skip
+
+
+def export_method(method, out: Path, task_vector_dtype: str | None = None, command: str | None = None) -> Path:
+    """Export `method`'s merged model (built first if needed) to `out`; returns `out`."""
+    if task_vector_dtype not in (None, "float32", "bfloat16"):
+        raise ConfigError(f"task_vector_dtype must be 'float32' or 'bfloat16', got {task_vector_dtype!r}.")
+    module = method.merge()
+    _check_target(out)
+    tmp = out.with_name(f".tmp-{out.name}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        info = export_info(method, module, command)
+        if isinstance(module, DAWEModel):
+            save_dawe(module, tmp, task_vector_dtype)
+            usage = USAGE["dawe"]
+        else:
+            method.modelpool.save_model(module, tmp)
+            _save_heads(method.heads, tmp)
+            usage = USAGE[_family(method.modelpool)]
+        (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "README.md").write_text(card_markdown(info, usage.format(folder=str(out))))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.replace(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any((out / m).is_file() for m in MARKERS))):
+        raise ConfigError(f"Export folder '{out}' exists and is not an earlier export: choose an empty or new folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _family(pool) -> str:
+    if pool.input_column == "image":
+        return "image"
+    return "seq2seq" if pool.host_attribute == "model" else "text"
+
+
+def _save_heads(heads: nn.ModuleDict, folder: Path) -> None:
+    """Each task's frozen head tensors (zero-shot class embeddings, label-word token ids), keyed `<task>.<name>`."""
+    tensors = {f"{task}.{k}": v.detach().cpu().contiguous() for task, head in heads.items() for k, v in head.state_dict().items()}
+    if tensors:
+        save_file(tensors, str(folder / "heads.safetensors"))
+
+
+def export_info(method, module: nn.Module, command: str | None) -> dict:
+    """merge_info.json: the method and its parameters, coefficients, experts by file digest, tasks, report, command."""
+    pool = method.modelpool
+    theta0 = module.merger.model if isinstance(module, DAWEModel) else None
+    parameters = method.init_spec(drop=("modelpool", "feature_extractor"))
+    info = {
+        "method": method.report_name,
+        "class_path": parameters["class_path"],
+        "parameters": parameters["init_args"],
+        "pretrained": pool.pretrained,
+        "pretrained_digest": tensors_digest(parameter_state_dict(theta0 if theta0 is not None else pool.pretrained_model())),
+        "tasks": [{"name": t, "classes": list(method.task_infos[t].classes) if t in method.task_infos else None} for t in method.task_names],
+        "heads": {t: {"type": type(h).__name__, **{k: getattr(h, k) for k in ("logit_scale", "entropy_over") if hasattr(h, k)}}
+                  for t, h in method.heads.items()},  # fmt: skip
+        "coefficients": _coefficients(method),
+        "experts": {t: _expert_files(pool, t) for t in method.task_names},
+        "report": method.test_report,
+        "command": command,
+        "created": created(),
+        "environment": environment(),
+    }
+    if isinstance(module, DAWEModel):
+        info["feature_extractor"] = module.feature_extractor.name
+    return info
+
+
+def _coefficients(method) -> dict | None:
+    """AdaMerging's learned λ as (T, L) rows with the tensor names; None for methods without learned constants."""
+    lambdas = getattr(method, "lambdas", None)
+    if lambdas is None:
+        return None
+    with torch.no_grad():
+        table = method.coefficients({}, "", per_sample=False)
+    table = table[:, :1] if method.mode == "task_wise" else table
+    return {"tasks": list(method.task_names), "tensors": None if method.mode == "task_wise" else list(method.merger.names),
+            "values": table.double().round(decimals=6).tolist()}  # fmt: skip
+
+
+def _expert_files(pool, task: str) -> dict:
+    reference = pool.expert_reference(task)
+    try:
+        path = pool.expert_path(task)
+        folder = hub_snapshot(path, allow_patterns=["*.safetensors", "*.bin", "*.json"]) if is_hub_id(path) else Path(path)
+        return {"reference": reference, "files": file_digests(folder)}
+    except Exception as err:  # the card still names the expert when its files are gone since the merge
+        return {"reference": reference, "files": {}, "note": f"not hashed ({type(err).__name__})"}
