@@ -30,7 +30,7 @@ def plain_text_accuracy(folder: Path, texts: list[str], labels: list[int], task:
             embedding = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
             logits = scale * torch.nn.functional.normalize(embedding, dim=-1) @ weight.T
             correct += int((logits.argmax(-1) == torch.tensor(labels[start : start + batch_size])).sum())
-    return correct / len(texts)
+    return float(torch.tensor(correct / len(texts), dtype=torch.float32))  # as the report holds it (torchmetrics: float32)
 
 
 def _run(subcommand: str, method: str, data: Path, pool: dict, tmp_path: Path, *extra: str):
