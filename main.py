@@ -1,25 +1,5 @@
-"""Entry point: python main.py fit|validate|test|predict --config configs/....yaml"""
-import os
-import sys
-
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-import src.families.text  # noqa: F401  (short class names in configs and --help resolve)
-import src.methods  # noqa: F401
-from src.cli import cli_main
-from src.run_checks import check_config_files, user_facing_cause
+"""Entry point from a checkout: python main.py fit|validate|test|predict --config configs/....yaml (installed: merge-cli)."""
+from src.console import main
 
 if __name__ == "__main__":
-    try:
-        check_config_files(sys.argv[1:])
-        cli_main()
-    except SIGTERMException:  # Lightning stops gracefully, but as SystemExit(None): exit code 0 would pass for success
-        print("\nerror: stopped by SIGTERM before the run finished; the checkpoints written so far are kept: resume with "
-              "`fit ... --ckpt_path <default_root_dir>/checkpoints/last.ckpt`.", file=sys.stderr)  # fmt: skip
-        sys.exit(143)
-    except Exception as err:  # a config/file problem (however jsonargparse or Lightning wrapped it): one line, no traceback
-        cause = user_facing_cause(err)
-        if cause is None or os.environ.get("MERGE_DEBUG"):
-            raise
-        print(f"\nerror: {cause}\n(set MERGE_DEBUG=1 for the full traceback)", file=sys.stderr)
-        sys.exit(2)
+    main()

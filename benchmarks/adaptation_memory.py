@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.peak_memory import PeakMemory  # noqa: E402
-from benchmarks.throughput_models import VisionTower  # noqa: E402
-from src.methods.adaptive import softmax_entropy  # noqa: E402
-from src.models.merged_forward import TaskVectorMerger  # noqa: E402
+from src.methods.adaptive import softmax_entropy
+from src.models.merged_forward import TaskVectorMerger
+
+if __package__:  # imported as benchmarks.adaptation_memory (the tests, python -m from the root)
+    from .peak_memory import PeakMemory
+    from .throughput_models import VisionTower
+else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `src` comes from `pip install -e .`
+    from peak_memory import PeakMemory
+    from throughput_models import VisionTower
 
 SIZES = {
     "clip-vit-b32": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=32),

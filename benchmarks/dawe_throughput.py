@@ -71,18 +71,22 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.func import functional_call  # noqa: E402
 
-from benchmarks.peak_memory import PeakMemory, release_freed_memory  # noqa: E402
-from benchmarks.throughput_models import Inputs, Setup, build_setup  # noqa: E402
 from src.merging.low_rank import FactorStack, LowRankDelta  # noqa: E402
 from src.merging.state_dict import stack_task_vectors  # noqa: E402
 from src.models.hypernetwork import Hypernetwork  # noqa: E402
 from src.models.merged_forward import TaskVectorMerger  # noqa: E402
+
+if __package__:  # imported as benchmarks.dawe_throughput (the tests, python -m from the root)
+    from .peak_memory import PeakMemory, release_freed_memory
+    from .throughput_models import Inputs, Setup, build_setup
+else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `src` comes from `pip install -e .`
+    from peak_memory import PeakMemory, release_freed_memory
+    from throughput_models import Inputs, Setup, build_setup
 
 MIB = 2**20
 # ratio name → (label, "min" or "max", bound): the project's evaluation targets

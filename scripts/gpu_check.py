@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# `src` is installed (`make setup`: pip install -e .), but the hub test builders in tests/ are not: they are read from this checkout
 sys.path.insert(0, str(ROOT))
 
 from tests.hub_cache import fill_user_hub, hub_environment  # noqa: E402
