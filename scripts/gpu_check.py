@@ -10,7 +10,8 @@ and a LoRA family (the Flan-T5-base config):
      layer-wise — `fit` (adaptive ones, 2 steps) then `test`, once on the device and once on the CPU;
   2. the reports must agree: accuracies equal, losses within 1e-4 + 1e-3·|loss| (float32 kernels differ by device);
   3. each adaptive method's checkpoint written on the device is tested on the CPU, and the CPU's on the device,
-     with the same agreement;
+     with the same agreement; each DAWE run's exported folder (`test --export_dir`), loaded with `load_dawe` on
+     the same device, gives the report's accuracies exactly;
   4. `benchmarks/dawe_throughput.py --device cuda` rows (skipped with --dry, which runs one tiny CPU row instead).
 Exit status 0 when every check passed, 1 otherwise (each failure is printed).
 """
@@ -28,7 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # `src` is installed (`make setup`: pip install -e .), but the hub test builders in tests/ are not: they are read from this checkout
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from tests.hub_cache import fill_user_hub, hub_environment  # noqa: E402
+
+LOAD_FAILURES: list[str] = []  # DAWE folders exported by `test --export_dir` whose load_dawe accuracies differ from the report
 
 FAMILIES = {
     "dense": ("configs/clip/vit_b32.yaml", "configs/clip/resnet18.yaml"),
@@ -62,7 +67,20 @@ for method in static + adaptive:
         cli_main(["fit", *args, "--trainer.max_steps", "2", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1",
                   "--trainer.default_root_dir", run])
     ckpt = f"{run if ckpt_from == '-' else ckpt_from + '/runs/' + method}/checkpoints/last.ckpt"
-    reports[method] = cli_main(["test", *args, "--trainer.default_root_dir", run, "--ckpt_path", ckpt]).model.test_report
+    export = ["--export_dir", f"{out}/export/{method}"] if method.startswith("dawe") and ckpt_from == "-" else []
+    cli = cli_main(["test", *args, "--trainer.default_root_dir", run, "--ckpt_path", ckpt, *export])
+    reports[method] = cli.model.test_report
+    if export:  # the exported folder, loaded on the same device, must give the report's accuracies
+        from src.export import load_dawe
+
+        model = load_dawe(export[1], "cuda" if accelerator == "gpu" else "cpu")
+        for i, task in enumerate(cli.datamodule.task_names):
+            correct = total = 0
+            for batch in cli.datamodule.test_dataloader()[i]:
+                outputs = model(batch, task=task)
+                predicted = outputs.predicted if hasattr(outputs, "predicted") else outputs.argmax(-1)
+                correct, total = correct + int((predicted.cpu() == batch["label"]).sum()), total + len(batch["label"])
+            reports.setdefault("_loaded", {}).setdefault(method, {})[task] = correct / total
 print("REPORTS " + json.dumps(reports))
 """
 
@@ -74,7 +92,12 @@ def run_methods(family: str, accelerator: str, out: Path, env: dict, ckpt_from: 
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{family} on {accelerator} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.split("REPORTS ", 1)[1])
+    reports = json.loads(proc.stdout.split("REPORTS ", 1)[1])
+    for method, accuracies in reports.pop("_loaded", {}).items():
+        for task, accuracy in accuracies.items():
+            if float(torch.tensor(accuracy, dtype=torch.float32)) != reports[method][task]["accuracy"]:  # reports hold float32
+                LOAD_FAILURES.append(f"[{family}] {method} exported and loaded on {accelerator}: {task} accuracy {accuracy} vs {reports[method][task]['accuracy']}")
+    return reports
 
 
 def disagreements(label: str, expected: dict, got: dict) -> list[str]:
@@ -117,8 +140,6 @@ def main() -> int:
     args = parser.parse_args()
     accelerator = "cpu" if args.dry else "gpu"
     if not args.dry:
-        import torch
-
         if not torch.cuda.is_available():
             print("error: no CUDA device here (torch.cuda.is_available() is False); run with --dry to check the harness on the CPU", file=sys.stderr)
             return 2
@@ -138,6 +159,7 @@ def main() -> int:
             failures += disagreements(f"[{family}] cpu checkpoint tested on device:", {m: on_cpu[m] for m in ADAPTIVE}, cpu_ckpt_on_device)
             print(f"[{family}] {len(STATIC) + len(ADAPTIVE)} methods on {accelerator} and cpu, checkpoints both ways: "
                   f"{time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
+    failures += LOAD_FAILURES
     if not args.skip_throughput:
         failures += throughput("cpu" if args.dry else args.device, args.dry)
     for failure in failures:

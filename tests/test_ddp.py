@@ -82,3 +82,15 @@ def test_two_process_fit_runs_and_rank_zero_alone_writes(config, tiny_pool, tmp_
         assert row_ddp == pytest.approx(row_single, abs=1e-6)
     heatmaps = [(tmp_path / run / "tiny/dawe_task_wise/coefficients_heatmap.png").read_bytes() for run in ("single", "ddp")]
     assert heatmaps[0] == heatmaps[1]
+
+
+def test_two_process_predict_writes_every_input_once_as_single_process(tiny_pool, tmp_path):
+    data = small_data_config(tmp_path / "data.yaml", max_test=7)  # odd: each rank holds another number of inputs
+    base = ["predict", "--config", str(data), "--config", "configs/text/task_arithmetic.yaml", *pool_overrides(tiny_pool)]
+    _run(base, tmp_path / "single", tmp_path / "runs1")
+    _run(base + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs2")
+    rows = [[json.loads(line) for line in (tmp_path / run / "tiny/task_arithmetic/predictions.jsonl").read_text().splitlines()] for run in ("single", "ddp")]
+    assert [(r["task"], r["index"], r["prediction"]) for r in rows[1]] == [(r["task"], r["index"], r["prediction"]) for r in rows[0]]
+    assert [(r["task"], r["index"]) for r in rows[0]] == [(t, i) for t in TASKS for i in range(7)]
+    for single, ddp in zip(*rows):
+        assert ddp["probabilities"] == pytest.approx(single["probabilities"], abs=1e-5)

@@ -23,16 +23,8 @@ from src.modelpool.base import parameter_state_dict
 from src.paths import hub_snapshot, is_hub_id
 
 MARKERS = ("merge_info.json", "dawe_config.json")
-USAGE = {
-    "text": "from transformers import AutoModel, AutoTokenizer\nmodel = AutoModel.from_pretrained({folder!r})\n"
-            "tokenizer = AutoTokenizer.from_pretrained({folder!r})\n# embedding: mean of last_hidden_state over real tokens, then L2-normalised",
-    "image": "from transformers import CLIPModel, CLIPProcessor\nmodel = CLIPModel.from_pretrained({folder!r})  # merged vision tower\n"
-             "processor = CLIPProcessor.from_pretrained({folder!r})",
-    "seq2seq": "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\nmodel = AutoModelForSeq2SeqLM.from_pretrained({folder!r})\n"
-               "tokenizer = AutoTokenizer.from_pretrained({folder!r})",
-    "dawe": "from src.export import load_dawe  # this project, installed\nmodel = load_dawe({folder!r})\n"
-            "logits, coefficients = model([...inputs...], task=\"<task>\", return_coefficients=True)",
-}  # fmt: skip
+DAWE_USAGE = ("from src.export import load_dawe  # this project, installed\nmodel = load_dawe({folder!r})\n"
+              "logits, coefficients = model([...inputs...], task=\"<task>\", return_coefficients=True)")
 
 
 def export_method(method, out: Path, task_vector_dtype: str | None = None, command: str | None = None) -> Path:
@@ -47,11 +39,11 @@ def export_method(method, out: Path, task_vector_dtype: str | None = None, comma
         info = export_info(method, module, command)
         if isinstance(module, DAWEModel):
             save_dawe(module, tmp, task_vector_dtype)
-            usage = USAGE["dawe"]
+            usage = DAWE_USAGE
         else:
             method.modelpool.save_model(module, tmp)
             _save_heads(method.heads, tmp)
-            usage = USAGE[_family(method.modelpool)]
+            usage = method.modelpool.load_snippet
         (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "README.md").write_text(card_markdown(info, usage.format(folder=str(out))))
         if out.exists():
@@ -66,12 +58,6 @@ def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any((out / m).is_file() for m in MARKERS))):
         raise ConfigError(f"Export folder '{out}' exists and is not an earlier export: choose an empty or new folder.")
     out.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _family(pool) -> str:
-    if pool.input_column == "image":
-        return "image"
-    return "seq2seq" if pool.host_attribute == "model" else "text"
 
 
 def _save_heads(heads: nn.ModuleDict, folder: Path) -> None:

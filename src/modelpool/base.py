@@ -15,7 +15,8 @@ Methods type this base, so LightningCLI accepts any family's pool. A family impl
 * `write_expert(task, model, head, out)` → save a fine-tuned expert where `load_expert` finds it.
 * `save_model(model, out)` → write a (merged) module in its `transformers` `from_pretrained` format,
   with what reads its inputs (tokenizer, image processor), so it loads without this project.
-* `input_column`: the batch key of the raw inputs (`text`, `image`), what `predict` reads from a user file.
+* `input_column`: the batch key of the raw inputs (`text`, `image`), what `predict` reads from a user file;
+  `load_snippet`: the Python that loads what `save_model` wrote, for the model card.
 
 The base does the rest once: expert references by task name, compatibility checks, and task vectors
 restricted to the tensors some expert changed.
@@ -68,6 +69,7 @@ class ModelPool(RecordsInit):
 
     accepts_adapters = False  # whether experts may be peft adapters (a LoRA-capable family sets it)
     input_column = "text"  # the batch key holding the raw inputs
+    load_snippet = "# load with the family's own transformers class: {folder!r}"  # a saved model's loading code, for its card
 
     def __init__(self, pretrained: str, experts_dir: str | None = None, experts: dict[str, str] | None = None) -> None:
         self.pretrained = pretrained

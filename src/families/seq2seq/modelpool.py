@@ -63,6 +63,10 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         self.evaluate_by = evaluate_by
         self.max_new_tokens = max_new_tokens
 
+    load_snippet = (
+        "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\nmodel = AutoModelForSeq2SeqLM.from_pretrained({folder!r})\n"
+        "tokenizer = AutoTokenizer.from_pretrained({folder!r})"
+    )
     host_attribute = "model"  # FirstStepLM.model: where adapters attach
 
     @cached_property

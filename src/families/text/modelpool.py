@@ -46,6 +46,10 @@ class TextModelPool(PeftExperts, ModelPool):
         self.logit_scale = logit_scale
         self.lora = lora_settings(lora)
 
+    load_snippet = (
+        "from transformers import AutoModel, AutoTokenizer\nmodel = AutoModel.from_pretrained({folder!r})\n"
+        "tokenizer = AutoTokenizer.from_pretrained({folder!r})\n# embedding: mean of last_hidden_state over real tokens, then L2-normalised"
+    )
     host_attribute = "backbone"  # SentenceEncoder.backbone: where adapters attach
 
     # ---- loading ------------------------------------------------------------------------------

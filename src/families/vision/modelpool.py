@@ -44,6 +44,10 @@ class CLIPModelPool(ModelPool):
     """
 
     input_column = "image"
+    load_snippet = (
+        "from transformers import CLIPModel, CLIPProcessor\nmodel = CLIPModel.from_pretrained({folder!r})  # merged vision tower\n"
+        "processor = CLIPProcessor.from_pretrained({folder!r})"
+    )
 
     def __init__(
         self,
