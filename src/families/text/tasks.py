@@ -20,21 +20,18 @@ class TextTask(Task):
     train_split: str = "train"  # hub split used to fine-tune the expert
     test_split: str = "test"  # hub split used for adaptation and evaluation
     text_column: str = "text"  # hub column holding the input text
+    text_pair_column: str | None = None  # hub column holding a sentence-pair task's second text (MRPC, RTE, QNLI, ...): batches carry it as `text_pair`
     label_column: str = "label"  # hub column holding the integer class
     class_descriptions: list[str] | None = None  # one phrase per class for the zero-shot head (default: corpus's own or class names)
 
 
 def _from_hub(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
     splits = read_splits(task.name, task.hub_path, task.hub_config, task.train_split, task.test_split)
-    check_columns(task.name, splits, [task.text_column, task.label_column])
-    renamed = datasets.DatasetDict(
-        {
-            s: ds.select_columns([task.text_column, task.label_column]).rename_columns(
-                {task.text_column: "text", task.label_column: "label"}
-            )
-            for s, ds in splits.items()
-        }
-    )
+    columns = {task.text_column: "text", task.label_column: "label"}
+    if task.text_pair_column is not None:
+        columns[task.text_pair_column] = "text_pair"
+    check_columns(task.name, splits, list(columns))
+    renamed = datasets.DatasetDict({s: ds.select_columns(list(columns)).rename_columns(columns) for s, ds in splits.items()})
     feature = renamed["train"].features["label"]
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     if names is None and task.class_descriptions is None:
