@@ -111,6 +111,53 @@ def tiny_sentence_model(root: Path) -> Path:
     return root / "st"
 
 
+GPT2_TASKS = {"cola": 2, "mnli": 3, "mrpc": 2, "qnli": 2, "qqp": 2, "rte": 2, "sst2": 2}  # FusionBench's GPT-2 GLUE experts and their classes
+
+
+def gpt2_tokenizer(path: Path) -> Path:
+    """A byte-level BPE tokenizer as GPT-2's: <|endoftext|> is its bos, eos and unk token, and there is no padding token."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    from src.families.text.corpora import load_shipped_corpus
+
+    texts = list(load_shipped_corpus("rotten_tomatoes")[0]["train"]["text"][:400])
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=["<|endoftext|>"], show_progress=False)
+    special = "<|endoftext|>"
+    GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=special, eos_token=special, unk_token=special).save_pretrained(path)
+    return path
+
+
+def fill_gpt2_hub(root: Path) -> Path:
+    """`root`/cache filled as after downloading FusionBench's GPT-2 GLUE setup: tiny random `gpt2` and `tanganke/gpt2_<task>`
+    classifiers (each its own head; MNLI three classes; bodies perturbed from θ0) and the GLUE dataset."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2ForSequenceClassification, GPT2Model
+
+    cache = root / "cache"
+    tokenizer = AutoTokenizer.from_pretrained(gpt2_tokenizer(root / "gpt2_tokenizer"))
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=4)
+    torch.manual_seed(0)
+    theta0 = GPT2Model(config)
+    theta0.save_pretrained(root / "gpt2")
+    tokenizer.save_pretrained(root / "gpt2")
+    cache_repo(cache, "gpt2", root / "gpt2")
+    for seed, (task, classes) in enumerate(GPT2_TASKS.items(), start=1):
+        torch.manual_seed(seed)
+        settings = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
+        expert = GPT2ForSequenceClassification(GPT2Config(**settings, num_labels=classes))
+        expert.transformer.load_state_dict(theta0.state_dict())
+        with torch.no_grad():
+            for p in expert.transformer.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        expert.save_pretrained(root / "gpt2_experts" / task)
+        tokenizer.save_pretrained(root / "gpt2_experts" / task)
+        cache_repo(cache, f"tanganke/gpt2_{task}", root / "gpt2_experts" / task)
+    glue_dataset(cache, root)
+    return cache
+
+
 def fill_user_hub(root: Path) -> Path:
     """`root`/cache filled as a user's cache after downloading the CLIP ViT-B/32 and Flan-T5-base paper setups."""
     cache = root / "cache"

@@ -12,31 +12,17 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import ROOT, run_cli
+from tests.hub_cache import gpt2_tokenizer
 
 TASKS = {"rotten_tomatoes": 2, "reuters_r8": 8}
 QUIET = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
-
-
-def make_gpt2_tokenizer(path: Path) -> Path:
-    """A byte-level BPE tokenizer as GPT-2's: <|endoftext|> is its bos, eos and unk token, and there is no padding token."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2TokenizerFast
-
-    from src.families.text.corpora import load_shipped_corpus
-
-    texts = list(load_shipped_corpus("rotten_tomatoes")[0]["train"]["text"][:400])
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=["<|endoftext|>"], show_progress=False)
-    special = "<|endoftext|>"
-    GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=special, eos_token=special, unk_token=special).save_pretrained(path)
-    return path
 
 
 def make_gpt2_family(root: Path) -> dict[str, Path]:
     """θ0 (a GPT2Model) and one GPT2ForSequenceClassification expert per task: perturbed body (positions left alone), own random head."""
     from transformers import AutoTokenizer, GPT2Config, GPT2ForSequenceClassification, GPT2Model
 
-    tokenizer_dir = make_gpt2_tokenizer(root / "tokenizer")
+    tokenizer_dir = gpt2_tokenizer(root / "tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     assert tokenizer.pad_token is None
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=4)
