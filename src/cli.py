@@ -11,6 +11,7 @@ import json
 import shlex
 import sys
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -21,18 +22,23 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"'set_vital' is deprecated"):
     warnings.filterwarnings("ignore", message=_message)
 
+from src.config_errors import one_line  # noqa: E402  (after the warning filters)
+from src.errors import ConfigError  # noqa: E402  (after the warning filters)
 from src.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
 from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
 from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
-from src.run_checks import check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
+from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 
 
 class MergeCLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
         given = kwargs.get("args")
         self.command = "python main.py " + shlex.join(sys.argv[1:] if given is None else [str(a) for a in given])
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except ArgumentError as err:  # a config mistake, however deep in a class_path block: one line
+            raise ConfigError(one_line(str(err))) from err
 
     def _parse_ckpt_path(self) -> None:
         """Lightning reads the checkpoint's hyperparameters here, before any hook: check the file first."""
@@ -69,15 +75,28 @@ class MergeCLI(LightningCLI):
         self._check_inputs()
 
     def before_test(self) -> None:
+        self._name_the_start()
         self._check_inputs()
 
     def before_validate(self) -> None:
+        self._name_the_start()
         self._check_inputs()
 
     def before_predict(self) -> None:
+        self._name_the_start()
         self._check_inputs()
-        if self.model.loads_checkpoints and self.config["predict"].get("ckpt_path") is None:
-            print(f"note: no --ckpt_path: {self.model.report_name} predicts from its un-adapted start", file=sys.stderr)
+
+    def _name_the_start(self) -> None:
+        """An adaptive method run without --ckpt_path evaluates its un-adapted start: under its own name, never the adapted run's."""
+        model = self.model
+        if not model.loads_checkpoints or self.config[self.subcommand].get("ckpt_path") is not None:
+            return
+        if getattr(model, "hypernetwork_init", None) is not None:  # a hypernetwork adapted elsewhere: not the start
+            return
+        adapted = model.report_name
+        model.report_name = f"{adapted}_start"
+        print(f"note: no --ckpt_path: {self.subcommand} runs {adapted}'s un-adapted start (task arithmetic with its init_lambda) "
+              f"and writes it as '{model.report_name}'; results of the adapted '{adapted}' are left as they are.", file=sys.stderr)  # fmt: skip
 
     def after_validate(self) -> None:
         """Rank 0 writes the report on the validation splits (held out from training data) as validation.json."""
@@ -105,24 +124,37 @@ class MergeCLI(LightningCLI):
         print(f"Merged model exported to {out}")
 
     def after_test(self) -> None:
-        """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table."""
+        """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table.
+
+        The report comes first; if it cannot be written the error says so and prints it, so the evaluation is
+        not lost. A file after it that fails (coefficients, config, export) is named, and the run still succeeds.
+        """
         report = getattr(self.model, "test_report", None)
         if report is None or not self.trainer.is_global_zero:
             return
         config = self.config[self.subcommand]
-        out = write_report(
-            report,
-            results_dir=config.results_dir,
-            benchmark=self.datamodule.benchmark,
-            method=self.model.report_name,
-            command=self.command,
-            seed=config.seed_everything,
-        )
-        write_coefficients(self.model, out)
-        self._write_config(out)
+        try:
+            out = write_report(report, results_dir=config.results_dir, benchmark=self.datamodule.benchmark, method=self.model.report_name,
+                               command=self.command, seed=config.seed_everything)  # fmt: skip
+        except OSError as err:
+            print(json.dumps(report, indent=1), file=sys.stdout)
+            raise ResultsNotWritableError(
+                f"The evaluation finished, but its report could not be written to '{self._results_folder()}' ({err.strerror or err}); "
+                "the report is printed above. Free space or choose another --results_dir, and run `test` again."
+            ) from err
         print(f"\nReport written to {out}\n")
         print((out.parent / "README.md").read_text())
-        self._export()
+        self._save_or_warn("coefficients", lambda: write_coefficients(self.model, out))
+        self._save_or_warn("test_config.yaml", lambda: self._write_config(out))
+        self._save_or_warn("the export", self._export)
+
+    def _save_or_warn(self, what: str, save) -> None:
+        """Write a secondary result; on a file-system error say what is missing instead of failing the finished run."""
+        try:
+            save()
+        except OSError as err:
+            print(f"warning: {what} could not be written ({err.strerror or err}); the report was written. Free space and rerun to add it.",
+                  file=sys.stderr)  # fmt: skip
 
     def after_fit(self) -> None:
         """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export."""
@@ -149,6 +181,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=None,  # the resolved config goes beside each stage's outputs instead
+        parser_kwargs={"exit_on_error": False},  # config mistakes reach MergeCLI as errors, made one line there
         args=args,
         run=run,
     )

@@ -5,6 +5,9 @@ such an error however jsonargparse or Lightning wrapped it, so `main.py` prints 
 """
 from __future__ import annotations
 
+import errno
+import os
+import uuid
 from pathlib import Path
 
 import torch
@@ -13,6 +16,10 @@ import yaml
 from src.errors import ConfigError, UserFacingError
 
 CONFIG_FLAGS = ("--config", "-c", "--trainer", "--model", "--data")
+
+
+class ResultsNotWritableError(UserFacingError, OSError):
+    """A results folder that cannot be written: permissions, a full disk."""
 
 
 class CheckpointReadError(UserFacingError, ValueError):
@@ -75,15 +82,25 @@ def check_checkpoint_file(path: str | None, stage: str) -> None:
         raise CheckpointReadError(f"--ckpt_path '{path}' is not a Lightning checkpoint (no state_dict). Point it at a .ckpt written by `fit`.")
 
 
-def check_writable(folder: Path) -> None:
-    """Fail before evaluating if the report folder cannot be written."""
+def check_writable(folder: Path, probe_bytes: int = 1 << 20) -> None:
+    """Fail before evaluating if the report folder cannot be written, or its disk has no room for the results.
+
+    The probe writes and syncs real bytes (an empty file succeeds on a full disk), under a name unique to this
+    run so that two runs starting together never remove each other's probe.
+    """
+    probe = folder / f".write_probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_probe"
-        probe.write_text("")
-        probe.unlink()
+        with probe.open("wb") as handle:
+            handle.write(b"\0" * probe_bytes)
+            handle.flush()
+            os.fsync(handle.fileno())
     except OSError as err:
-        raise ConfigError(f"Results folder '{folder}' cannot be written ({err.strerror or err}); choose another with --results_dir.") from err
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "its disk is full" if full else (err.strerror or str(err))
+        raise ResultsNotWritableError(f"Results folder '{folder}' cannot be written ({why}); free space or choose another with --results_dir.") from err
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def check_exportable(model, stage: str) -> None:

@@ -66,12 +66,21 @@ def _cases(tmp_path: Path, pool: dict) -> dict[str, tuple[list[str], str]]:
         "batch size 0": (["test", "--config", data, "--config", _method("pretrained"), "--data.init_args.batch_size", "0", *common], "batch_size must be >= 1"),
         "no adaptation steps": (["fit", "--config", data, "--config", _method("adamerging_task_wise"), "--trainer.max_steps", "0", *common],
                                 "max_steps is 0"),  # fmt: skip
+        "unknown class_path": (["test", "--config", data, "--config", _method("task_arithmetic"), "--model.class_path", "src.methods.TaskArithmetc", *common],
+                               "model.class_path: 'src.methods.TaskArithmetc' does not exist; did you mean 'src.methods.TaskArithmetic'?"),  # fmt: skip
+        "misspelled init argument": (["test", "--config", data, "--config", _method("task_arithmetic"), "--model.init_args.scaling_factr", "0.3", *common],
+                                     "model.init_args.scaling_factr: src.methods.TaskArithmetic has no option 'scaling_factr'; did you mean 'scaling_factor'?"),  # fmt: skip
+        "wrong mode": (["fit", "--config", data, "--config", _method("dawe_task_wise"), "--model.init_args.mode", "taskwise", *common],
+                       "model.init_args.mode: 'taskwise' is not one of task_wise, layer_wise; did you mean 'task_wise'?"),  # fmt: skip
+        "misspelled trainer option": (["test", "--config", data, "--config", _method("pretrained"), "--trainer.max_stepz", "3", *common],
+                                      "unknown option --trainer.max_stepz; did you mean 'max_steps'?"),  # fmt: skip
     }
 
 
 CASES = [
     "empty task list", "duplicate task names", "malformed YAML", "missing config file", "missing checkpoint", "text file as checkpoint",
     "checkpoint for a static method", "negative lr", "zero lr", "batch size 0", "no adaptation steps",
+    "unknown class_path", "misspelled init argument", "wrong mode", "misspelled trainer option",
 ]  # fmt: skip
 
 

@@ -168,7 +168,7 @@ def test_predict_writes_one_row_per_input_with_probabilities_and_dawe_coefficien
     features = ["--model.init_args.feature_extractor.init_args.model", tiny_pool["pretrained"]]
     _run("predict", "dawe_task_wise", data_config, tiny_pool, tmp_path, *features, "--data.init_args.predict_file", str(tmp_path / "mine.jsonl"),
          "--data.init_args.predict_task", TASKS[1])  # fmt: skip
-    rows = [json.loads(line) for line in (tmp_path / "results/tiny/dawe_task_wise/predictions.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "results/tiny/dawe_task_wise_start/predictions.jsonl").read_text().splitlines()]
     assert [(r["task"], r["index"]) for r in rows] == [(TASKS[0], 0), (TASKS[1], 1)]
     assert all(len(r["coefficients"]) == 2 and r["class"] is not None for r in rows)
     assert rows[0]["coefficients"] == pytest.approx([0.3, 0.3], abs=1e-6), "no --ckpt_path: the un-adapted start"

@@ -88,7 +88,8 @@ def test_zero_shot_head_rows_are_normalised_template_means_and_cached(vision):
     assert head.logit_scale == pytest.approx(float(clip.logit_scale.exp()))
     cached = list((vision / "heads_check").glob("digits-*.pt"))
     assert len(cached) == 1
-    torch.save({"weight": torch.zeros_like(head.weight) + 1.0, "logit_scale": 3.0}, cached[0])  # a second build must read the cache
+    saved = torch.load(cached[0], weights_only=True)
+    torch.save({**saved, "weight": torch.zeros_like(head.weight) + 1.0, "logit_scale": 3.0}, cached[0])  # a second build must read the cache
     assert clip_pool.build_head(info, None).logit_scale == 3.0
     other = ImageTask(name="digits", hub_path=str(vision / "data/digits"), image_column="picture", label_column="digit", templates=["a {}."])
     clip_pool.build_head(ImageTaskPool([other]).task_info("digits"), None)
@@ -98,6 +99,27 @@ def test_zero_shot_head_rows_are_normalised_template_means_and_cached(vision):
     make_tiny_clip(retrained, seed=2)  # the same folder re-trained in place: its cached heads must not be reused
     second = CLIPModelPool(str(retrained), head_cache_dir=str(vision / "heads_retrained")).build_head(info, None)
     assert not torch.allclose(first.weight, second.weight)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other width", "other key"])
+def test_an_unusable_head_cache_is_named_and_rebuilt(damage, vision, tmp_path, capsys):
+    pool = ImageTaskPool([ImageTask(name="digits", hub_path=str(vision / "data/digits"), image_column="picture", label_column="digit", templates="digits")])
+    info = pool.task_info("digits")
+    clip_pool = CLIPModelPool(str(vision / "clip"), head_cache_dir=str(tmp_path / "heads"))
+    fresh = clip_pool.build_head(info, None)
+    (cache,) = (tmp_path / "heads").glob("digits-*.pt")
+    saved = torch.load(cache, weights_only=True)
+    if damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:100])
+    elif damage == "other width":
+        torch.save({**saved, "weight": torch.ones(10, 7)}, cache)
+    else:  # a cache of another model, same width: its key differs
+        torch.save({**saved, "key": saved["key"].replace("clip", "another_clip"), "weight": torch.ones_like(saved["weight"])}, cache)
+    rebuilt = clip_pool.build_head(info, None)
+    assert torch.equal(rebuilt.weight, fresh.weight) and rebuilt.logit_scale == fresh.logit_scale
+    warning = capsys.readouterr().err
+    assert f"warning: zero-shot head cache {cache} is not usable" in warning and "rebuilding it" in warning
+    assert torch.equal(torch.load(cache, weights_only=True)["weight"], fresh.weight), "the cache is rewritten"
 
 
 @pytest.mark.parametrize("method", ["pretrained", "individual", "task_arithmetic", "dawe_task_wise"])

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from src.errors import UserFacingError
-from src.reports.atomic import write_json_atomic, write_text_atomic
+from src.reports.atomic import locked, write_json_atomic, write_text_atomic
 
 INDIVIDUAL = "individual"
 # Rows of the comparison table, in the order a reader expects; others follow alphabetically.
@@ -66,6 +66,11 @@ def write_report(report: dict, results_dir: str | Path, benchmark: str, method: 
     benchmark_dir = Path(results_dir) / benchmark
     out = benchmark_dir / method
     out.mkdir(parents=True, exist_ok=True)
+    with locked(benchmark_dir):  # another run may be writing this benchmark's reports and table right now
+        return _write_report(report, benchmark_dir, out, method, command, seed)
+
+
+def _write_report(report: dict, benchmark_dir: Path, out: Path, method: str, command: str, seed: int | None) -> Path:
     reports = read_reports(benchmark_dir)
     individual = reports.get(INDIVIDUAL)
     reference = individual["average"]["accuracy"] if individual else None
@@ -77,7 +82,7 @@ def write_report(report: dict, results_dir: str | Path, benchmark: str, method: 
     writer.writerow(["task", "accuracy", "loss"])
     for task in [*tasks, "average"]:
         writer.writerow([task, f"{report[task]['accuracy']:.6f}", f"{report[task]['loss']:.6f}"])
-    lines = [f"# {method} on {benchmark}", "", "| task | accuracy (%) | loss |", "|---|---|---|"]
+    lines = [f"# {method} on {benchmark_dir.name}", "", "| task | accuracy (%) | loss |", "|---|---|---|"]
     lines += [f"| {t} | {100 * report[t]['accuracy']:.2f} | {report[t]['loss']:.4f} |" for t in [*tasks, "average"]]
     lines += ["", f"Command: `{command}`", f"Seed: {seed}", ""]
     write_text_atomic(out / "report.csv", rows.getvalue())

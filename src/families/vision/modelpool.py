@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from src.modelpool.base import ModelPool
 from src.models.heads import ZeroShotHead
 from src.models.image_processor import load_image_processor
 from src.paths import resolve_model_path
+from src.reports.atomic import atomic_path
 from src.taskpool.tasks import TaskInfo
 
 
@@ -106,18 +108,38 @@ class CLIPModelPool(ModelPool):
 
     # ---- zero-shot heads --------------------------------------------------------------------------
     def build_head(self, task: TaskInfo, model: nn.Module) -> ZeroShotHead:
-        """Rows = normalised mean over templates of the normalised text embeddings; scale = exp(logit_scale)."""
-        cache = self._head_cache_file(task)
-        if cache.is_file():
-            saved = torch.load(cache, map_location="cpu", weights_only=True)
+        """Rows = normalised mean over templates of the normalised text embeddings; scale = exp(logit_scale).
+
+        The cache file holds its key; one that is unreadable, of another key or of the wrong shape is named
+        on stderr and rebuilt, never used.
+        """
+        cache, key = self._head_cache_file(task)
+        saved = self._read_cached_head(cache, key, task)
+        if saved is not None:
             return ZeroShotHead(saved["weight"], float(saved["logit_scale"]))
         weight = self.class_embeddings(task)
         scale = float(self.clip.logit_scale.exp())
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".tmp-{cache.name}")
-        torch.save({"weight": weight, "logit_scale": scale}, tmp)
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            torch.save({"key": key, "weight": weight, "logit_scale": scale}, tmp)
         return ZeroShotHead(weight, scale)
+
+    def _read_cached_head(self, cache: Path, key: str, task: TaskInfo) -> dict | None:
+        if not cache.is_file():
+            return None
+        try:
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+            problem = None
+            if not isinstance(saved, dict) or saved.get("key") != key:
+                problem = "it was written for another model, task or templates"
+            elif tuple(saved["weight"].shape) != (task.num_classes, int(self.clip.config.projection_dim)):
+                problem = f"its heads have shape {tuple(saved['weight'].shape)}, not ({task.num_classes}, {self.clip.config.projection_dim})"
+        except Exception as err:  # truncated or foreign files raise many types; all mean "rebuild it"
+            problem = f"it cannot be read ({type(err).__name__})"
+        if problem is None:
+            return saved
+        print(f"warning: zero-shot head cache {cache} is not usable ({problem}); rebuilding it", file=sys.stderr)
+        return None
 
     @cached_property
     def tokenizer(self):
@@ -136,11 +158,11 @@ class CLIPModelPool(ModelPool):
         per_template = nn.functional.normalize(torch.cat(embeddings), dim=-1).view(len(task.classes), len(templates), -1)
         return nn.functional.normalize(per_template.mean(1), dim=-1)
 
-    def _head_cache_file(self, task: TaskInfo) -> Path:
+    def _head_cache_file(self, task: TaskInfo) -> tuple[Path, str]:
         key = json.dumps({"model": self.pretrained, "weights": _weights_identity(self.pretrained_path), "task": task.name,
                           "classes": task.classes, "templates": task.templates})  # fmt: skip
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return Path(self.head_cache_dir) / f"{task.name}-{digest}.pt"
+        return Path(self.head_cache_dir) / f"{task.name}-{digest}.pt", key
 
 
 def _as_tensor(output) -> torch.Tensor:
