@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -14,9 +15,23 @@ from src.run_checks import check_config_files, user_facing_cause
 
 def main() -> None:
     """Run the CLI on sys.argv; scripts and shells read success from the exit code, so every outcome sets one."""
+    interrupted: list[int] = []
+
+    def on_sigint(signum, frame) -> None:  # Lightning turns Ctrl-C into exit(1) with no word of what was kept
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         check_config_files(sys.argv[1:])
         cli_main()
+    except (KeyboardInterrupt, SystemExit):
+        if not interrupted:
+            raise
+        print("\nerror: interrupted (Ctrl-C) before the run finished; nothing of this run was written as a result, and the "
+              "checkpoints written so far are kept (a `fit` resumes with `--ckpt_path <default_root_dir>/checkpoints/last.ckpt`).",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(130)
     except SIGTERMException:  # Lightning stops gracefully, but as SystemExit(None): exit code 0 would pass for success
         print("\nerror: stopped by SIGTERM before the run finished; the checkpoints written so far are kept: resume with "
               "`fit ... --ckpt_path <default_root_dir>/checkpoints/last.ckpt`.", file=sys.stderr)  # fmt: skip

@@ -90,8 +90,8 @@ def test_generated_numbers_are_scored_by_spearman_as_scipy_ranks_them():
     labels = torch.tensor([3.4, 4.2, 1.0, 0.2, 2.0, 2.5, 1.4, 4.8, 0.1, 3.0])
     head = GeneratedNumberHead(decode=lambda sequences: answers)  # the decode is what is under test elsewhere
     values = head(Generation(torch.zeros(len(answers), 3, dtype=torch.long), torch.zeros(len(answers), 7)))
-    parsed = [3.5, 4.0, 0.0, 0.0, 0.0, 0.0, 1.2, 4.0, 0.5, 3.5]  # written out by hand
-    assert values.tolist() == pytest.approx(parsed)
+    parsed = [3.5, 4.0, 0.0, 0.0, 0.0, 0.0, 1.2, 4.0, 0.5, 3.5]  # written out by hand; unparsable answers score 0.0
+    assert values.nan_to_num(0.0).tolist() == pytest.approx(parsed) and torch.isnan(values).tolist() == [a in ("abc", "", "2.0.1", "five") for a in answers]
     metric = head.task_metric()
     metric.update(values[:4], labels[:4])  # two batches: the state accumulates
     metric.update(values[4:], labels[4:])
@@ -99,9 +99,15 @@ def test_generated_numbers_are_scored_by_spearman_as_scipy_ranks_them():
     expected = spearmanr(parsed, labels.tolist()).statistic
     assert report["spearman"] == pytest.approx(expected, abs=1e-5) and report["accuracy"] == report["spearman"]
     assert report["loss"] == pytest.approx(float(((torch.tensor(parsed) - labels) ** 2).mean()), rel=1e-5)
+    assert report["unparsable"] == pytest.approx(0.4) and metric.warnings == ["40.0% of the answers wrote no number (scored as 0.0)"]
     constant = SpearmanScore()
-    constant.update(torch.zeros(4), torch.arange(4.0))
-    assert constant.compute()["spearman"] == 0.0  # every answer unparsable: finite, no correlation
+    constant.update(torch.full((4,), float("nan")), torch.arange(4.0))
+    assert constant.compute()["spearman"] == 0.0  # every answer unparsable: finite, no correlation, and said so
+    assert constant.warnings == ["100.0% of the answers wrote no number (scored as 0.0)",
+                                 "all predictions are equal (0): Spearman's rho is undefined and reported as 0"]  # fmt: skip
+    flat = SpearmanScore()
+    flat.update(torch.arange(4.0), torch.ones(4))
+    assert flat.compute()["spearman"] == 0.0 and flat.warnings == ["all labels are equal (1): Spearman's rho is undefined and reported as 0"]
 
 
 def test_exact_match_accuracy_counts_answers_outside_the_label_words_as_wrong():

@@ -6,6 +6,7 @@ through the `ModelPool` (model, inputs, heads) and the `TaskPool` (tasks and the
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -158,6 +159,9 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         report: dict[str, dict[str, float]] = {}
         for task in self.task_names:
             report[task] = self.test_metrics[task].compute()
+            if self._trainer is not None and self.trainer.is_global_zero:
+                for warning in getattr(self.test_metrics[task], "warnings", []):
+                    print(f"warning: task '{task}': {warning}", file=sys.stderr)
             self.test_metrics[task].reset()
         report["average"] = {
             key: sum(report[t][key] for t in self.task_names) / len(self.task_names) for key in ("accuracy", "loss")

@@ -21,16 +21,20 @@ class HypernetworkLoadError(UserFacingError, ValueError):
 def read_hypernetwork(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     """(state dict keyed like `Hypernetwork`, metadata or None for reference pickles)."""
     path = Path(path)
+    if path.is_dir():
+        raise HypernetworkLoadError(f"Hypernetwork file '{path}' is a folder: give the file inside it (a run's runs/.../trainable.pt).")
     if not path.is_file():
         raise HypernetworkLoadError(f"Hypernetwork file '{path}' does not exist.")
     try:
         with torch.serialization.safe_globals([nn.Sequential, nn.Linear, nn.ReLU]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types; all mean "not a safe hypernetwork file"
+        # torch's own message goes on to advise weights_only=False, which would run whatever the file holds: only its first line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise HypernetworkLoadError(
             f"Cannot read '{path}' safely (only this project's trainable.pt exports and the original DAWE code's "
-            f"pickled Sequential(Linear, ReLU, Linear) are accepted): {err}"
-        ) from err
+            f"pickled Sequential(Linear, ReLU, Linear) are accepted): {first[:200]}"
+        ) from None
     if isinstance(obj, nn.Sequential):  # the original code's format
         return {f"net.{k}": v for k, v in obj.state_dict().items()}, None
     if isinstance(obj, dict) and "state_dict" in obj:  # this project's export

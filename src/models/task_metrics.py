@@ -83,7 +83,9 @@ class SpearmanScore(TaskMetric):
     """Spearman's rho between (B,) predicted numbers and the labels; loss is their squared error.
 
     torchmetrics ranks ties by their average rank, as scipy's `spearmanr` (the reference's) does, and
-    gives 0 where a side is constant (scipy: NaN), which keeps the report finite.
+    gives 0 where a side is constant (scipy: NaN), which keeps the report finite. A NaN prediction is an
+    answer that wrote no number: scored as 0.0 (the reference's rule) and counted, so that a rho of 0
+    never passes silently: the report holds the unparsable share and `warnings` says what happened.
     """
 
     def __init__(self) -> None:
@@ -92,15 +94,27 @@ class SpearmanScore(TaskMetric):
             warnings.filterwarnings("ignore", message=".*will save all targets and predictions")
             self.rho = SpearmanCorrCoef()
         self.loss = MeanMetric()
+        self.unparsable = MeanMetric()
+        self.warnings: list[str] = []
 
     def update(self, outputs: torch.Tensor, labels: torch.Tensor) -> None:
-        predictions, targets = outputs.float(), labels.float()
+        missing = torch.isnan(outputs.float())
+        predictions, targets = outputs.float().nan_to_num(0.0), labels.float()
         self.rho.update(predictions, targets)
         self.loss.update((predictions - targets) ** 2)
+        self.unparsable.update(missing.float())
 
     def compute(self) -> dict[str, float]:
         rho = float(self.rho.compute())
-        return {"accuracy": rho, "loss": float(self.loss.compute()), "spearman": rho}
+        unparsable = float(self.unparsable.compute())
+        predictions, targets = (torch.cat(s) if isinstance(s, list) else s for s in (self.rho.preds, self.rho.target))
+        self.warnings = []
+        if unparsable > 0:
+            self.warnings.append(f"{100 * unparsable:.1f}% of the answers wrote no number (scored as 0.0)")
+        for side, values in (("predictions", predictions), ("labels", targets)):
+            if values.numel() and bool((values == values.flatten()[0]).all()):
+                self.warnings.append(f"all {side} are equal ({float(values.flatten()[0]):g}): Spearman's rho is undefined and reported as 0")
+        return {"accuracy": rho, "loss": float(self.loss.compute()), "spearman": rho, "unparsable": unparsable}
 
 
 def task_metric(head: nn.Module, info: TaskInfo) -> TaskMetric:

@@ -5,6 +5,8 @@ becomes one JSON-ready row per input, so predictions of every family read the sa
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from src.models.task_metrics import ClassAnswers
@@ -25,7 +27,8 @@ def prediction_rows(outputs, info: TaskInfo, indices, extras: list[dict] | None 
     for k, index in enumerate(indices):
         row: dict = {"task": info.name, "index": index}
         if probabilities is None:
-            row["prediction"] = float(predicted[k])
+            value = float(predicted[k])
+            row["prediction"] = value if math.isfinite(value) else None  # an answer that wrote no number
         else:
             choice = int(predicted[k])
             row["prediction"] = choice

@@ -25,8 +25,8 @@ def match_label_words(answers: Sequence[str], label_words: Sequence[str]) -> tor
     return torch.tensor([index.get(normalize_answer(a), -1) for a in answers], dtype=torch.long)
 
 
-def parse_number(text: str) -> float:
-    """The answer as a float, 0.0 if it is not one.
+def parse_number(text: str, unparsable: float = 0.0) -> float:
+    """The answer as a float, `unparsable` (0.0, the reference's score) if it is not one.
 
     `float` accepts surrounding whitespace (" 4 " → 4.0) and refuses "2.0.1", "five" and "". It also
     reads "nan" and "inf", which would make the correlation undefined; those count as unparsable too
@@ -35,5 +35,5 @@ def parse_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        return 0.0
-    return value if math.isfinite(value) else 0.0
+        return unparsable
+    return value if math.isfinite(value) else unparsable

@@ -42,7 +42,7 @@ class GeneratedLabelHead(LabelWordHead):
 
 
 class GeneratedNumberHead(nn.Module):
-    """Generation → (B,) the number each answer writes (unparsable: 0.0), scored by Spearman's rho.
+    """Generation → (B,) the number each answer writes (NaN: none; the metric scores it 0.0 and counts it), scored by Spearman's rho.
 
     Adaptation takes the entropy of the first step's whole vocabulary: a number has no label words.
     """
@@ -52,7 +52,7 @@ class GeneratedNumberHead(nn.Module):
         self.decode = decode
 
     def forward(self, generation: Generation) -> torch.Tensor:
-        values = [parse_number(text) for text in self.decode(generation.sequences)]
+        values = [parse_number(text, unparsable=float("nan")) for text in self.decode(generation.sequences)]
         return torch.tensor(values, dtype=torch.float32, device=generation.sequences.device)
 
     def adaptation_logits(self, logits: torch.Tensor) -> torch.Tensor:

@@ -73,7 +73,8 @@ def load_prompt_task(task: PromptTask) -> tuple[dict[str, datasets.Dataset], Tas
         except KeyError as err:
             raise DatasetLoadError(f"Task '{task.name}': template field or label column {err} is not a column ({sorted(row)}).") from err
 
-    out = {s: ds.map(prompt, remove_columns=ds.column_names) for s, ds in splits.items()}
+    # in memory: a `save_to_disk` folder is the user's, never a place for datasets' cache files
+    out = {s: ds.map(prompt, remove_columns=ds.column_names, keep_in_memory=True) for s, ds in splits.items()}
     if task.target_template is not None:
         return out, TaskInfo(task.name, (), metric="spearman")
     return out, TaskInfo(task.name, tuple(task.label_words))
