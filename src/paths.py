@@ -68,6 +68,10 @@ def hub_snapshot(repo_id: str, repo_type: str = "model", allow_patterns: list[st
         ) from err
 
 
+class ModelLoadError(UserFacingError, OSError):
+    """A model file that exists but cannot be read (truncated, corrupted, wrong format, an incomplete folder)."""
+
+
 def is_hub_id(reference: str) -> bool:
     """`owner/name` or `name` that is no local path (paths start with . / ~ or have more slashes)."""
     return not Path(reference).expanduser().exists() and re.fullmatch(r"[\w][\w.-]*(/[\w][\w.-]*)?", reference) is not None
@@ -96,6 +100,11 @@ def resolve_model_path(reference: str, allow_adapter: bool = False) -> str:
         raise ModelNotFoundError(f"Model directory '{reference}' does not exist (working dir: {os.getcwd()}).")
     files = metadata_folder(reference)  # the folder itself, or the hub repo's json files
     adapter = (files / ADAPTER_CONFIG).is_file()
+    if not adapter and not is_hub_id(reference) and any(files.glob("adapter_model.*")):
+        raise ModelLoadError(
+            f"'{reference}' holds LoRA adapter weights (adapter_model.*) but no {ADAPTER_CONFIG}: it is neither a full model nor "
+            "a readable adapter. Copy the adapter's whole folder (peft's save_pretrained writes both files)."
+        )
     if adapter and not allow_adapter:
         raise ConfigError(
             f"'{reference}' is a LoRA adapter ({ADAPTER_CONFIG}), not a full model. Name it as an expert of a pool "

@@ -61,3 +61,31 @@ def test_every_method_runs_on_lora_experts(method, lora_experts, tmp_path):
         merger = cli.model.merger
         assert merger._factored == set(merger.names) and all(n.endswith(("query.weight", "value.weight")) for n in merger.names)
         assert cli.model.num_coefficients == len(TASKS) * 4  # 2 layers × (query, value)
+
+
+def test_an_adapter_made_for_another_model_is_named_as_such(lora_experts, tmp_path):
+    import shutil
+
+    import peft
+
+    from src.errors import UserFacingError
+    from tests.conftest import make_tiny_bert
+    from tests.test_seq2seq_family import make_tiny_t5
+
+    wider = make_tiny_bert(tmp_path / "wider", hidden=48)  # same architecture, another size: another base model
+    pool = TextModelPool(str(wider), experts_dir=lora_experts["experts_dir"])
+    with pytest.raises(UserFacingError, match=r"was made for another base model \(.*\): its update of 'encoder.layer.0.attention.self.query' is 32×32, the pretrained model's layer is 48×48"):
+        pool.task_vectors(TASKS, pool.load_pretrained())
+    from transformers import AutoModelForSeq2SeqLM
+
+    t5 = peft.get_peft_model(AutoModelForSeq2SeqLM.from_pretrained(make_tiny_t5(tmp_path / "t5")), peft.LoraConfig(r=2, target_modules=["q", "v"]))
+    t5.save_pretrained(tmp_path / "t5_adapter")
+    pool = TextModelPool(lora_experts["pretrained"], experts={TASKS[0]: str(tmp_path / "t5_adapter"), TASKS[1]: str(Path(lora_experts["experts_dir"]) / TASKS[1])})
+    with pytest.raises(UserFacingError, match=r"targets 'encoder.block.0.layer.0.SelfAttention.q' .* which the pretrained model does not have"):
+        pool.task_vectors(TASKS, pool.load_pretrained())
+    weights_only = tmp_path / "weights_only"
+    shutil.copytree(Path(lora_experts["experts_dir"]) / TASKS[0], weights_only)
+    (weights_only / "adapter_config.json").unlink()
+    pool = TextModelPool(lora_experts["pretrained"], experts={TASKS[0]: str(weights_only), TASKS[1]: str(Path(lora_experts["experts_dir"]) / TASKS[1])})
+    with pytest.raises(UserFacingError, match="holds LoRA adapter weights .* but no adapter_config.json"):
+        pool.task_vectors(TASKS, pool.load_pretrained())

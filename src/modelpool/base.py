@@ -34,12 +34,8 @@ from src.errors import ConfigError, UserFacingError
 from src.export.spec import RecordsInit
 from src.merging.low_rank import LowRankDelta, TaskVector
 from src.merging.state_dict import IncompatibleExpertError, StateDict, check_compatible, task_vector
-from src.paths import ModelNotFoundError, resolve_model_path
+from src.paths import ModelLoadError, ModelNotFoundError, resolve_model_path
 from src.taskpool.tasks import TaskInfo
-
-
-class ModelLoadError(UserFacingError, OSError):
-    """A model file that exists but cannot be read (truncated, corrupted, wrong format)."""
 
 
 class InvalidWeightsError(UserFacingError, ValueError):
@@ -221,18 +217,27 @@ class ModelPool(RecordsInit):
         return [{n: u[n] for n in merged if n in u} for u in updates]
 
 
+# errors that mean the bytes of a file are damaged, as opposed to a file that is whole but does not fit
+DAMAGED = ("SafetensorError", "HeaderTooLarge", "UnpicklingError", "EOFError", "BadZipFile", "PytorchStreamReader", "incomplete", "invalid load key",
+           "Error while deserializing", "unexpected EOF")  # fmt: skip
+
+
 def _readable(load, where: str):
-    """Run a loader; a library error while reading weights becomes one line naming what was being read."""
+    """Run a loader; a library error while reading weights becomes one line naming what was being read.
+
+    Only errors that mean damaged bytes get the advice to copy the file again; anything else (a size
+    mismatch, another architecture) is reported with its cause, whole, in one line.
+    """
     try:
         return load()
     except UserFacingError:
         raise
     except Exception as err:  # safetensors, torch and transformers raise many types for one cause: an unreadable file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ModelLoadError(
-            f"Cannot read {where}: {type(err).__name__}: {first[:300]}. The file may be truncated or corrupted: "
-            "copy or fine-tune it again."
-        ) from err
+        cause = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+        described = f"{type(err).__name__}: {cause}"
+        if any(mark in described for mark in DAMAGED):
+            raise ModelLoadError(f"Cannot read {where}: {described[:300]}. The file may be truncated or corrupted: copy or fine-tune it again.") from err
+        raise ModelLoadError(f"Cannot load {where}: {described[:600]}") from err
 
 
 def _check_finite(weights: dict[str, torch.Tensor], where: str) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from src.errors import ConfigError, require
 from src.merging.low_rank import LowRankDelta, TaskVector
+from src.merging.state_dict import IncompatibleExpertError
 from src.paths import is_adapter
 
 
@@ -45,9 +46,58 @@ def wrap_for_training(model: nn.Module, settings: LoraSettings) -> nn.Module:
 
 
 def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
-    """`model` (modified in place) with the adapter saved in `folder`, frozen."""
+    """`model` (modified in place) with the adapter saved in `folder`, frozen; an adapter made for another model is named first."""
     peft = require("peft", "peft", "LoRA experts")
+    check_adapter_fits(model, Path(folder))
     return peft.PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+
+
+def _adapter_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape of the adapter's weights, read without loading them (safetensors) or safely (bin)."""
+    if (folder / "adapter_model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "adapter_model.safetensors"), "pt") as handle:
+            return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+    if (folder / "adapter_model.bin").is_file():
+        import torch
+
+        return {k: tuple(v.shape) for k, v in torch.load(folder / "adapter_model.bin", map_location="cpu", weights_only=True).items()}
+    return {}
+
+
+def check_adapter_fits(model: nn.Module, folder: Path) -> None:
+    """Every LoRA pair of the adapter sits on a Linear of `model` with matching in/out sizes, or an error says which does not.
+
+    peft would otherwise fail deep inside (a size mismatch in load_state_dict) or, for target modules the
+    model lacks, with a message that does not say the adapter was made for another model.
+    """
+    import json
+
+    try:
+        shapes = _adapter_shapes(folder)
+        config = json.loads((folder / "adapter_config.json").read_text())
+    except Exception:  # damaged files: peft's own loading reports them, as a file to copy again
+        return
+    base = config.get("base_model_name_or_path") or "unknown"
+    modules = dict(model.named_modules())
+    for key, shape in shapes.items():
+        if ".lora_A." not in key:
+            continue
+        path = key.split(".lora_A.")[0].removeprefix("base_model.model.")
+        layer = modules.get(path)
+        weight = getattr(layer, "weight", None)
+        if weight is None or weight.dim() != 2:
+            raise IncompatibleExpertError(
+                f"LoRA adapter '{folder}' targets '{path}' ({config.get('target_modules')}), which the pretrained model does not have "
+                f"as a Linear layer: it was made for another architecture (its base model: {base})."
+            )
+        out_features = shapes.get(key.replace(".lora_A.", ".lora_B."), (weight.shape[0],))[0]
+        if shape[1] != weight.shape[1] or out_features != weight.shape[0]:
+            raise IncompatibleExpertError(
+                f"LoRA adapter '{folder}' was made for another base model ({base}): its update of '{path}' is "
+                f"{out_features}×{shape[1]}, the pretrained model's layer is {weight.shape[0]}×{weight.shape[1]}."
+            )
 
 
 def merged_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
