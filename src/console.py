@@ -25,6 +25,10 @@ def main() -> None:
     try:
         check_config_files(sys.argv[1:])
         cli_main()
+    except SIGTERMException:  # Lightning stops gracefully, but as SystemExit(None): exit code 0 would pass for success
+        print("\nerror: stopped by SIGTERM before the run finished; the checkpoints written so far are kept: resume with "
+              "`fit ... --ckpt_path <default_root_dir>/checkpoints/last.ckpt`.", file=sys.stderr)  # fmt: skip
+        sys.exit(143)
     except (KeyboardInterrupt, SystemExit):
         if not interrupted:
             raise
@@ -32,10 +36,6 @@ def main() -> None:
               "checkpoints written so far are kept (a `fit` resumes with `--ckpt_path <default_root_dir>/checkpoints/last.ckpt`).",
               file=sys.stderr)  # fmt: skip
         sys.exit(130)
-    except SIGTERMException:  # Lightning stops gracefully, but as SystemExit(None): exit code 0 would pass for success
-        print("\nerror: stopped by SIGTERM before the run finished; the checkpoints written so far are kept: resume with "
-              "`fit ... --ckpt_path <default_root_dir>/checkpoints/last.ckpt`.", file=sys.stderr)  # fmt: skip
-        sys.exit(143)
     except Exception as err:  # a config/file problem (however jsonargparse or Lightning wrapped it): one line, no traceback
         cause = user_facing_cause(err)
         if cause is None or os.environ.get("MERGE_DEBUG"):
