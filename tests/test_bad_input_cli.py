@@ -240,3 +240,10 @@ def test_ctrl_c_during_fit_says_so_and_keeps_the_checkpoints(tiny_pool, tmp_path
     assert proc.returncode == 130, stderr[-2000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "interrupted (Ctrl-C)" in errors[0] and (tmp_path / "runs/checkpoints/last.ckpt").exists()
+
+
+def test_experts_dir_null_on_the_command_line_is_no_folder(tiny_pool, tmp_path):
+    data = str(small_data_config(tmp_path / "data.yaml"))
+    cli = run_cli(["test", "--config", data, "--config", _method("pretrained"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path),
+                   "--model.init_args.modelpool.init_args.experts_dir", "null"])  # fmt: skip
+    assert cli.model.modelpool.experts_dir is None

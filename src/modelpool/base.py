@@ -69,7 +69,8 @@ class ModelPool(RecordsInit):
 
     def __init__(self, pretrained: str, experts_dir: str | None = None, experts: dict[str, str] | None = None) -> None:
         self.pretrained = pretrained
-        self.experts_dir = experts_dir
+        # jsonargparse hands `--…modelpool.init_args.experts_dir null` to a nested class as the string 'None'
+        self.experts_dir = None if experts_dir in ("None", "null") else experts_dir
         self.experts = dict(experts or {})
 
     # ---- what a family implements -----------------------------------------------------------------
