@@ -135,3 +135,4 @@ def test_a_regression_task_reports_spearman_of_generated_numbers(t5, tmp_path):
     report = json.loads((tmp_path / "results/tiny_t5/pretrained/report.json").read_text())
     assert report["stsb"]["spearman"] == report["stsb"]["accuracy"] and -1.0 <= report["stsb"]["spearman"] <= 1.0
     assert report["average"]["accuracy"] == pytest.approx((report["stsb"]["spearman"] + report["rotten_tomatoes"]["accuracy"]) / 2)
+    assert not list((tmp_path / "stsb").rglob("cache-*.arrow")), "the user's save_to_disk folder gets no cache files"

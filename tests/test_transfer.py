@@ -115,3 +115,14 @@ def test_raw_feature_hypernetworks_are_refused_by_a_standardising_run(tiny_pool,
     for path in (reference, raw_export):
         with pytest.raises(UserFacingError, match="adapted on raw features .*standardize_features: false"):
             run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "std", ["--model.init_args.hidden_layers", "1", "--model.init_args.hypernetwork_init", str(path)]), *FIT])
+
+
+def test_a_folder_or_a_foreign_file_as_hypernetwork_gets_one_line_without_unsafe_advice(tmp_path):
+    from src.models.hypernetwork_io import HypernetworkLoadError, read_hypernetwork
+
+    with pytest.raises(HypernetworkLoadError, match="is a folder: give the file inside it"):
+        read_hypernetwork(tmp_path)
+    (tmp_path / "notes.pt").write_text("not a pickle at all\n")
+    with pytest.raises(HypernetworkLoadError) as caught:
+        read_hypernetwork(tmp_path / "notes.pt")
+    assert "\n" not in str(caught.value) and "weights_only=False" not in str(caught.value)
