@@ -89,3 +89,30 @@ def test_an_adapter_made_for_another_model_is_named_as_such(lora_experts, tmp_pa
     pool = TextModelPool(lora_experts["pretrained"], experts={TASKS[0]: str(weights_only), TASKS[1]: str(Path(lora_experts["experts_dir"]) / TASKS[1])})
     with pytest.raises(UserFacingError, match="holds LoRA adapter weights .* but no adapter_config.json"):
         pool.task_vectors(TASKS, pool.load_pretrained())
+
+
+def test_an_adapter_for_another_architecture_through_the_cli_is_one_line_and_keeps_results(lora_experts, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import peft
+    from transformers import AutoModelForSeq2SeqLM
+
+    from tests.test_bad_input_cli import _sentinel
+    from tests.test_seq2seq_family import make_tiny_t5
+
+    experts = tmp_path / "experts"
+    shutil.copytree(Path(lora_experts["experts_dir"]) / TASKS[1], experts / TASKS[1])
+    t5 = peft.get_peft_model(AutoModelForSeq2SeqLM.from_pretrained(make_tiny_t5(tmp_path / "t5")), peft.LoraConfig(r=2, target_modules=["q", "v"]))
+    t5.save_pretrained(experts / TASKS[0])
+    before = _sentinel(tmp_path / "results")
+    pool = {"pretrained": lora_experts["pretrained"], "experts_dir": str(experts)}
+    args = ["test", "--config", str(lora_experts["data"]), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
+    proc = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "MERGE_DEBUG"})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "it was made for another architecture" in errors[0] and "truncated" not in errors[0]
+    assert {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()} == before

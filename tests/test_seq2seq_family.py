@@ -116,7 +116,7 @@ def test_methods_evaluate_by_generation(method, t5, tmp_path):
     assert all(type(h).__name__ == "GeneratedLabelHead" for h in cli.model.heads.values())
 
 
-def test_a_regression_task_reports_spearman_of_generated_numbers(t5, tmp_path):
+def test_a_regression_task_reports_spearman_of_generated_numbers(t5, tmp_path, capsys):
     import datasets
 
     rows = {"sentence1": [f"a man plays {i}" for i in range(12)], "sentence2": [f"someone plays {i % 5}" for i in range(12)],
@@ -136,3 +136,5 @@ def test_a_regression_task_reports_spearman_of_generated_numbers(t5, tmp_path):
     assert report["stsb"]["spearman"] == report["stsb"]["accuracy"] and -1.0 <= report["stsb"]["spearman"] <= 1.0
     assert report["average"]["accuracy"] == pytest.approx((report["stsb"]["spearman"] + report["rotten_tomatoes"]["accuracy"]) / 2)
     assert not list((tmp_path / "stsb").rglob("cache-*.arrow")), "the user's save_to_disk folder gets no cache files"
+    warned = "warning: task 'stsb': " in capsys.readouterr().err
+    assert warned == (report["stsb"]["unparsable"] > 0 or report["stsb"]["spearman"] == 0.0), "an unparsable answer or a rho of 0 is said"

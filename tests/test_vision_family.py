@@ -124,6 +124,29 @@ def test_an_unusable_head_cache_is_named_and_rebuilt(damage, vision, tmp_path, c
     assert torch.equal(again.weight, fresh.weight) and "warning" not in capsys.readouterr().err
 
 
+def test_a_truncated_head_cache_through_the_cli_is_a_warning_and_a_rebuild(vision, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    heads = tmp_path / "heads"
+    common = ["--config", str(vision / "benchmark.yaml"), "--config", str(ROOT / "configs/text/pretrained.yaml"), "--trainer.accelerator", "cpu",
+              "--trainer.enable_progress_bar", "false", "--results_dir", str(tmp_path / "results"),
+              "--model.init_args.modelpool.init_args.head_cache_dir", str(heads)]  # fmt: skip
+    run = lambda: subprocess.run([sys.executable, "main.py", "test", *common], cwd=ROOT, capture_output=True, text=True, timeout=300,  # noqa: E731
+                                 env={k: v for k, v in os.environ.items() if k != "MERGE_DEBUG"})  # fmt: skip
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    report = (tmp_path / "results/tiny_vision/pretrained/report.json").read_text()
+    cache = sorted(heads.glob("digits-*.pt"))[0]
+    cache.write_bytes(cache.read_bytes()[:64])
+    second = run()
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"warning: zero-shot head cache {cache} is not usable (it cannot be read" in second.stderr
+    written = json.loads((tmp_path / "results/tiny_vision/pretrained/report.json").read_text())
+    assert {t: written[t] for t in ("digits", "mirrored")} == {t: json.loads(report)[t] for t in ("digits", "mirrored")}, "rebuilt heads: the same report"
+
+
 @pytest.mark.parametrize("method", ["pretrained", "individual", "task_arithmetic", "dawe_task_wise"])
 def test_methods_run_on_the_clip_family(method, vision, tmp_path):
     common = ["--config", str(vision / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), "--trainer.accelerator", "cpu",
