@@ -85,7 +85,7 @@ for method in static + adaptive:
             if predicted.is_floating_point():  # a regression task's numbers: Spearman's rho, as the report scores them
                 from torchmetrics.functional import spearman_corrcoef
 
-                score = float(spearman_corrcoef(predicted, truth.float()))
+                score = float(spearman_corrcoef(predicted.nan_to_num(0.0), truth.float()))  # no number written: 0.0, as scored
             else:
                 score = float((predicted == truth).float().mean())
             reports.setdefault("_loaded", {}).setdefault(method, {})[task] = score
