@@ -30,6 +30,12 @@ from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warni
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 
+DESCRIPTION = (
+    "Train-and-merge: fine-tune task experts (fit with ExpertFineTuning), merge them (task arithmetic, TIES, AdaMerging, "
+    "DAWE), evaluate on a TaskPool (test), on validation splits (validate), or predict. Stack configs: "
+    "--config configs/<benchmark>.yaml --config configs/text/<method>.yaml; `<subcommand> --help` lists every option."
+)
+
 
 class MergeCLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
@@ -181,7 +187,8 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=None,  # the resolved config goes beside each stage's outputs instead
-        parser_kwargs={"exit_on_error": False},  # config mistakes reach MergeCLI as errors, made one line there
+        parser_kwargs={"exit_on_error": False, "description": DESCRIPTION},  # config mistakes reach MergeCLI as errors, made one line there
+        auto_configure_optimizers=False,  # every trained method owns its optimizer and lr (model.init_args.lr): no --optimizer
         args=args,
         run=run,
     )

@@ -57,6 +57,9 @@ def one_line(message: str) -> str:
         return f"{where}: '{m.group(3).strip()}' is not a valid {kind}"
     if m := UNRECOGNIZED.search(message):
         options = [a for a in m.group(1).split() if a.startswith("--")]
+        if options and options[0].startswith(("--optimizer", "--lr_scheduler")):
+            return (f"{options[0]}: the methods here build their own optimizer (Adam/AdamW with warm-up for experts); "
+                    "set its learning rate with --model.init_args.lr")  # fmt: skip
         suggestion = ""
         if options and options[0].startswith("--trainer."):
             import lightning

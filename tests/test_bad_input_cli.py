@@ -247,3 +247,31 @@ def test_experts_dir_null_on_the_command_line_is_no_folder(tiny_pool, tmp_path):
     cli = run_cli(["test", "--config", data, "--config", _method("pretrained"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path),
                    "--model.init_args.modelpool.init_args.experts_dir", "null"])  # fmt: skip
     assert cli.model.modelpool.experts_dir is None
+
+
+def test_help_describes_the_project_and_every_method_option():
+    import re
+
+    proc = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Train-and-merge" in proc.stdout and "Lightning Trainer command line tool" not in proc.stdout
+    for method in ("DAWE", "AdaMerging", "TaskArithmetic", "TiesMerging", "ExpertFineTuning"):
+        proc = subprocess.run([sys.executable, "main.py", "test", "--model.help", f"src.methods.{method}"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        lines = proc.stdout.splitlines()
+        undocumented = []
+        for i, line in enumerate(lines[:-1]):
+            if not line.startswith("  --model.") or line.split()[0].endswith(".help"):
+                continue
+            parts = re.split(r"\s{2,}", line.strip(), maxsplit=1)  # option [METAVAR], then its description here or on the next line
+            description = parts[1] if len(parts) > 1 else lines[i + 1].strip()
+            if description.startswith("(type"):
+                undocumented.append(line.split()[0])
+        assert not undocumented, f"{method}: options without help text: {undocumented}"
+
+
+def test_optimizer_options_are_refused_in_one_line(tiny_pool, tmp_path):
+    args, _ = _cases(tmp_path, tiny_pool)["batch size 0"]
+    args = [a for a in args if a not in ("--data.init_args.batch_size", "0")] + ["--optimizer", "SGD"]
+    proc = _cli(args, tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "set its learning rate with --model.init_args.lr" in errors[0], proc.stderr[-2000:]

@@ -29,6 +29,12 @@ class AdaMerging(TestTimeAdaptation):
     ) -> None:
         """
         Args:
+            mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
+            lr: Adam learning rate of the adaptation.
+            backward_per_task: backpropagate each task's batch on its own, gradients accumulated (the same gradients, one
+                merged model alive at a time: for large models and many tasks).
+            task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own; bfloat16 halves
+                the memory that grows with the number of tasks.
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
         """

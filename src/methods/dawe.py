@@ -41,6 +41,12 @@ class DAWE(TestTimeAdaptation):
         Args:
             feature_extractor: frozen features fed to the hypernetwork, from the batch's raw inputs (a family's own
                 view: a SentenceTransformer on texts, a ResNet on images).
+            mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
+            lr: Adam learning rate of the adaptation.
+            backward_per_task: backpropagate each task's batch on its own, gradients accumulated (the same gradients, one
+                merged model alive at a time: for large models and many tasks).
+            task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own; bfloat16 halves
+                the memory that grows with the number of tasks.
             hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1).
             init_lambda: bias of the hypernetwork's last layer, whose weight starts at 0 (step 0 = task arithmetic).
             per_sample_eval: evaluate with each sample's own coefficients (exact DAWE); False uses the batch mean.
