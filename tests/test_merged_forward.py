@@ -262,3 +262,17 @@ def test_bf16_task_vector_store_equals_the_merge_of_rounded_task_vectors():
         (g_low,), (g_ref,) = torch.autograd.grad(out_low.square().sum(), c_low), torch.autograd.grad(out_ref.square().sum(), c_ref)
         torch.testing.assert_close(g_low, g_ref, atol=2e-2, rtol=2e-2)
         assert g_low.abs().sum() > 0
+
+
+def test_bf16_merge_is_theta0_plus_the_bf16_product_of_rounded_coefficients_and_task_vectors():
+    """What the README states, bit for bit: θ0 (fp32) + bf16(bf16(c) · τ), the product accumulated by the matmul."""
+    from src.merging.low_precision import LowPrecisionStack
+
+    torch.manual_seed(0)
+    tau, theta0, coef = torch.randn(T, 6, 5).to(torch.bfloat16), torch.randn(6, 5), torch.rand(4, T) + 0.123456789
+    merged = LowPrecisionStack(tau, theta0).mix(coef)
+    product = (coef.to(torch.bfloat16) @ tau.flatten(1)).view(4, 6, 5)
+    assert product.dtype == torch.bfloat16
+    assert torch.equal(merged, theta0 + product)
+    exact = theta0 + torch.einsum("bt,tij->bij", coef.double(), tau.double()).float()  # c and the product in full precision
+    assert not torch.equal(merged, exact) and torch.allclose(merged, exact, atol=2e-2)
