@@ -203,9 +203,11 @@ def test_merge_debug_keeps_the_traceback(tiny_pool, tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "must be unique" in proc.stderr
 
 
-def test_sigterm_during_fit_is_a_failure_not_a_finished_run(tiny_pool, tmp_path):
-    """Lightning stops gracefully on SIGTERM with exit code 0; a script chaining `fit && test` would then evaluate a
-    half-adapted checkpoint. The run must end with an error and keep its checkpoints."""
+@pytest.mark.parametrize(("signal_name", "code", "said"), [("SIGTERM", 143, "stopped by SIGTERM"), ("SIGINT", 130, "interrupted (Ctrl-C)")])
+def test_a_signal_during_fit_is_a_failure_said_in_one_line(signal_name, code, said, tiny_pool, tmp_path):
+    """Lightning stops gracefully on SIGTERM with exit code 0 (a script chaining `fit && test` would then evaluate a
+    half-adapted checkpoint) and turns Ctrl-C into exit(1) with no word: each must end with its own exit code, one
+    `error:` line saying what is kept, and the checkpoints."""
     import signal
     import time
 
@@ -216,30 +218,12 @@ def test_sigterm_during_fit_is_a_failure_not_a_finished_run(tiny_pool, tmp_path)
     deadline = time.time() + 240
     while not (tmp_path / "runs/checkpoints/last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signal_name))
     _, stderr = proc.communicate(timeout=240)
-    assert proc.returncode == 143, stderr[-2000:]
-    assert "stopped by SIGTERM" in stderr and (tmp_path / "runs/checkpoints/last.ckpt").exists()
-    assert not (tmp_path / "results/tiny/adamerging_task_wise/fit_config.yaml").exists(), "an interrupted fit is not a finished one"
-
-
-def test_ctrl_c_during_fit_says_so_and_keeps_the_checkpoints(tiny_pool, tmp_path):
-    """Lightning turns Ctrl-C into exit(1) with no word; the run must say it was interrupted, and what is kept."""
-    import signal
-    import time
-
-    data = str(small_data_config(tmp_path / "data.yaml"))
-    args = ["fit", "--config", data, "--config", _method("adamerging_task_wise"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path),
-            "--trainer.max_steps", "100000", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not (tmp_path / "runs/checkpoints/last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=240)
-    assert proc.returncode == 130, stderr[-2000:]
+    assert proc.returncode == code, stderr[-2000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "interrupted (Ctrl-C)" in errors[0] and (tmp_path / "runs/checkpoints/last.ckpt").exists()
+    assert len(errors) == 1 and said in errors[0] and (tmp_path / "runs/checkpoints/last.ckpt").exists()
+    assert not (tmp_path / "results/tiny/adamerging_task_wise/fit_config.yaml").exists(), "an interrupted fit is not a finished one"
 
 
 def test_experts_dir_null_on_the_command_line_is_no_folder(tiny_pool, tmp_path):

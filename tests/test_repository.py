@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_FOLDERS = ("src", "tests", "configs", "scripts", "benchmarks", "results", ".ci")
+SOURCE_FOLDERS = ("src", "tests", "configs", "scripts", "benchmarks", "results", "docs", ".ci")
 SOURCE_SUFFIXES = {".py", ".yaml", ".yml", ".sh", ".md", ".json", ".csv", ".txt", ""}
 
 
