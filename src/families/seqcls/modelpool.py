@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from src.errors import ConfigError
 from src.families.seqcls.heads import ExpertHead, SequenceClassifierBody
@@ -64,7 +64,10 @@ class SeqClsModelPool(ModelPool):
 
     # ---- loading ------------------------------------------------------------------------------
     def load_pretrained(self) -> SequenceClassifierBody:
-        return SequenceClassifierBody(self._with_padding(AutoModel.from_pretrained(self.pretrained_path)))
+        """θ0's base model built as a classifier builds it (RoBERTa's has no pooler there, BERT's has), so its tensors are the experts'."""
+        with torch.random.fork_rng(devices=[]):  # the dropped head's random init must not move the seeded stream (expert heads, dropout)
+            classifier = AutoModelForSequenceClassification.from_pretrained(self.pretrained_path)
+        return SequenceClassifierBody(self._with_padding(getattr(classifier, classifier.base_model_prefix)))
 
     def _classifier(self, task: str) -> nn.Module:
         return self._with_padding(AutoModelForSequenceClassification.from_pretrained(self.expert_path(task)))
