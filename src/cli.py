@@ -29,6 +29,7 @@ from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: 
 from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
+from src.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
 
 DESCRIPTION = (
     "Train-and-merge: fine-tune task experts (fit with ExpertFineTuning), merge them (task arithmetic, TIES, AdaMerging, "
@@ -45,6 +46,15 @@ class MergeCLI(LightningCLI):
             super().__init__(*args, **kwargs)
         except ArgumentError as err:  # a config mistake, however deep in a class_path block: one line
             raise ConfigError(one_line(str(err))) from err
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        """Without --trainer.default_root_dir, checkpoints go to runs/<benchmark>/<method>, beside where results go.
+
+        Method configs then name no run folder, so a run of any family never writes into another benchmark's runs.
+        """
+        if config.get("default_root_dir") is None and isinstance(self.datamodule, TaskPool):
+            config = {**config, "default_root_dir": str(Path("runs") / self.datamodule.benchmark / self.model.report_name)}
+        return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
         """Lightning reads the checkpoint's hyperparameters here, before any hook: check the file first."""

@@ -67,3 +67,15 @@ def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
     for key in report:
         assert report[key]["accuracy"] == pytest.approx(cli_report[key]["accuracy"])
         assert report[key]["loss"] == pytest.approx(cli_report[key]["loss"], abs=1e-6)
+
+
+def test_run_folders_follow_benchmark_and_method_unless_given(tiny_pool, data_config, tmp_path, monkeypatch):
+    """Method configs name no run folder: a run of any benchmark never writes into another benchmark's runs."""
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", str(data_config), "--config", str(ROOT / "configs/text/adamerging_task_wise.yaml"), *pool_overrides(tiny_pool),
+            "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--results_dir", str(tmp_path / "results"),
+            "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"]  # fmt: skip
+    run_cli(args)
+    assert (tmp_path / "runs/tiny/adamerging_task_wise/checkpoints/last.ckpt").is_file()
+    run_cli([*args, "--trainer.default_root_dir", str(tmp_path / "mine")])
+    assert (tmp_path / "mine/checkpoints/last.ckpt").is_file()
