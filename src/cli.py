@@ -83,7 +83,7 @@ class MergeCLI(LightningCLI):
         config = self.config[self.subcommand]
         check_checkpoint_use(config.get("ckpt_path"), self.model.loads_checkpoints, self.model.report_name)
         if config.get("export_dir") is not None:
-            check_exportable(self.model, self.subcommand)
+            check_exportable(self.model, self.subcommand, config.get("export_dir"))
         if self.trainer.is_global_zero:
             check_writable(self._results_folder())
 

@@ -5,6 +5,7 @@ such an error however jsonargparse or Lightning wrapped it, so `main.py` prints 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
@@ -100,12 +101,17 @@ def check_writable(folder: Path, probe_bytes: int = 1 << 20) -> None:
         why = "its disk is full" if full else (err.strerror or str(err))
         raise ResultsNotWritableError(f"Results folder '{folder}' cannot be written ({why}); free space or choose another with --results_dir.") from err
     finally:
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder that could not be made has no probe to remove
+            probe.unlink(missing_ok=True)
 
 
-def check_exportable(model, stage: str) -> None:
-    """--export_dir only where the run ends with one merged model: refused before any work, not after it."""
+def check_exportable(model, stage: str, export_dir: str | None = None) -> None:
+    """--export_dir only where the run ends with one merged model, into a folder it may replace: refused before any work."""
+    from src.export.writer import check_export_target
     from src.methods.base import MergedModelModule
+
+    if export_dir is not None:
+        check_export_target(Path(export_dir))
 
     if type(model).merged_module is MergedModelModule.merged_module:
         raise ConfigError(f"--export_dir was given to '{model.report_name}', which has no merged model to export; drop --export_dir.")

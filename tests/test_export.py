@@ -70,6 +70,7 @@ def test_export_refuses_what_it_cannot_export_before_any_work(tiny_pool, data_co
     with pytest.raises(UserFacingError, match="not an earlier export"):
         _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(tmp_path / "occupied"))
     assert (tmp_path / "occupied/notes.txt").read_text() == "mine"
+    assert not (tmp_path / "results/tiny/task_arithmetic/report.json").exists(), "refused before the evaluation"
 
 
 def test_adamerging_export_via_python_api_reproduces_its_accuracies(tiny_pool, tmp_path):
@@ -193,3 +194,15 @@ def test_a_bad_predict_file_is_one_line(tiny_pool, data_config, tmp_path):
     error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert error == [f"error: Line 2 of '{tmp_path / 'bad.jsonl'}' has no \"text\" key: each line is {{\"text\": ..., \"task\": ... (optional)}}."]
     assert "Traceback" not in done.stderr
+
+
+def test_predict_files_keep_sentence_pairs(tmp_path):
+    from src.taskpool.user_inputs import InputFileError, read_user_inputs
+
+    lines = [{"text": "a", "text_pair": "b", "task": "mrpc"}, {"text": "c", "text_pair": "d", "task": "mrpc"}, {"text": "e", "task": "sst2"}]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = read_user_inputs(str(tmp_path / "pairs.jsonl"), "text", ["mrpc", "sst2"], None)
+    assert rows == {"mrpc": [{"text": "a", "index": 0, "text_pair": "b"}, {"text": "c", "index": 1, "text_pair": "d"}], "sst2": [{"text": "e", "index": 2}]}
+    (tmp_path / "mixed.jsonl").write_text(json.dumps(lines[0]) + "\n" + json.dumps({"text": "x", "task": "mrpc"}) + "\n")
+    with pytest.raises(InputFileError, match="on some lines only"):
+        read_user_inputs(str(tmp_path / "mixed.jsonl"), "text", ["mrpc", "sst2"], None)

@@ -116,3 +116,22 @@ def test_an_adapter_for_another_architecture_through_the_cli_is_one_line_and_kee
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "it was made for another architecture" in errors[0] and "truncated" not in errors[0]
     assert {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()} == before
+
+
+def test_a_gpt2_adapter_on_conv1d_layers_fits_its_own_base(tmp_path):
+    """GPT-2's c_attn is a transformers Conv1D, its weight stored (in, out): a matching adapter must not be refused."""
+    import peft
+    from transformers import GPT2Config, GPT2Model
+
+    from src.modelpool.lora import check_adapter_fits
+
+    torch.manual_seed(0)
+    base = GPT2Model(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
+    base.save_pretrained(tmp_path / "gpt2")
+    peft.get_peft_model(GPT2Model.from_pretrained(tmp_path / "gpt2"), peft.LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True)).save_pretrained(tmp_path / "adapter")
+    check_adapter_fits(GPT2Model.from_pretrained(tmp_path / "gpt2"), tmp_path / "adapter")  # no error
+    wider = GPT2Model(GPT2Config(vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=2))
+    from src.errors import UserFacingError
+
+    with pytest.raises(UserFacingError, match=r"its update of 'h.0.attn.c_attn' is 48×16, the pretrained model's layer is 72×24"):
+        check_adapter_fits(wider, tmp_path / "adapter")

@@ -231,3 +231,9 @@ def test_individual_equals_transformers_for_other_heads(architecture, tmp_path):
             expected = model(**tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
             ours = method.task_logits({"text": texts}, task, evaluation=True)
         assert ours.shape == (4, classes) and torch.equal(ours, expected)
+        if architecture == "bert":  # a sentence pair: BERT reads which text each token belongs to (token_type_ids)
+            second = list(taskpool.split(task, "test")["text"][4:8])
+            with torch.no_grad():
+                expected = model(**tokenizer(texts, second, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+                ours = method.task_logits({"text": texts, "text_pair": second}, task, evaluation=True)
+            assert torch.equal(ours, expected)

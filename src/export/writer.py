@@ -54,9 +54,14 @@ def export_method(method, out: Path, task_vector_dtype: str | None = None, comma
     return out
 
 
-def _check_target(out: Path) -> None:
+def check_export_target(out: Path) -> None:
+    """An export may replace an earlier export or fill an empty folder; anything else there is the user's."""
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any((out / m).is_file() for m in MARKERS))):
         raise ConfigError(f"Export folder '{out}' exists and is not an earlier export: choose an empty or new folder.")
+
+
+def _check_target(out: Path) -> None:
+    check_export_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
 

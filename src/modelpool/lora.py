@@ -92,11 +92,13 @@ def check_adapter_fits(model: nn.Module, folder: Path) -> None:
                 f"LoRA adapter '{folder}' targets '{path}' ({config.get('target_modules')}), which the pretrained model does not have "
                 f"as a Linear layer: it was made for another architecture (its base model: {base})."
             )
-        out_features = shapes.get(key.replace(".lora_A.", ".lora_B."), (weight.shape[0],))[0]
-        if shape[1] != weight.shape[1] or out_features != weight.shape[0]:
+        # transformers' Conv1D (GPT-2's c_attn, c_fc, c_proj) stores its weight as (in, out); a Linear as (out, in)
+        layer_out, layer_in = weight.shape[::-1] if type(layer).__name__ == "Conv1D" else weight.shape
+        out_features = shapes.get(key.replace(".lora_A.", ".lora_B."), (layer_out,))[0]
+        if shape[1] != layer_in or out_features != layer_out:
             raise IncompatibleExpertError(
                 f"LoRA adapter '{folder}' was made for another base model ({base}): its update of '{path}' is "
-                f"{out_features}×{shape[1]}, the pretrained model's layer is {weight.shape[0]}×{weight.shape[1]}."
+                f"{out_features}×{shape[1]}, the pretrained model's layer is {layer_out}×{layer_in}."
             )
 
 

@@ -47,7 +47,13 @@ def read_user_inputs(path: str, column: str, tasks: list[str], default_task: str
         if task not in tasks:
             raise ConfigError(f"Input {index + 1} of '{path}' asks for task '{task}', which is not in the TaskPool (tasks: {', '.join(tasks)}).")
         value = _image(record[column], source, index) if column == "image" else record[column]
-        grouped.setdefault(task, []).append({column: value, "index": index})
+        row = {column: value, "index": index}
+        if column == "text" and "text_pair" in record:  # a sentence-pair task's second text
+            row["text_pair"] = record["text_pair"]
+        grouped.setdefault(task, []).append(row)
+    for task, rows in grouped.items():
+        if len({"text_pair" in row for row in rows}) > 1:
+            raise InputFileError(f"Inputs of task '{task}' in '{path}' give \"text_pair\" on some lines only: give it on every line of a sentence-pair task.")
     return {t: grouped[t] for t in tasks if t in grouped}
 
 

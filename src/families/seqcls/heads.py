@@ -29,8 +29,10 @@ class SequenceClassifierBody(nn.Module):
         super().__init__()
         self.base = base
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> BodyOutputs:
-        return BodyOutputs(self.base(input_ids=input_ids, attention_mask=attention_mask), input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> BodyOutputs:
+        """`token_type_ids` mark a sentence pair's second text for the architectures that read them (BERT)."""
+        segments = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return BodyOutputs(self.base(input_ids=input_ids, attention_mask=attention_mask, **segments), input_ids, attention_mask)
 
 
 class _GivenOutputs(nn.Module):

@@ -119,4 +119,7 @@ class SeqClsModelPool(ModelPool):
         pair = batch.get("text_pair")
         encoded = self.tokenizer(list(batch["text"]), list(pair) if pair is not None else None, padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")  # fmt: skip
-        return {"input_ids": encoded["input_ids"].to(device), "attention_mask": encoded["attention_mask"].to(device)}
+        inputs = {"input_ids": encoded["input_ids"].to(device), "attention_mask": encoded["attention_mask"].to(device)}
+        if "token_type_ids" in encoded:  # BERT marks a pair's second text; GPT-2 and RoBERTa tokenizers return none
+            inputs["token_type_ids"] = encoded["token_type_ids"].to(device)
+        return inputs
