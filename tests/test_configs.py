@@ -93,3 +93,12 @@ def test_lora_benchmark_stacks_before_every_method():
         pool = cli.model.modelpool
         assert pool.experts_dir == "experts/text_minilm_lora" and pool.lora.rank == 16 and pool.lora.target_modules == ["query", "value"]
         assert cli.datamodule.benchmark == "text_minilm_lora"
+
+
+def test_seqcls_benchmark_stacks_before_every_method():
+    from src.families.seqcls import SeqClsModelPool
+
+    for name in ("task_arithmetic", "dawe_task_wise", "adamerging_layer_wise", "expert"):
+        cli = run_cli_no_run(["--config", str(ROOT / "configs/seqcls/benchmark.yaml"), "--config", str(ROOT / f"configs/text/{name}.yaml")])
+        assert isinstance(cli.model.modelpool, SeqClsModelPool) and cli.model.modelpool.experts_dir == "experts/seqcls_minilm"
+        assert cli.datamodule.benchmark == "seqcls_minilm" and [t.name for t in cli.datamodule.tasks][0] == "newsgroups"
