@@ -8,8 +8,6 @@ from datetime import datetime, timezone
 import torch
 import transformers
 
-LOADERS = {"dawe": "from src.export import load_dawe\nmodel = load_dawe({folder!r})  # needs this project installed"}
-
 
 def environment() -> dict:
     return {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
