@@ -10,28 +10,27 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-DATA := configs/text/benchmark.yaml
+DATA := configs/benchmarks/text_minilm.yaml
 TASKS := newsgroups reuters_r8 rotten_tomatoes election_tweets
 EXPERTS_DIR := experts/text_minilm
 STATIC := individual pretrained simple_average task_arithmetic ties
 ADAPTIVE := adamerging_task_wise adamerging_layer_wise dawe_task_wise dawe_layer_wise
 
-LORA_DATA := configs/text/benchmark_lora.yaml
+LORA_DATA := configs/benchmarks/text_minilm_lora.yaml
 LORA_EXPERTS_DIR := experts/text_minilm_lora
 
-VISION_DATA := configs/vision/benchmark.yaml
+VISION_DATA := configs/benchmarks/vision_small.yaml
 VISION_TASKS := fashion_mnist mnist animals digits
 VISION_MODELS := models/vision_small
 VISION_EXPERTS_DIR := experts/vision_small
-# DAWE's feature extractor on this benchmark, stacked after the DAWE method configs by scripts/run_method.sh
-vision vision-corruptions: export DAWE_FEATURES := configs/vision/resnet_small.yaml
 # the robustness table: adaptation and evaluation on corrupted test sets (src/families/vision/corruptions.py)
 CORRUPTIONS := gaussian_noise impulse_noise motion_blur pixelate contrast jpeg spatter
 SEVERITY := 3
-ROBUST_METHODS := task_arithmetic ties adamerging_layer_wise dawe_task_wise
+ROBUST_STATIC := task_arithmetic ties
+ROBUST_ADAPTIVE := adamerging_layer_wise dawe_task_wise
 
 # Offline text-to-text benchmark: a small T5 pretrained here by span corruption, four LoRA label-word experts, every method
-T5_DATA := configs/t5_small/benchmark.yaml
+T5_DATA := configs/benchmarks/t5_small.yaml
 T5_MODEL := models/t5_small/t5
 T5_EXPERTS_DIR := experts/t5_small
 # one torch thread: the committed table was written so, and the small T5's pretraining amplifies the float-summation
@@ -39,8 +38,13 @@ T5_EXPERTS_DIR := experts/t5_small
 t5 t5-models t5-entropy: export OMP_NUM_THREADS := 1
 t5 t5-models t5-entropy: export MKL_NUM_THREADS := 1
 
-# $(call run_methods,<methods>,<runs folder>,<benchmark options>): each method as scripts/run_method.sh runs it
-run_methods = for m in $(1); do scripts/run_method.sh $$m $(2)/$$m $(3) || exit 1; done
+# $(call test_methods,<methods>,<benchmark options>): `test` of each method config (configs/methods/<method>.yaml)
+test_methods = for m in $(1); do $(PY) main.py test $(2) --config configs/methods/$$m.yaml || exit 1; done
+# $(call adapt_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method adapts from scratch in
+# <runs folder>/<method>, then `test` evaluates its last checkpoint (scripts/adapt_then_test.sh)
+adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$$m $(3) --config configs/methods/$$m.yaml || exit 1; done
+# $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
+all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
 .PHONY: help fashion-mnist gpu-check setup main experts static adaptive lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
@@ -83,11 +87,11 @@ experts: $(foreach t,$(TASKS),$(EXPERTS_DIR)/$(t)/model.safetensors)
 
 static: experts
 	@start=$$(date +%s); \
-	$(call run_methods,$(STATIC),runs/text_minilm,--config $(DATA)); \
+	$(call test_methods,$(STATIC),--config $(DATA)); \
 	echo "Static methods took $$(( $$(date +%s) - start )) s"
 
 adaptive: experts
-	$(call run_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
+	$(call adapt_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
@@ -95,12 +99,12 @@ $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
 
 lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
 	@start=$$(date +%s); \
-	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/text_minilm_lora,--config $(LORA_DATA)); \
+	$(call all_methods,runs/text_minilm_lora,--config $(LORA_DATA)); \
 	cat results/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
 
 # Sequence-classification experts on the same corpora: MiniLM fine-tuned by `fit` into BertForSequenceClassification
 # models, each with its own trained head (heads are never merged); every method, its own results table
-SEQCLS_DATA := configs/seqcls/benchmark.yaml
+SEQCLS_DATA := configs/benchmarks/seqcls_minilm.yaml
 SEQCLS_EXPERTS_DIR := experts/seqcls_minilm
 
 $(SEQCLS_EXPERTS_DIR)/%/model.safetensors: | setup
@@ -109,7 +113,7 @@ $(SEQCLS_EXPERTS_DIR)/%/model.safetensors: | setup
 seqcls: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(foreach t,$(TASKS),$(SEQCLS_EXPERTS_DIR)/$(t)/model.safetensors) && experts_end=$$(date +%s) && \
-	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/seqcls_minilm,--config $(SEQCLS_DATA)) && end=$$(date +%s) && \
+	$(call all_methods,runs/seqcls_minilm,--config $(SEQCLS_DATA)) && end=$$(date +%s) && \
 	cat results/seqcls_minilm/README.md && \
 	echo "Sequence-classification benchmark took $$(( end - start )) s: experts $$(( experts_end - start )) s, methods $$(( end - experts_end )) s"
 
@@ -126,7 +130,7 @@ vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/m
 vision: setup fashion-mnist
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory vision-models || exit 1; models_end=$$(date +%s); \
-	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
+	$(call all_methods,runs/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
 	cat results/vision_small/README.md; \
 	echo "Vision benchmark took $$(( end - start )) s: models and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
@@ -134,7 +138,8 @@ vision: setup fashion-mnist
 vision-corruptions: setup fashion-mnist vision-models
 	@start=$$(date +%s); \
 	for c in $(CORRUPTIONS); do \
-	  $(call run_methods,$(ROBUST_METHODS),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)); \
+	  corrupted="--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)"; \
+	  $(call test_methods,$(ROBUST_STATIC),$$corrupted) && $(call adapt_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,$$corrupted); \
 	done; \
 	$(PY) -m src.families.vision.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
@@ -150,7 +155,7 @@ t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/
 t5: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory t5-models || exit 1; models_end=$$(date +%s); \
-	$(call run_methods,$(STATIC) $(ADAPTIVE),runs/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
+	$(call all_methods,runs/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
 	cat results/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
@@ -159,7 +164,7 @@ t5: setup
 T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	$(call run_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,--config $(T5_DATA) \
+	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,--config $(T5_DATA) \
 	  --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary); \
 	$(PY) -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \

@@ -13,7 +13,7 @@ Not methods for users: each changes one thing about DAWE's input to test one exp
   scale (they are ~1/sqrt(d) = 0.05): it tests whether DAWE fails to route for lack of input signal.
 
 Run like any method (results go to results/text_minilm/<name>/):
-  python main.py fit --config configs/text/benchmark.yaml --config configs/text/dawe_layer_wise.yaml \
+  python main.py fit --config configs/benchmarks/text_minilm.yaml --config configs/methods/dawe_layer_wise.yaml \
     --model.class_path benchmarks.dawe_diagnostics.OracleDAWE --model.init_args.name oracle0_dawe_layer_wise \
     --model.init_args.hidden_layers 0 --model.init_args.lr 5.0e-3 --trainer.default_root_dir runs/diagnostics/oracle0
   python main.py test ... (same arguments) --ckpt_path runs/diagnostics/oracle0/checkpoints/last.ckpt

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fine-tune one task's expert the way the Makefile's targets do:
 #   scripts/fit_expert.sh <task> <run dir> <benchmark --config and data options...> [-- <options after the expert config>]
-# Runs `fit` with configs/text/expert.yaml; a run that was killed resumes from <run dir>'s last checkpoint.
+# Runs `fit` with configs/methods/expert.yaml; a run that was killed resumes from <run dir>'s last checkpoint.
 set -euo pipefail
 task=$1 run=$2
 shift 2
@@ -10,5 +10,5 @@ while (($#)); do [[ $1 == -- ]] && { shift; after=("$@"); break; }; before+=("$1
 py=${PY:-.venv/bin/python}
 resume=()
 if [[ -f $run/checkpoints/last.ckpt ]]; then resume=(--ckpt_path "$run/checkpoints/last.ckpt"); fi
-"$py" main.py fit "${before[@]}" --config configs/text/expert.yaml --model.init_args.task "$task" "${after[@]}" \
+"$py" main.py fit "${before[@]}" --config configs/methods/expert.yaml --model.init_args.task "$task" "${after[@]}" \
   --trainer.default_root_dir "$run" "${resume[@]}"

@@ -36,8 +36,8 @@ from tests.hub_cache import fill_user_hub, hub_environment  # noqa: E402
 LOAD_FAILURES: list[str] = []  # DAWE folders exported by `test --export_dir` whose load_dawe accuracies differ from the report
 
 FAMILIES = {
-    "dense": ("configs/clip/vit_b32.yaml", "configs/clip/resnet18.yaml"),
-    "lora": ("configs/flan_t5/base.yaml", "configs/flan_t5/msmarco_minilm.yaml"),
+    "dense": "configs/benchmarks/clip_vit_b32.yaml",
+    "lora": "configs/benchmarks/flan_t5_base.yaml",
 }
 STATIC = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
 ADAPTIVE = ["adamerging_task_wise", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise"]
@@ -50,8 +50,8 @@ import torch
 import src.families.seq2seq, src.families.vision, src.methods
 from src.cli import cli_main
 
-bench, features, accelerator, out, ckpt_from = sys.argv[1:6]
-static, adaptive = json.loads(sys.argv[6]), json.loads(sys.argv[7])
+bench, accelerator, out, ckpt_from = sys.argv[1:5]
+static, adaptive = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 common = ["--trainer.accelerator", accelerator, "--trainer.devices", "1", "--trainer.enable_progress_bar", "false",
           "--results_dir", f"{out}/results", "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "4",
           "--data.init_args.adapt_batch_size", "4", "--seed_everything", "0"]
@@ -59,7 +59,7 @@ if "clip" in bench:
     common += ["--model.init_args.modelpool.init_args.head_cache_dir", f"{out}/heads"]
 reports = {}
 for method in static + adaptive:
-    args = ["--config", bench, "--config", f"configs/text/{method}.yaml"] + (["--config", features] if method.startswith("dawe") else []) + common
+    args = ["--config", bench, "--config", f"configs/methods/{method}.yaml"] + common
     if method in static:
         reports[method] = cli_main(["test", *args]).model.test_report
         continue
@@ -94,9 +94,9 @@ print("REPORTS " + json.dumps(reports))
 
 
 def run_methods(family: str, accelerator: str, out: Path, env: dict, ckpt_from: Path | None = None) -> dict:
-    bench, features = FAMILIES[family]
+    bench = FAMILIES[family]
     static = [] if ckpt_from else STATIC
-    command = [sys.executable, "-c", RUN, bench, features, accelerator, str(out), str(ckpt_from or "-"), json.dumps(static), json.dumps(ADAPTIVE)]
+    command = [sys.executable, "-c", RUN, bench, accelerator, str(out), str(ckpt_from or "-"), json.dumps(static), json.dumps(ADAPTIVE)]
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{family} on {accelerator} failed:\n{proc.stderr[-3000:]}")

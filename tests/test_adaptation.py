@@ -20,7 +20,7 @@ def _report(tmp_path, method):
 
 def test_dawe_at_init_predicts_task_arithmetic(tiny_pool, data_config, tmp_path):
     for method in ("task_arithmetic", "dawe_task_wise"):
-        run_cli(["test", "--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
+        run_cli(["test", "--config", str(data_config), "--config", str(ROOT / f"configs/methods/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
     ta, dawe = _report(tmp_path, "task_arithmetic"), _report(tmp_path, "dawe_task_wise_start")  # no --ckpt_path: the start
     for task in TASKS:
         assert dawe[task]["accuracy"] == ta[task]["accuracy"]
@@ -29,7 +29,7 @@ def test_dawe_at_init_predicts_task_arithmetic(tiny_pool, data_config, tmp_path)
 
 @pytest.mark.parametrize("method", ["adamerging_task_wise", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise"])
 def test_adapt_then_test_from_checkpoint(method, tiny_pool, data_config, tmp_path):
-    args = ["--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path)
+    args = ["--config", str(data_config), "--config", str(ROOT / f"configs/methods/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path)
     cli = run_cli(["fit"] + args + FIT_STEPS)
     trainable = {n for n, p in cli.model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(("lambdas", "hypernetwork")) for n in trainable)
@@ -49,9 +49,9 @@ def test_adapt_then_test_from_checkpoint(method, tiny_pool, data_config, tmp_pat
 
 def test_task_wise_checkpoint_refused_by_layer_wise_run(tiny_pool, data_config, tmp_path):
     base = ["--config", str(data_config)] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path)
-    run_cli(["fit", "--config", str(ROOT / "configs/text/dawe_task_wise.yaml")] + base + FIT_STEPS)
+    run_cli(["fit", "--config", str(ROOT / "configs/methods/dawe_task_wise.yaml")] + base + FIT_STEPS)
     with pytest.raises(IncompatibleCheckpointError, match="task_wise.*layer_wise"):
-        run_cli(["test", "--config", str(ROOT / "configs/text/dawe_layer_wise.yaml")] + base + ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")])
+        run_cli(["test", "--config", str(ROOT / "configs/methods/dawe_layer_wise.yaml")] + base + ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")])
 
 
 def _saved_tasks(root, shuffle_labels: bool):
@@ -84,7 +84,7 @@ def test_shuffled_labels_leave_adapted_coefficients_unchanged(method, tiny_pool,
         overrides = pool_overrides(pool) + [
             "--model.init_args.modelpool.init_args.experts", json.dumps({"animals": f"{pool['experts_dir']}/rotten_tomatoes", "colours": f"{pool['experts_dir']}/election_tweets"})
         ]  # fmt: skip
-        cli = run_cli(["fit", "--config", str(root / "data.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml")] + overrides + quiet_trainer(root) + FIT_STEPS)
+        cli = run_cli(["fit", "--config", str(root / "data.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")] + overrides + quiet_trainer(root) + FIT_STEPS)
         results.append({n: p.detach().clone() for n, p in cli.model.named_parameters() if p.requires_grad})
     assert results[0].keys() == results[1].keys()
     for name in results[0]:
@@ -101,7 +101,7 @@ def test_backward_per_task_gives_the_same_adaptation(method, tiny_pool, data_con
     """Per-task backward with accumulated gradients reaches the same trainable state as one backward over all tasks."""
     states = []
     for per_task in ("false", "true"):
-        cli = run_cli(["fit", "--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml"), *pool_overrides(tiny_pool),
+        cli = run_cli(["fit", "--config", str(data_config), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *pool_overrides(tiny_pool),
                        *quiet_trainer(tmp_path / per_task), *FIT_STEPS, "--model.init_args.backward_per_task", per_task])  # fmt: skip
         assert cli.model.automatic_optimization == (per_task == "false") and cli.trainer.global_step == 3
         states.append({n: p.detach().clone() for n, p in cli.model.named_parameters() if p.requires_grad})

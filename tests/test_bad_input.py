@@ -18,7 +18,7 @@ from tests.conftest import ROOT, TASKS, TEXT_POOL, perturbed_copy, pool_override
 
 
 def _test(config: str, data, pool, tmp_path, extra: list[str] = []):
-    return run_cli(["test", "--config", str(data), "--config", str(ROOT / f"configs/text/{config}.yaml")] + pool_overrides(pool) + quiet_trainer(tmp_path) + extra)
+    return run_cli(["test", "--config", str(data), "--config", str(ROOT / f"configs/methods/{config}.yaml")] + pool_overrides(pool) + quiet_trainer(tmp_path) + extra)
 
 
 def test_expert_of_another_architecture_is_named(tiny_pool, tmp_path):
@@ -70,7 +70,7 @@ def test_unreadable_dataset_folder(tiny_pool, tmp_path):
 
 def test_checkpoint_for_another_task_order_is_refused(tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml")
-    fit = ["fit", "--config", str(data), "--config", str(ROOT / "configs/text/adamerging_task_wise.yaml"), "--trainer.max_steps", "1"]
+    fit = ["fit", "--config", str(data), "--config", str(ROOT / "configs/methods/adamerging_task_wise.yaml"), "--trainer.max_steps", "1"]
     run_cli(fit + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
     swapped = small_data_config(tmp_path / "swapped.yaml", tasks=list(reversed(TASKS)))
     with pytest.raises(IncompatibleCheckpointError, match="tasks .* differ .*order must match"):
@@ -94,7 +94,7 @@ def _fit_poisoned(tiny_pool, tmp_path, step: int):
         {"class_path": "tests.test_bad_input.PoisonAtStep", "init_args": {"step": step}}]}}  # fmt: skip
     (tmp_path / "trainer.yaml").write_text(yaml.safe_dump(trainer))
     data = small_data_config(tmp_path / "data.yaml")
-    args = ["fit", "--config", str(data), "--config", str(ROOT / "configs/text/adamerging_task_wise.yaml"), "--config", str(tmp_path / "trainer.yaml")]
+    args = ["fit", "--config", str(data), "--config", str(ROOT / "configs/methods/adamerging_task_wise.yaml"), "--config", str(tmp_path / "trainer.yaml")]
     run_cli(args + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
 
 

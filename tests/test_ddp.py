@@ -27,7 +27,7 @@ def _run(args: list[str], results, runs) -> dict:
 @pytest.mark.parametrize("method", ["task_arithmetic", "dawe_task_wise"])
 def test_two_process_test_report_equals_single_process(method, tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml", max_test=7)  # odd: a padding sampler would count one twice
-    base = ["test", "--config", str(data), "--config", f"configs/text/{method}.yaml", *pool_overrides(tiny_pool)]
+    base = ["test", "--config", str(data), "--config", f"configs/methods/{method}.yaml", *pool_overrides(tiny_pool)]
     _run(base, tmp_path / "single", tmp_path / "runs1")
     _run(base + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs2")
     name = f"{method}_start" if method.startswith("dawe") else method  # no --ckpt_path: DAWE's un-adapted start
@@ -43,7 +43,7 @@ def test_ddp_without_disabling_lightning_sampler_is_refused(tiny_pool, tmp_path)
     data = small_data_config(tmp_path / "data.yaml", max_test=7)
     env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
     proc = subprocess.run(
-        [sys.executable, "main.py", "test", "--config", str(data), "--config", "configs/text/pretrained.yaml", *pool_overrides(tiny_pool),
+        [sys.executable, "main.py", "test", "--config", str(data), "--config", "configs/methods/pretrained.yaml", *pool_overrides(tiny_pool),
          "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.enable_progress_bar", "false",
          "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -59,7 +59,7 @@ def test_two_process_fit_runs_and_rank_zero_alone_writes(config, tiny_pool, tmp_
     data = small_data_config(tmp_path / "data.yaml", max_test=7)
     extra = ["--model.init_args.task", "election_tweets", "--model.init_args.modelpool.init_args.experts_dir", str(tmp_path / "experts")] if config == "expert" else []
     validate_every = "1.0" if config == "expert" else "2"  # experts validate per epoch, adaptation per steps
-    fit = ["fit", "--config", str(data), "--config", f"configs/text/{config}.yaml", *pool_overrides(tiny_pool), *extra,
+    fit = ["fit", "--config", str(data), "--config", f"configs/methods/{config}.yaml", *pool_overrides(tiny_pool), *extra,
            "--trainer", "configs/trainer/ddp.yaml", "--trainer.max_steps", "2", "--trainer.val_check_interval", validate_every,
            "--trainer.limit_val_batches", "1"]  # fmt: skip
     _run(fit, tmp_path / "results", tmp_path / "runs")
@@ -69,7 +69,7 @@ def test_two_process_fit_runs_and_rank_zero_alone_writes(config, tiny_pool, tmp_
         assert (tmp_path / "experts/election_tweets/model.safetensors").exists()
         return
     assert len((tmp_path / "results/tiny/dawe_task_wise/adaptation.csv").read_text().splitlines()) == 2  # header + step 2
-    test = ["test", "--config", str(data), "--config", "configs/text/dawe_task_wise.yaml", *pool_overrides(tiny_pool), "--ckpt_path", str(checkpoint)]
+    test = ["test", "--config", str(data), "--config", "configs/methods/dawe_task_wise.yaml", *pool_overrides(tiny_pool), "--ckpt_path", str(checkpoint)]
     _run(test, tmp_path / "single", tmp_path / "runs_test1")
     _run(test + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs_test2")
     single = json.loads((tmp_path / "single/tiny/dawe_task_wise/report.json").read_text())
@@ -87,7 +87,7 @@ def test_two_process_fit_runs_and_rank_zero_alone_writes(config, tiny_pool, tmp_
 
 def test_two_process_predict_writes_every_input_once_as_single_process(tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml", max_test=7)  # odd: each rank holds another number of inputs
-    base = ["predict", "--config", str(data), "--config", "configs/text/task_arithmetic.yaml", *pool_overrides(tiny_pool)]
+    base = ["predict", "--config", str(data), "--config", "configs/methods/task_arithmetic.yaml", *pool_overrides(tiny_pool)]
     _run(base, tmp_path / "single", tmp_path / "runs1")
     _run(base + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs2")
     rows = [[json.loads(line) for line in (tmp_path / run / "tiny/task_arithmetic/predictions.jsonl").read_text().splitlines()] for run in ("single", "ddp")]

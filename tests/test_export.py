@@ -34,7 +34,7 @@ def plain_text_accuracy(folder: Path, texts: list[str], labels: list[int], task:
 
 
 def _run(subcommand: str, method: str, data: Path, pool: dict, tmp_path: Path, *extra: str):
-    return run_cli([subcommand, "--config", str(data), "--config", str(ROOT / f"configs/text/{method}.yaml"), *pool_overrides(pool),
+    return run_cli([subcommand, "--config", str(data), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *pool_overrides(pool),
                     *quiet_trainer(tmp_path), *extra])  # fmt: skip
 
 
@@ -110,7 +110,7 @@ print(json.dumps(out))
 @pytest.mark.parametrize("mode", ["task_wise", "layer_wise"])
 def test_dawe_folder_runs_in_a_fresh_process_without_a_taskpool(mode, tiny_pool, data_config, tmp_path):
     method = f"dawe_{mode}"
-    features = ["--model.init_args.feature_extractor.init_args.model", tiny_pool["pretrained"], "--model.init_args.lr", "1e-2"]
+    features = ["--features.init_args.model", tiny_pool["pretrained"], "--model.init_args.lr", "1e-2"]
     _run("fit", method, data_config, tiny_pool, tmp_path, *features, "--trainer.max_steps", "3", "--trainer.limit_val_batches", "0")
     cli = _run("test", method, data_config, tiny_pool, tmp_path, *features, "--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt"),
                "--export_dir", str(tmp_path / "dawe"))  # fmt: skip
@@ -166,7 +166,7 @@ def test_predict_writes_one_row_per_input_with_probabilities_and_dawe_coefficien
         assert sum(p == y for p, y in zip(predicted, labels)) / len(labels) == cli.model.test_report[task]["accuracy"]
     lines = [{"text": "a wonderful, moving film", "task": TASKS[0]}, {"text": "thank you! join me at my rally"}]
     (tmp_path / "mine.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    features = ["--model.init_args.feature_extractor.init_args.model", tiny_pool["pretrained"]]
+    features = ["--features.init_args.model", tiny_pool["pretrained"]]
     _run("predict", "dawe_task_wise", data_config, tiny_pool, tmp_path, *features, "--data.init_args.predict_file", str(tmp_path / "mine.jsonl"),
          "--data.init_args.predict_task", TASKS[1])  # fmt: skip
     rows = [json.loads(line) for line in (tmp_path / "results/tiny/dawe_task_wise_start/predictions.jsonl").read_text().splitlines()]
@@ -187,7 +187,7 @@ def test_validate_evaluates_the_held_out_training_examples(tiny_pool, data_confi
 
 def test_a_bad_predict_file_is_one_line(tiny_pool, data_config, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": "fine", "task": "rotten_tomatoes"}\n{"txt": "no text key"}\n')
-    args = ["predict", "--config", str(data_config), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), *pool_overrides(tiny_pool),
+    args = ["predict", "--config", str(data_config), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml"), *pool_overrides(tiny_pool),
             *quiet_trainer(tmp_path), "--data.init_args.predict_file", str(tmp_path / "bad.jsonl")]  # fmt: skip
     done = subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2

@@ -20,10 +20,10 @@ def reported(accuracy: float) -> float:
 
 def _vision_run(subcommand: str, method: str, root, tmp_path, *extra: str):
     features = json.dumps({"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(root / "resnet")}})
-    common = ["--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+    common = ["--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *QUIET,
               "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
     if method.startswith("dawe"):
-        common += ["--model.init_args.feature_extractor", features]
+        common += ["--features", features]
     return run_cli([subcommand, *common, *extra])
 
 
@@ -75,7 +75,7 @@ def test_clip_predict_reads_a_folder_of_images(vision, tmp_path):  # noqa: F811
 
 
 def _t5_run(subcommand: str, method: str, root, tmp_path, *extra: str):
-    return run_cli([subcommand, "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+    return run_cli([subcommand, "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *QUIET,
                     "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"), *extra])  # fmt: skip
 
 

@@ -77,13 +77,13 @@ from src.cli import cli_main
 
 glue, reference = sys.argv[1], sys.argv[2]
 quiet = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
-dawe = ["configs/flan_t5/msmarco_minilm.yaml", "configs/schedules/dawe_reference.yaml"]
+dawe = ["configs/schedules/dawe_reference.yaml"]
 methods = [(m, []) for m in ("pretrained", "individual", "simple_average", "task_arithmetic", "ties", "adamerging_task_wise", "adamerging_layer_wise")]
 methods += [(m, dawe) for m in ("dawe_task_wise", "dawe_layer_wise")]
 
 
 def configured(bench, method, overlays, extra=()):
-    args = ["--config", f"configs/flan_t5/{bench}.yaml", "--config", f"configs/text/{method}.yaml"]
+    args = ["--config", f"configs/benchmarks/flan_t5_{bench}.yaml", "--config", f"configs/methods/{method}.yaml"]
     for overlay in overlays:
         args += ["--config", overlay]
     cli = cli_main([*args, *quiet, *extra], run=False)

@@ -21,11 +21,11 @@ import src.methods
 from src.cli import cli_main
 
 out = sys.argv[1]
-common = ["--config", "configs/gpt2_glue/benchmark.yaml", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+common = ["--config", "configs/benchmarks/gpt2_glue.yaml", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
           "--results_dir", f"{out}/results", "--data.init_args.batch_size", "4", "--data.init_args.adapt_batch_size", "4"]
 reports = {}
 for method in ("pretrained", "individual", "task_arithmetic", "dawe_task_wise"):
-    args = [*common, "--config", f"configs/text/{method}.yaml"]
+    args = [*common, "--config", f"configs/methods/{method}.yaml"]
     if method.startswith("dawe"):
         run = f"{out}/runs/{method}"
         cli_main(["fit", *args, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", run])

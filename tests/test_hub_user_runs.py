@@ -37,8 +37,7 @@ import src.families.seq2seq, src.families.vision, src.methods
 from src.cli import cli_main
 
 family, out = sys.argv[1], sys.argv[2]
-bench, features = {"clip": ("configs/clip/vit_b32.yaml", "configs/clip/resnet18.yaml"),
-                   "flan_t5": ("configs/flan_t5/base.yaml", "configs/flan_t5/msmarco_minilm.yaml")}[family]
+bench = {"clip": "configs/benchmarks/clip_vit_b32.yaml", "flan_t5": "configs/benchmarks/flan_t5_base.yaml"}[family]
 common = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--results_dir", f"{out}/results",
           "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "4", "--data.init_args.adapt_batch_size", "4"]
 if family == "clip":
@@ -46,7 +45,7 @@ if family == "clip":
 adapt = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1"]
 runs = {}
 for method in ("pretrained", "individual", "task_arithmetic", "adamerging_task_wise", "dawe_task_wise", "dawe_layer_wise"):
-    args = ["--config", bench, "--config", f"configs/text/{method}.yaml"] + (["--config", features] if method.startswith("dawe") else []) + common
+    args = ["--config", bench, "--config", f"configs/methods/{method}.yaml"] + common
     start = time.perf_counter()
     if method.startswith(("adamerging", "dawe")):
         run = f"{out}/runs/{method}"
@@ -88,8 +87,8 @@ def test_every_method_runs_on_the_paper_config_online_and_offline_from_a_filled_
 @pytest.mark.parametrize("family,method", [("flan_t5", "task_arithmetic"), ("clip", "task_arithmetic")])
 def test_main_py_online_with_the_hub_out_of_reach(user_hub, family, method, tmp_path):
     """`python main.py test` itself, as the failing report ran it (exit 2: adapters loaded as full models)."""
-    bench = {"clip": "configs/clip/vit_b32.yaml", "flan_t5": "configs/flan_t5/base.yaml"}[family]
-    command = [sys.executable, "main.py", "test", "--config", bench, "--config", f"configs/text/{method}.yaml", "--trainer.accelerator", "cpu",
+    bench = {"clip": "configs/benchmarks/clip_vit_b32.yaml", "flan_t5": "configs/benchmarks/flan_t5_base.yaml"}[family]
+    command = [sys.executable, "main.py", "test", "--config", bench, "--config", f"configs/methods/{method}.yaml", "--trainer.accelerator", "cpu",
                "--trainer.enable_progress_bar", "false", "--results_dir", str(tmp_path / "results"), "--data.init_args.num_workers", "0",
                "--model.init_args.modelpool.init_args.head_cache_dir" if family == "clip" else "--seed_everything",
                str(tmp_path / "heads") if family == "clip" else "0"]  # fmt: skip

@@ -22,7 +22,7 @@ def lora_experts(tiny_pool, tmp_path_factory):
     data = small_data_config(root / "data.yaml")
     experts = root / "experts"
     for task in TASKS:
-        run_cli(["fit", "--config", str(data), "--config", str(ROOT / "configs/text/expert.yaml"), *pool_overrides(tiny_pool), *LORA,
+        run_cli(["fit", "--config", str(data), "--config", str(ROOT / "configs/methods/expert.yaml"), *pool_overrides(tiny_pool), *LORA,
                  "--model.init_args.modelpool.init_args.experts_dir", str(experts), "--model.init_args.task", task, "--model.init_args.lr", "1e-2",
                  *quiet_trainer(root / task), "--trainer.max_steps", "3"])  # fmt: skip
     return {"pretrained": tiny_pool["pretrained"], "experts_dir": str(experts), "data": data, "root": root}
@@ -49,7 +49,7 @@ def test_fit_saves_an_adapter_whose_factors_are_the_merged_minus_base_delta(lora
 @pytest.mark.parametrize("method", ["individual", "task_arithmetic", "ties", "dawe_layer_wise"])
 def test_every_method_runs_on_lora_experts(method, lora_experts, tmp_path):
     pool = {k: lora_experts[k] for k in ("pretrained", "experts_dir")}
-    common = ["--config", str(lora_experts["data"]), "--config", str(ROOT / f"configs/text/{method}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
+    common = ["--config", str(lora_experts["data"]), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
     extra = []
     if method.startswith("dawe"):
         run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"])
@@ -109,7 +109,7 @@ def test_an_adapter_for_another_architecture_through_the_cli_is_one_line_and_kee
     t5.save_pretrained(experts / TASKS[0])
     before = _sentinel(tmp_path / "results")
     pool = {"pretrained": lora_experts["pretrained"], "experts_dir": str(experts)}
-    args = ["test", "--config", str(lora_experts["data"]), "--config", str(ROOT / "configs/text/task_arithmetic.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
+    args = ["test", "--config", str(lora_experts["data"]), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
     proc = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if k != "MERGE_DEBUG"})  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]

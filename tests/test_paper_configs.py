@@ -66,16 +66,18 @@ from src.cli import cli_main
 out = []
 methods = [("pretrained", []), ("individual", []), ("simple_average", []), ("task_arithmetic", []), ("ties", []),
            ("adamerging_task_wise", []), ("adamerging_layer_wise", [])]
-methods += [(m, [f"configs/clip/{r}.yaml"]) for m in ("dawe_task_wise", "dawe_layer_wise") for r in ("resnet18", "resnet50")]
+methods += [(m, overlays) for m in ("dawe_task_wise", "dawe_layer_wise") for overlays in ([], ["configs/features/resnet50.yaml"])]
 for bench in ("vit_b32", "vit_l14"):
     for method, overlays in methods:
-        args = ["--config", f"configs/clip/{bench}.yaml", "--config", f"configs/text/{method}.yaml"]
+        args = ["--config", f"configs/benchmarks/clip_{bench}.yaml", "--config", f"configs/methods/{method}.yaml"]
         for o in overlays:
-            args += ["--config", o, "--config", "configs/schedules/dawe_reference.yaml"]
+            args += ["--config", o]
+        if method.startswith("dawe"):
+            args += ["--config", "configs/schedules/dawe_reference.yaml"]
         cli = cli_main(args, run=False)
         pool = cli.model.modelpool
         fx = getattr(cli.model, "feature_extractor", None)
-        out.append({"bench": bench, "method": type(cli.model).__name__, "pretrained": pool.pretrained, "tasks": cli.datamodule.task_names,
+        out.append({"bench": bench, "method": type(cli.model).__name__, "overlays": overlays, "pretrained": pool.pretrained, "tasks": cli.datamodule.task_names,
                     "experts": pool.experts, "features": None if fx is None else [fx.name, fx.dim]})
     model = pool.load_pretrained()
     vectors = pool.task_vectors(cli.datamodule.task_names[:2], model)
@@ -96,7 +98,8 @@ def test_every_clip_paper_config_instantiates_and_loads_through_the_hub_cache(cl
         assert row["pretrained"] == f"openai/{size}" and row["tasks"] == CLIP_TASKS
         assert row["experts"] == {t: f"tanganke/{size}_{t.replace('_', '-')}" for t in CLIP_TASKS}
         if row["method"] == "DAWE":
-            assert row["features"] in (["microsoft/resnet-18", 512], ["microsoft/resnet-50", 2048])
+            # the benchmark names ResNet-18 (the reference's); the overlay swaps in ResNet-50
+            assert row["features"] == (["microsoft/resnet-50", 2048] if row["overlays"] else ["microsoft/resnet-18", 512])
     for row in (r for r in rows if "merged" in r):
         assert row["merged"] > 0 and row["vision_only"]
 

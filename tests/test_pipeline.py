@@ -15,7 +15,7 @@ report_class = {"pretrained": "Pretrained", "individual": "Individual", "simple_
 @pytest.mark.parametrize("method", STATIC)
 def test_static_method_writes_report(method, tiny_pool, data_config, tmp_path):
     cli = run_cli(
-        ["test", "--config", str(data_config), "--config", str(ROOT / f"configs/text/{method}.yaml")]
+        ["test", "--config", str(data_config), "--config", str(ROOT / f"configs/methods/{method}.yaml")]
         + pool_overrides(tiny_pool)
         + quiet_trainer(tmp_path)
     )
@@ -36,7 +36,7 @@ def test_static_method_writes_report(method, tiny_pool, data_config, tmp_path):
 def test_expert_fit_saves_loadable_expert(tiny_pool, data_config, tmp_path):
     experts_dir = tmp_path / "new_experts"
     run_cli(
-        ["fit", "--config", str(data_config), "--config", str(ROOT / "configs/text/expert.yaml")]
+        ["fit", "--config", str(data_config), "--config", str(ROOT / "configs/methods/expert.yaml")]
         + pool_overrides(tiny_pool)
         + ["--model.init_args.modelpool.init_args.experts_dir", str(experts_dir), "--model.init_args.task", "election_tweets"]
         + quiet_trainer(tmp_path)
@@ -57,7 +57,7 @@ def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
     from src.families.text import TextModelPool, TextTask, TextTaskPool
     from src.methods import TaskArithmetic
 
-    run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/text/task_arithmetic.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
+    run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
     cli_report = json.loads((tmp_path / "results/tiny/task_arithmetic/report.json").read_text())
     data_args = yaml.safe_load(data_config.read_text())["data"]["init_args"]
     taskpool = TextTaskPool(**{**data_args, "tasks": [TextTask(**t) for t in data_args["tasks"]]})
@@ -72,7 +72,7 @@ def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
 def test_run_folders_follow_benchmark_and_method_unless_given(tiny_pool, data_config, tmp_path, monkeypatch):
     """Method configs name no run folder: a run of any benchmark never writes into another benchmark's runs."""
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "--config", str(data_config), "--config", str(ROOT / "configs/text/adamerging_task_wise.yaml"), *pool_overrides(tiny_pool),
+    args = ["fit", "--config", str(data_config), "--config", str(ROOT / "configs/methods/adamerging_task_wise.yaml"), *pool_overrides(tiny_pool),
             "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--results_dir", str(tmp_path / "results"),
             "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"]  # fmt: skip
     run_cli(args)

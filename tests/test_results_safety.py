@@ -35,7 +35,7 @@ def _main(args: list[str], env: dict | None = None) -> subprocess.CompletedProce
 
 
 def _args(subcommand: str, method: str, data: Path, pool: dict, tmp_path: Path) -> list[str]:
-    return [subcommand, "--config", str(data), "--config", str(ROOT / f"configs/text/{method}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
+    return [subcommand, "--config", str(data), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
 
 
 def test_testing_the_unadapted_start_never_replaces_the_adapted_report(tiny_pool, tmp_path):

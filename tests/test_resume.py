@@ -53,7 +53,7 @@ def test_resumed_run_equals_uninterrupted_run(config, every, max_test, tiny_pool
 
     def fit(name: str, trainer_yaml, more: list[str] = []):
         root = tmp_path / name
-        args = ["fit", "--config", str(data), "--config", str(ROOT / f"configs/text/{config}.yaml"), "--config", str(trainer_yaml)]
+        args = ["fit", "--config", str(data), "--config", str(ROOT / f"configs/methods/{config}.yaml"), "--config", str(trainer_yaml)]
         args += pool_overrides(tiny_pool) + quiet_trainer(root) + extra + more
         args += ["--model.init_args.modelpool.init_args.experts_dir", tiny_pool["experts_dir"]] if config != "expert" else [
             "--model.init_args.modelpool.init_args.experts_dir", str(root / "experts")]

@@ -45,7 +45,7 @@ def t5(tmp_path_factory):
     }  # fmt: skip
     (root / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))
     for task in ("rotten_tomatoes", "election_tweets"):
-        run_cli(["fit", "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / "configs/text/expert.yaml"), "--model.init_args.task", task,
+        run_cli(["fit", "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / "configs/methods/expert.yaml"), "--model.init_args.task", task,
                  "--model.init_args.lr", "1e-2", "--trainer.max_steps", "3", "--trainer.default_root_dir", str(root / "runs" / task),
                  "--results_dir", str(root / "results"), *QUIET])  # fmt: skip
     return root
@@ -83,7 +83,7 @@ def test_lora_experts_are_factored_on_q_and_v_of_encoder_and_decoder(t5):
 
 @pytest.mark.parametrize("method", ["individual", "task_arithmetic", "adamerging_layer_wise", "dawe_task_wise"])
 def test_methods_run_on_the_text_to_text_family(method, t5, tmp_path):
-    common = ["--config", str(t5 / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+    common = ["--config", str(t5 / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *QUIET,
               "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
     extra = []
     if "_wise" in method:
@@ -103,7 +103,7 @@ def test_methods_run_on_the_text_to_text_family(method, t5, tmp_path):
 @pytest.mark.parametrize("method", ["pretrained", "ties", "dawe_task_wise"])
 def test_methods_evaluate_by_generation(method, t5, tmp_path):
     """Greedy decoding with exact match flows through static merges and DAWE's exact per-sample merging alike."""
-    common = ["--config", str(t5 / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+    common = ["--config", str(t5 / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *QUIET,
               "--model.init_args.modelpool.init_args.evaluate_by", "generation", "--model.init_args.modelpool.init_args.max_new_tokens", "3",
               "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
     extra = []
@@ -127,7 +127,7 @@ def test_a_regression_task_reports_spearman_of_generated_numbers(t5, tmp_path, c
     benchmark = yaml.safe_load((t5 / "benchmark.yaml").read_text())
     benchmark["data"]["init_args"]["tasks"] = [TASKS[0], stsb]  # a list given on the command line would merge item by item
     (tmp_path / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))
-    cli = run_cli(["test", "--config", str(tmp_path / "benchmark.yaml"), "--config", str(ROOT / "configs/text/pretrained.yaml"), *QUIET,
+    cli = run_cli(["test", "--config", str(tmp_path / "benchmark.yaml"), "--config", str(ROOT / "configs/methods/pretrained.yaml"), *QUIET,
                    "--model.init_args.modelpool.init_args.evaluate_by", "generation",
                    "--model.init_args.modelpool.init_args.max_new_tokens", "3", "--results_dir", str(tmp_path / "results")])  # fmt: skip
     rounded = [0.0, 0.5, 0.9, 1.4, 1.8, 2.3, 2.7, 3.2, 3.6, 4.1, 4.5, 5.0]  # i / 2.2 written "{:.1f}" and read back, as the reference scored

@@ -114,7 +114,7 @@ def test_task_arithmetic_is_a_hand_merge_of_the_bodies_with_each_head_untouched(
 
 
 def _run(subcommand: str, method: str, root: Path, tmp_path: Path, *extra: str):
-    return run_cli([subcommand, "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), *QUIET,
+    return run_cli([subcommand, "--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *QUIET,
                     "--trainer.default_root_dir", str(tmp_path / "runs" / method), "--results_dir", str(tmp_path / "results"), *extra])  # fmt: skip
 
 
@@ -125,8 +125,7 @@ def test_every_method_runs_and_dawe_exports_a_folder_that_needs_no_experts(gpt2,
 
     for method in ("pretrained", "individual", "simple_average", "ties"):
         _run("test", method, gpt2, tmp_path)
-    features = ["--model.init_args.feature_extractor.init_args.model", str(ROOT / "tests")]  # replaced below
-    features = ["--model.init_args.feature_extractor", json.dumps({"class_path": "src.families.text.SentenceFeatures"})]
+    features = ["--features", json.dumps({"class_path": "src.families.text.SentenceFeatures"})]
     for method in ("adamerging_layer_wise", "dawe_task_wise"):
         extra = features if method.startswith("dawe") else []
         _run("fit", method, gpt2, tmp_path, *extra, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--model.init_args.lr", "1e-2")
@@ -175,7 +174,7 @@ def test_fit_of_an_expert_saves_a_classifier_with_its_own_head(gpt2, tmp_path):
 
     from src.methods import Individual
 
-    run_cli(["fit", "--config", str(gpt2 / "benchmark.yaml"), "--config", str(ROOT / "configs/text/expert.yaml"), *QUIET,
+    run_cli(["fit", "--config", str(gpt2 / "benchmark.yaml"), "--config", str(ROOT / "configs/methods/expert.yaml"), *QUIET,
              "--model.init_args.task", "reuters_r8", "--model.init_args.modelpool.init_args.experts_dir", str(tmp_path / "experts"),
              "--trainer.max_steps", "3", "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")])  # fmt: skip
     folder = tmp_path / "experts/reuters_r8"

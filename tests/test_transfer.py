@@ -24,7 +24,7 @@ def wider_pool(tmp_path_factory):
 
 
 def _dawe(config: str, pool, data_config, tmp_path, extra=()):
-    return ["--config", str(data_config), "--config", str(ROOT / f"configs/text/{config}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path), *extra]
+    return ["--config", str(data_config), "--config", str(ROOT / f"configs/methods/{config}.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path), *extra]
 
 
 def test_task_wise_hypernetwork_transfers_to_another_primary_model(tiny_pool, wider_pool, data_config, tmp_path):

@@ -130,7 +130,7 @@ def test_a_truncated_head_cache_through_the_cli_is_a_warning_and_a_rebuild(visio
     import sys
 
     heads = tmp_path / "heads"
-    common = ["--config", str(vision / "benchmark.yaml"), "--config", str(ROOT / "configs/text/pretrained.yaml"), "--trainer.accelerator", "cpu",
+    common = ["--config", str(vision / "benchmark.yaml"), "--config", str(ROOT / "configs/methods/pretrained.yaml"), "--trainer.accelerator", "cpu",
               "--trainer.enable_progress_bar", "false", "--results_dir", str(tmp_path / "results"),
               "--model.init_args.modelpool.init_args.head_cache_dir", str(heads)]  # fmt: skip
     run = lambda: subprocess.run([sys.executable, "main.py", "test", *common], cwd=ROOT, capture_output=True, text=True, timeout=300,  # noqa: E731
@@ -149,11 +149,11 @@ def test_a_truncated_head_cache_through_the_cli_is_a_warning_and_a_rebuild(visio
 
 @pytest.mark.parametrize("method", ["pretrained", "individual", "task_arithmetic", "dawe_task_wise"])
 def test_methods_run_on_the_clip_family(method, vision, tmp_path):
-    common = ["--config", str(vision / "benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml"), "--trainer.accelerator", "cpu",
+    common = ["--config", str(vision / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), "--trainer.accelerator", "cpu",
               "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
     extra = []
     if method.startswith("dawe"):
-        common += ["--model.init_args.feature_extractor", json.dumps({"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(vision / "resnet")}})]
+        common += ["--features", json.dumps({"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(vision / "resnet")}})]
         run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"])
         extra = ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")]
     cli = run_cli(["test", *common, *extra])

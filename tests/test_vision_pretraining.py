@@ -82,10 +82,10 @@ def test_offline_vision_benchmark_stacks_before_every_method(method, tmp_path):
     from src.cli import cli_main
     from tests.conftest import ROOT
 
-    args = ["--config", str(ROOT / "configs/vision/benchmark.yaml"), "--config", str(ROOT / f"configs/text/{method}.yaml")]
+    args = ["--config", str(ROOT / "configs/benchmarks/vision_small.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")]
     if method.startswith("dawe"):
         resnet(out=str(tmp_path / "resnet"), steps=1, batch_size=4, per_set=2)
-        args += ["--config", str(ROOT / "configs/vision/resnet_small.yaml"), "--model.init_args.feature_extractor.init_args.model", str(tmp_path / "resnet")]
+        args += ["--features.init_args.model", str(tmp_path / "resnet")]
     cli = cli_main(args, run=False)
     pool, data = cli.model.modelpool, cli.datamodule
     assert type(pool).__name__ == "CLIPModelPool" and pool.pretrained == "models/vision_small/clip" and pool.experts_dir == "experts/vision_small"

@@ -4,12 +4,18 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from src.errors import check_number
+from src.errors import ConfigError, check_number
 from src.methods.adaptive import MergeMode, StoreDtype, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 from src.models.features import FeatureExtractor
 from src.models.hypernetwork import Hypernetwork
 from src.models.hypernetwork_io import load_into
+
+DAWE_NEEDS_FEATURES = (
+    "DAWE needs a frozen feature extractor for its hypernetwork, and none was given: name one under `features:` in the "
+    "benchmark config (as configs/benchmarks/*.yaml do), stack an overlay from configs/features/, or pass "
+    "--model.init_args.feature_extractor."
+)
 
 
 class DAWE(TestTimeAdaptation):
@@ -25,7 +31,7 @@ class DAWE(TestTimeAdaptation):
     def __init__(
         self,
         modelpool: ModelPool,
-        feature_extractor: FeatureExtractor,
+        feature_extractor: FeatureExtractor | None = None,
         mode: MergeMode = "task_wise",
         hidden_layers: int = 1,
         init_lambda: float = 0.3,
@@ -40,7 +46,8 @@ class DAWE(TestTimeAdaptation):
         """
         Args:
             feature_extractor: frozen features fed to the hypernetwork, from the batch's raw inputs (a family's own
-                view: a SentenceTransformer on texts, a ResNet on images).
+                view: a SentenceTransformer on texts, a ResNet on images). From the command line: the benchmark
+                config's `features` unless given here.
             mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
             lr: Adam learning rate of the adaptation.
             backward_per_task: backpropagate each task's batch on its own, gradients accumulated (the same gradients, one
@@ -57,6 +64,8 @@ class DAWE(TestTimeAdaptation):
         """
         super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, name=name or f"dawe_{mode}")
         check_number("model.init_args.hidden_layers", hidden_layers, 0)
+        if feature_extractor is None:
+            raise ConfigError(DAWE_NEEDS_FEATURES)
         self.feature_extractor = feature_extractor.requires_grad_(False)
         self.hidden_layers = hidden_layers
         self.init_lambda = init_lambda
