@@ -19,11 +19,8 @@ def reported(accuracy: float) -> float:
 
 
 def _vision_run(subcommand: str, method: str, root, tmp_path, *extra: str):
-    features = json.dumps({"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(root / "resnet")}})
     common = ["--config", str(root / "benchmark.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml"), *QUIET,
               "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
-    if method.startswith("dawe"):
-        common += ["--features", features]
     return run_cli([subcommand, *common, *extra])
 
 

@@ -11,7 +11,7 @@ import yaml
 from src.errors import UserFacingError
 from src.families.seq2seq import LabelWordHead, LabelWordTrainingHead, PromptTask, Seq2SeqModelPool, Seq2SeqTaskPool
 from src.merging.low_rank import LowRankDelta
-from tests.conftest import ROOT, run_cli
+from tests.conftest import MINILM_FEATURES, ROOT, run_cli
 
 TASKS = [
     {"name": "rotten_tomatoes", "template": "review: {text} sentiment:", "label_words": ["good", "bad"], "max_train": 24, "max_test": 8},
@@ -39,6 +39,7 @@ def t5(tmp_path_factory):
     lora = {"rank": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": ["q", "v"]}
     benchmark = {
         "seed_everything": 0,
+        "features": MINILM_FEATURES,
         "data": {"class_path": "src.families.seq2seq.Seq2SeqTaskPool", "init_args": {"benchmark": "tiny_t5", "batch_size": 4, "adapt_batch_size": 4, "val_size": 4, "tasks": TASKS}},
         "model": {"init_args": {"modelpool": {"class_path": "src.families.seq2seq.Seq2SeqModelPool",
                                               "init_args": {"pretrained": str(model), "experts_dir": str(root / "experts"), "max_length": 32, "lora": lora}}}},

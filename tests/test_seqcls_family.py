@@ -11,7 +11,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import MINILM_FEATURES, ROOT, run_cli
 from tests.hub_cache import gpt2_tokenizer
 
 TASKS = {"rotten_tomatoes": 2, "reuters_r8": 8}
@@ -48,6 +48,7 @@ def gpt2(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("seqcls")
     family = make_gpt2_family(root)
     benchmark = {
+        "features": MINILM_FEATURES,
         "data": {"class_path": "src.families.text.TextTaskPool",
                  "init_args": {"benchmark": "tiny_seqcls", "batch_size": 4, "adapt_batch_size": 4, "val_size": 4,
                                "tasks": [{"name": t, "max_train": 24, "max_test": 8} for t in TASKS]}},
@@ -125,12 +126,10 @@ def test_every_method_runs_and_dawe_exports_a_folder_that_needs_no_experts(gpt2,
 
     for method in ("pretrained", "individual", "simple_average", "ties"):
         _run("test", method, gpt2, tmp_path)
-    features = ["--features", json.dumps({"class_path": "src.families.text.SentenceFeatures"})]
     for method in ("adamerging_layer_wise", "dawe_task_wise"):
-        extra = features if method.startswith("dawe") else []
-        _run("fit", method, gpt2, tmp_path, *extra, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--model.init_args.lr", "1e-2")
+        _run("fit", method, gpt2, tmp_path, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--model.init_args.lr", "1e-2")
         export = ["--export_dir", str(tmp_path / "dawe")] if method.startswith("dawe") else []
-        cli = _run("test", method, gpt2, tmp_path, *extra, "--ckpt_path", str(tmp_path / "runs" / method / "checkpoints/last.ckpt"), *export)
+        cli = _run("test", method, gpt2, tmp_path, "--ckpt_path", str(tmp_path / "runs" / method / "checkpoints/last.ckpt"), *export)
     assert "transformer.wpe.weight" not in cli.model.merger.names and "base.wpe.weight" not in cli.model.merger.names, "positions: no expert changed them"
     table = (tmp_path / "results/tiny_seqcls/README.md").read_text()
     assert all(m in table for m in ("pretrained", "individual", "simple_average", "ties", "adamerging_layer_wise", "dawe_task_wise"))

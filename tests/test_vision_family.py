@@ -63,6 +63,7 @@ def vision(tmp_path_factory):
     tasks = [{"name": t, "hub_path": str(root / "data" / t), "image_column": "picture", "label_column": "digit", "templates": "digits", "max_test": 24}
              for t in ("digits", "mirrored")]  # fmt: skip
     benchmark = {
+        "features": {"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(root / "resnet")}},  # DAWE's view
         "data": {"class_path": "src.families.vision.ImageTaskPool", "init_args": {"benchmark": "tiny_vision", "batch_size": 8, "adapt_batch_size": 4, "tasks": tasks}},
         "model": {"init_args": {"modelpool": {"class_path": "src.families.vision.CLIPModelPool",
                                               "init_args": {"pretrained": str(clip), "experts_dir": str(root / "experts"), "head_cache_dir": str(root / "heads")}}}},
@@ -153,7 +154,6 @@ def test_methods_run_on_the_clip_family(method, vision, tmp_path):
               "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]  # fmt: skip
     extra = []
     if method.startswith("dawe"):
-        common += ["--features", json.dumps({"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(vision / "resnet")}})]
         run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"])
         extra = ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt")]
     cli = run_cli(["test", *common, *extra])
