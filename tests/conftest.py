@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random BERT models saved to temp dirs, small real tasks, CLI runner."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -102,3 +103,26 @@ def run_cli(args: list[str]):
     from src.cli import cli_main
 
     return cli_main(args)
+
+
+def method_config(name: str) -> str:
+    """The path of a method config, e.g. method_config("dawe_task_wise")."""
+    return str(ROOT / f"configs/methods/{name}.yaml")
+
+
+def run_test_stage(method: str, data, pool: dict[str, str], tmp_path: Path, extra: list[str] = []):
+    """`test` of a method on a tiny benchmark, in process."""
+    return run_cli(["test", "--config", str(data), "--config", method_config(method)] + pool_overrides(pool) + quiet_trainer(tmp_path) + extra)
+
+
+EARLIER_REPORT = {"method": "task_arithmetic", **{t: {"accuracy": 0.5, "loss": 1.0} for t in TASKS}, "average": {"accuracy": 0.5, "loss": 1.0}}
+
+
+def earlier_results(results: Path) -> dict[Path, bytes]:
+    """Reports (and a comparison table) of earlier runs of the tiny benchmark; returns each file's bytes, to compare after."""
+    for method in ("task_arithmetic", "ties", "dawe_task_wise", "pretrained"):
+        folder = results / "tiny" / method
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps({**EARLIER_REPORT, "method": method}))
+    (results / "tiny/README.md").write_text("# the comparison table of earlier runs\n")
+    return {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}

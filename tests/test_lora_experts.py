@@ -100,14 +100,14 @@ def test_an_adapter_for_another_architecture_through_the_cli_is_one_line_and_kee
     import peft
     from transformers import AutoModelForSeq2SeqLM
 
-    from tests.test_bad_input_cli import _sentinel
+    from tests.conftest import earlier_results
     from tests.test_seq2seq_family import make_tiny_t5
 
     experts = tmp_path / "experts"
     shutil.copytree(Path(lora_experts["experts_dir"]) / TASKS[1], experts / TASKS[1])
     t5 = peft.get_peft_model(AutoModelForSeq2SeqLM.from_pretrained(make_tiny_t5(tmp_path / "t5")), peft.LoraConfig(r=2, target_modules=["q", "v"]))
     t5.save_pretrained(experts / TASKS[0])
-    before = _sentinel(tmp_path / "results")
+    before = earlier_results(tmp_path / "results")
     pool = {"pretrained": lora_experts["pretrained"], "experts_dir": str(experts)}
     args = ["test", "--config", str(lora_experts["data"]), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml"), *pool_overrides(pool), *quiet_trainer(tmp_path)]
     proc = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,

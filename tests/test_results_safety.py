@@ -1,19 +1,117 @@
-"""Results are never lost: an un-adapted start never replaces an adapted report, a full disk fails in one line before
-any work (or, filling up after the evaluation, prints the report and names what is missing), and runs writing one
-benchmark at once neither collide nor leave an inconsistent table."""
+"""Results are never lost: an un-adapted start never replaces an adapted report; a full disk or an unwritable folder
+fails in one line before any work (or, filling up after the evaluation, prints the report and names what is missing);
+runs writing one benchmark at once neither collide nor leave an inconsistent table; a bad report is refused or skipped;
+adaptation that diverges stops and keeps the last good checkpoint."""
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
+import yaml
 
-from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, small_data_config
-from tests.test_bad_input_cli import _sentinel
+from src.methods.adaptive import AdaptationDiverged
+from src.run_checks import user_facing_cause
+from tests.conftest import (
+    ROOT,
+    TASKS,
+    earlier_results,
+    method_config,
+    pool_overrides,
+    quiet_trainer,
+    run_cli,
+    small_data_config,
+)
+
+
+class PoisonAtStep(L.Callback):
+    """Makes the coefficients NaN at a given step, as a diverging learning rate would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            pl_module.lambdas.data.fill_(math.nan)
+
+
+def _fit_poisoned(tiny_pool, tmp_path, step: int):
+    trainer = {"trainer": {"max_steps": 6, "val_check_interval": 2, "limit_val_batches": 1, "callbacks": [
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_top_k": -1, "save_last": True}},
+        {"class_path": "tests.test_results_safety.PoisonAtStep", "init_args": {"step": step}}]}}  # fmt: skip
+    (tmp_path / "trainer.yaml").write_text(yaml.safe_dump(trainer))
+    data = small_data_config(tmp_path / "data.yaml")
+    args = ["fit", "--config", str(data), "--config", str(ROOT / "configs/methods/adamerging_task_wise.yaml"), "--config", str(tmp_path / "trainer.yaml")]
+    run_cli(args + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
+
+
+def test_nan_coefficients_stop_and_keep_the_last_good_checkpoint(tiny_pool, tmp_path):
+    with pytest.raises(AdaptationDiverged, match=r"diverged at step 3 .*lambdas.*last good checkpoint is .*last\.ckpt"):
+        _fit_poisoned(tiny_pool, tmp_path, step=3)
+    kept = torch.load(tmp_path / "runs/checkpoints/last.ckpt", weights_only=True)
+    assert kept["global_step"] == 2 and torch.isfinite(kept["state_dict"]["lambdas"]).all()
+
+
+def test_nan_from_the_start_says_no_checkpoint_exists(tiny_pool, tmp_path):
+    with pytest.raises(AdaptationDiverged, match="step 0 .*No checkpoint was saved yet"):
+        _fit_poisoned(tiny_pool, tmp_path, step=0)
+    assert not (tmp_path / "runs/checkpoints").exists()
+
+
+def test_unwritable_results_folder_fails_before_evaluating(tiny_pool, tmp_path):
+    blocked = tmp_path / "results_file"
+    blocked.write_text("a file where the results folder should be")
+    args = ["test", "--config", str(small_data_config(tmp_path / "data.yaml")), "--config", method_config("pretrained"), *pool_overrides(tiny_pool),
+            *quiet_trainer(tmp_path), "--results_dir", str(blocked)]  # fmt: skip
+    with pytest.raises(Exception) as info:
+        run_cli(args)
+    cause = user_facing_cause(info.value)
+    assert cause is not None and "cannot be written" in str(cause) and "--results_dir" in str(cause)
+
+
+def test_corrupt_report_of_another_method_is_named_and_skipped(tiny_pool, tmp_path, capsys):
+    results = tmp_path / "results/tiny"
+    earlier_results(tmp_path / "results")
+    (results / "ties/report.json").write_text("")  # a 0-byte report, as a full disk leaves
+    run_cli(["test", "--config", str(small_data_config(tmp_path / "data.yaml")), "--config", method_config("pretrained"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path)])
+    assert capsys.readouterr().err.count(f"skipping unreadable report {results / 'ties/report.json'}") == 1  # named once
+    table = (results / "README.md").read_text()
+    assert "| pretrained |" in table and "| ties |" not in table and "| task_arithmetic |" in table
+
+
+def test_non_finite_report_is_refused_and_nothing_is_overwritten(tmp_path):
+    from src.reports.writer import InvalidReportError, write_report
+
+    before = earlier_results(tmp_path)
+    report = {t: {"accuracy": 0.5, "loss": float("nan")} for t in TASKS} | {"average": {"accuracy": 0.5, "loss": float("nan")}}
+    with pytest.raises(InvalidReportError, match="non-finite metrics .*loss"):
+        write_report(report, tmp_path, "tiny", "task_arithmetic", "cmd", 0)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    ok = {t: {"accuracy": 0.25, "loss": 2.0} for t in TASKS} | {"average": {"accuracy": 0.25, "loss": 2.0}}
+    out = write_report(ok, tmp_path, "tiny", "task_arithmetic", "cmd", 0)
+    assert json.loads((out / "report.json").read_text())["average"]["accuracy"] == 0.25
+    assert not list(tmp_path.rglob(".tmp-*")), "no temporary file is left behind"
+
+
+def test_fit_config_and_test_config_do_not_overwrite_each_other(tiny_pool, tmp_path):
+    data = str(small_data_config(tmp_path / "data.yaml"))
+    fit = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
+    run_cli(["fit", "--config", data, "--config", method_config("adamerging_task_wise"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path), *fit])
+    ckpt = tmp_path / "runs/checkpoints/last.ckpt"
+    run_cli(["test", "--config", data, "--config", method_config("adamerging_task_wise"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path), "--ckpt_path", str(ckpt)])
+    folder = tmp_path / "results/tiny/adamerging_task_wise"
+    fit_config = yaml.safe_load((folder / "fit_config.yaml").read_text())
+    test_config = yaml.safe_load((folder / "test_config.yaml").read_text())
+    assert fit_config["trainer"]["max_steps"] == 2 and test_config["ckpt_path"] == str(ckpt) and fit_config.get("ckpt_path") is None
+    assert torch.load(ckpt, weights_only=True)["merge_metadata"]["method"] == "adamerging"
+
 
 # A stand-in for a full disk: writes under FULL_DISK_DIR whose name contains FULL_DISK_MATCH fail with ENOSPC.
 FULL_DISK = """
@@ -40,7 +138,7 @@ def _args(subcommand: str, method: str, data: Path, pool: dict, tmp_path: Path) 
 
 def test_testing_the_unadapted_start_never_replaces_the_adapted_report(tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml")
-    before = _sentinel(tmp_path / "results")
+    before = earlier_results(tmp_path / "results")
     proc = _main(_args("test", "dawe_task_wise", data, tiny_pool, tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "note: no --ckpt_path: test runs dawe_task_wise's un-adapted start" in proc.stderr
@@ -59,7 +157,7 @@ def _full_disk(tmp_path: Path, match: str) -> dict:
 
 def test_a_full_disk_fails_in_one_line_before_any_work(tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml")
-    before = _sentinel(tmp_path / "results")
+    before = earlier_results(tmp_path / "results")
     proc = _main(_args("test", "task_arithmetic", data, tiny_pool, tmp_path), _full_disk(tmp_path, ""))
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
