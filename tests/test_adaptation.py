@@ -74,7 +74,7 @@ def _saved_tasks(root, shuffle_labels: bool):
 
 @pytest.mark.parametrize("method", ["adamerging_layer_wise", "dawe_task_wise"])
 def test_shuffled_labels_leave_adapted_coefficients_unchanged(method, tiny_pool, tmp_path):
-    results = []
+    results, monitored = [], []
     for shuffle in (False, True):
         root = tmp_path / f"shuffle_{shuffle}"
         root.mkdir()
@@ -86,6 +86,13 @@ def test_shuffled_labels_leave_adapted_coefficients_unchanged(method, tiny_pool,
         ]  # fmt: skip
         cli = run_cli(["fit", "--config", str(root / "data.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")] + overrides + quiet_trainer(root) + FIT_STEPS)
         results.append({n: p.detach().clone() for n, p in cli.model.named_parameters() if p.requires_grad})
+        monitored.append((cli.model.history, cli.model.best_validation))
+    # monitoring reads the validation splits (held out from the training data): the curve, and the state
+    # best_validation would keep, are the same whatever the test labels say
+    assert monitored[0][0] == monitored[1][0] and [row["step"] for row in monitored[0][0]] == [0.0, 3.0]
+    best = [m[1] for m in monitored]
+    assert best[0]["step"] == best[1]["step"] and best[0]["average"] == best[1]["average"]
+    assert all(torch.equal(best[0]["state"][k], best[1]["state"][k]) for k in best[0]["state"])
     assert results[0].keys() == results[1].keys()
     for name in results[0]:
         torch.testing.assert_close(results[0][name], results[1][name], atol=0, rtol=0)

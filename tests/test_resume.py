@@ -73,4 +73,4 @@ def test_resumed_run_equals_uninterrupted_run(config, every, max_test, tiny_pool
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=f"{name} differs after resuming")
     if config != "expert":
         assert resumed.model.history == whole.model.history, "the resumed curve must include the steps before the crash"
-        assert [row["step"] for row in whole.model.history] == [every, 2 * every]
+        assert [row["step"] for row in whole.model.history] == [0, every, 2 * every], "the start (step 0), then every monitoring point"

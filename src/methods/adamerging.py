@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.methods.adaptive import MergeMode, StoreDtype, TestTimeAdaptation
+from src.methods.adaptive import MergeMode, Selection, StoreDtype, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 
 
@@ -25,6 +25,7 @@ class AdaMerging(TestTimeAdaptation):
         lr: float = 1e-3,
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
+        selection: Selection = "last",
         name: str | None = None,
     ) -> None:
         """
@@ -35,10 +36,12 @@ class AdaMerging(TestTimeAdaptation):
                 merged model alive at a time: for large models and many tasks).
             task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own; bfloat16 halves
                 the memory that grows with the number of tasks.
+            selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
+                monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
         """
-        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, name=name or f"adamerging_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection, name=name or f"adamerging_{mode}")
         self.init_lambda = init_lambda
         self.clamp = clamp
 

@@ -23,6 +23,7 @@ from src.models.merged_forward import TaskVectorMerger
 
 MergeMode = Literal["task_wise", "layer_wise"]
 StoreDtype = Literal["float32", "bfloat16"]
+Selection = Literal["last", "best_validation"]
 
 
 class AdaptationDiverged(UserFacingError, FloatingPointError):
@@ -47,6 +48,7 @@ class TestTimeAdaptation(MergedModelModule):
         lr: float = 1e-3,
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
+        selection: Selection = "last",
         name: str | None = None,
     ) -> None:
         """
@@ -59,6 +61,10 @@ class TestTimeAdaptation(MergedModelModule):
             task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own (also for a
                 float64 or float16 model); bfloat16 halves the memory that grows with the number of tasks, θ0 and
                 every merged weight staying in the model's precision.
+            selection: the adapted state `test`, `predict` and exports use: `last` (the last step's), or
+                `best_validation`: of the states monitored during `fit` on the validation splits (held out from the
+                training data) — step 0, the start (task arithmetic with init_lambda), then every val_check_interval —
+                the one with the highest average accuracy, the earlier on a tie: never below the start on that data.
         """
         super().__init__(modelpool, name=name)
         self.backward_per_task = backward_per_task
@@ -71,7 +77,11 @@ class TestTimeAdaptation(MergedModelModule):
         check_number("model.init_args.lr", lr, 0.0, inclusive=False)
         self.mode = mode
         self.lr = lr
+        if selection not in ("last", "best_validation"):
+            raise ConfigError(f"selection must be 'last' or 'best_validation', got {selection!r}.")
+        self.selection = selection
         self.history: list[dict[str, float]] = []
+        self.best_validation: dict | None = None  # {"step", "average", "state"}: the best state monitored on validation data
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and (self.trainer.max_steps == 0 or self.trainer.max_epochs == 0):
@@ -79,7 +89,25 @@ class TestTimeAdaptation(MergedModelModule):
                 "trainer.max_steps is 0: adaptation would save its untrained start. Give max_steps >= 1, or evaluate "
                 "the start directly with `test` (it is task arithmetic with init_lambda)."
             )
+        if stage == "fit" and self.selection == "best_validation":
+            self._check_selection_can_run()
         super().setup(stage)
+
+    def _check_selection_can_run(self) -> None:
+        """best_validation compares monitored states on validation data, the start among them: all three must hold."""
+        trainer = self.trainer
+        if getattr(trainer.datamodule, "monitor_split", "val") != "val":
+            raise ConfigError(
+                "selection best_validation chooses by accuracy, which must not read test labels: set "
+                "--data.init_args.monitor_split val (the held-out training data), or --model.init_args.selection last."
+            )
+        if not trainer.limit_val_batches or trainer.val_check_interval is None:
+            raise ConfigError("selection best_validation needs monitoring: give trainer.limit_val_batches > 0 and a val_check_interval.")
+        if trainer.num_sanity_val_steps == 0:
+            raise ConfigError(
+                "selection best_validation keeps the start (step 0) among the candidates, which Lightning evaluates in its "
+                "sanity check: set --trainer.num_sanity_val_steps -1 (the method configs do)."
+            )
 
     def build(self, pretrained: nn.Module) -> None:
         stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, pretrained))
@@ -240,7 +268,12 @@ class TestTimeAdaptation(MergedModelModule):
             return
         row = {"step": float(self.global_step), **{t: report[t]["accuracy"] for t in self.task_names}}
         row["average"] = report["average"]["accuracy"]
-        self.history.append(row)
+        self.history = [r for r in self.history if r["step"] != row["step"]] + [row]  # a resume re-checks its start step
+        if getattr(self.trainer.datamodule, "monitor_split", None) == "val":
+            best = self.best_validation
+            if best is None or row["average"] > best["average"]:
+                state = {k: v.detach().clone().cpu() for k, v in self.saved_state().items()}
+                self.best_validation = {"step": int(self.global_step), "average": row["average"], "state": state}
         self.log_dict({f"val/{k}/acc": v for k, v in row.items() if k != "step"}, prog_bar=False)
         self.log("val/avg/acc", row["average"], prog_bar=True)
 
@@ -257,6 +290,8 @@ class TestTimeAdaptation(MergedModelModule):
         self._stop_if_diverged()  # never write a checkpoint with NaN/inf coefficients
         super().on_save_checkpoint(checkpoint)
         checkpoint["adaptation_history"] = list(self.history)  # a resumed run keeps the whole curve
+        if self.best_validation is not None:
+            checkpoint["best_validation"] = self.best_validation
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("merge_metadata")
@@ -265,3 +300,25 @@ class TestTimeAdaptation(MergedModelModule):
         check_metadata(saved, self.checkpoint_metadata())
         super().on_load_checkpoint(checkpoint)
         self.history = list(checkpoint.get("adaptation_history", []))
+        self.best_validation = checkpoint.get("best_validation")
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        if self.selection == "best_validation" and not fitting:  # evaluate the selected state, not the last
+            if self.best_validation is None:
+                raise IncompatibleCheckpointError(
+                    "selection best_validation: this checkpoint holds no state selected on validation data (it was adapted "
+                    "with monitor_split test, or without monitoring). Use --model.init_args.selection last, or adapt again."
+                )
+            checkpoint["state_dict"] = {**checkpoint["state_dict"], **self.best_validation["state"]}
+            self._announce_selection()
+
+    def on_fit_end(self) -> None:
+        """With best_validation, the module leaves `fit` holding the selected state (for an export or `merge` right after)."""
+        super().on_fit_end()
+        if self.selection == "best_validation" and self.best_validation is not None:
+            self.load_state_dict(self.best_validation["state"], strict=False)
+            self._announce_selection()
+
+    def _announce_selection(self) -> None:
+        best, start = self.best_validation, next((r for r in self.history if r["step"] == 0), None)
+        versus = "" if start is None else f"; the start (step 0): {100 * start['average']:.2f}"
+        print(f"selection: the state of step {best['step']} (validation average {100 * best['average']:.2f}{versus})")

@@ -5,7 +5,7 @@ import torch
 from tqdm.auto import tqdm
 
 from src.errors import ConfigError, check_number
-from src.methods.adaptive import MergeMode, StoreDtype, TestTimeAdaptation
+from src.methods.adaptive import MergeMode, Selection, StoreDtype, TestTimeAdaptation
 from src.modelpool.base import ModelPool
 from src.models.features import FeatureExtractor
 from src.models.hypernetwork import Hypernetwork
@@ -38,6 +38,7 @@ class DAWE(TestTimeAdaptation):
         lr: float = 1e-5,
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
+        selection: Selection = "last",
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
         standardize_features: bool = False,
@@ -54,6 +55,8 @@ class DAWE(TestTimeAdaptation):
                 merged model alive at a time: for large models and many tasks).
             task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own; bfloat16 halves
                 the memory that grows with the number of tasks.
+            selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
+                monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
             hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1).
             init_lambda: bias of the hypernetwork's last layer, whose weight starts at 0 (step 0 = task arithmetic).
             per_sample_eval: evaluate with each sample's own coefficients (exact DAWE); False uses the batch mean.
@@ -62,7 +65,7 @@ class DAWE(TestTimeAdaptation):
             standardize_features: standardise each feature coordinate with the mean and std over every adaptation
                 input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
         """
-        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, name=name or f"dawe_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection, name=name or f"dawe_{mode}")
         check_number("model.init_args.hidden_layers", hidden_layers, 0)
         if feature_extractor is None:
             raise ConfigError(DAWE_NEEDS_FEATURES)

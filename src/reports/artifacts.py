@@ -23,7 +23,10 @@ def write_adaptation(model, results: Path, run_dir: Path) -> None:
         writer.writeheader()
         writer.writerows({k: row[k] for k in columns} for row in history)
         write_text_atomic(results / "adaptation.csv", rows.getvalue())
-        plot_adaptation(history, model.task_names, results / "adaptation.png", f"{model.report_name}: accuracy during adaptation")
+        split = getattr(getattr(model.trainer, "datamodule", None), "monitor_split", "val")
+        best = model.best_validation if model.selection == "best_validation" else None
+        plot_adaptation(history, model.task_names, results / "adaptation.png", f"{model.report_name}: accuracy during adaptation", split,
+                        None if best is None else best["step"])  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     trainable = {n: t.cpu() for n, t in model.saved_state().items()}
     with atomic_path(run_dir / "trainable.pt") as tmp:

@@ -11,14 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from src.reports.atomic import atomic_path  # noqa: E402
 
 
-def plot_adaptation(history: list[dict[str, float]], tasks: list[str], path: Path, title: str) -> Path:
-    """Monitored test accuracy per task (and their average) against the adaptation step."""
+def plot_adaptation(history: list[dict[str, float]], tasks: list[str], path: Path, title: str, split: str = "val", selected: int | None = None) -> Path:
+    """Monitored accuracy per task (and their average) against the adaptation step; `selected`: the step kept."""
     steps = [row["step"] for row in history]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for task in tasks:
         ax.plot(steps, [100 * row[task] for row in history], marker="o", label=task)
     ax.plot(steps, [100 * row["average"] for row in history], color="black", linewidth=2.5, marker="s", label="average")
-    ax.set(xlabel="adaptation step", ylabel="accuracy (%) on monitored test batches", title=title)
+    if selected is not None:
+        ax.axvline(selected, color="grey", linestyle="--", label=f"selected (step {selected})")
+    monitored = "validation splits" if split == "val" else "test batches (diagnostic)"
+    ax.set(xlabel="adaptation step", ylabel=f"accuracy (%) on monitored {monitored}", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

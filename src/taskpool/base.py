@@ -42,7 +42,10 @@ class TaskPool(L.LightningDataModule):
         benchmark: name of the results folder (`results/<benchmark>/<method>/`).
         batch_size: batch size for expert fine-tuning and evaluation.
         adapt_batch_size: batch size per task for test-time adaptation (reference: 16).
-        val_size: training examples held out per task: an expert's validation set, and what `validate` evaluates.
+        val_size: training examples held out per task: an expert's validation set, what `validate` evaluates, and
+            what adaptation is monitored (and its state selected) on.
+        monitor_split: what an adaptive method's `fit` monitors: val (held out from the training data: settings and
+            states chosen on it never read a test label) or test (the test labels, for diagnostic curves only).
         num_workers: DataLoader workers.
         predict_split: the split `predict` reads when no predict_file is given: test, val (held out from train) or train.
         predict_file: `predict` reads these inputs instead: a jsonl with one {"text": ...} (or {"image": path}) per line
@@ -57,6 +60,7 @@ class TaskPool(L.LightningDataModule):
         batch_size: int = 32,
         adapt_batch_size: int = 16,
         val_size: int = 200,
+        monitor_split: Literal["val", "test"] = "val",
         num_workers: int = 0,
         predict_split: Literal["test", "val", "train"] = "test",
         predict_file: str | None = None,
@@ -77,6 +81,9 @@ class TaskPool(L.LightningDataModule):
         self.batch_size = batch_size
         self.adapt_batch_size = adapt_batch_size
         self.val_size = val_size
+        if monitor_split not in ("val", "test"):
+            raise ConfigError(f"data.init_args.monitor_split must be val or test, got {monitor_split!r}.")
+        self.monitor_split = monitor_split
         self.num_workers = num_workers
         if predict_split not in ("test", "val", "train"):
             raise ConfigError(f"data.init_args.predict_split must be test, val or train, got {predict_split!r}.")
@@ -205,9 +212,9 @@ class TaskPool(L.LightningDataModule):
         task = self._expert_task()
         if task is not None:
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
-        if self.trainer is not None and self.trainer.state.fn == "validate":  # `validate`: the held-out training data
-            return [self._loader(self.split(t, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True) for t in self.task_names]
-        return self.test_dataloader()  # adaptation is monitored on the test sets (labels only for accuracy)
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        split = self.monitor_split if fitting else "val"  # `validate`: always the held-out training data
+        return [self._loader(self.split(t, split), self.batch_size, shuffle=False, labelled=True, evaluation=True) for t in self.task_names]
 
     def test_dataloader(self) -> list[DataLoader]:
         return [

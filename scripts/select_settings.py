@@ -1,0 +1,76 @@
+"""Choose an adaptive method's settings on a benchmark without reading a test label.
+
+Each candidate of the grid adapts once (`fit`, in this process) with monitoring on the validation splits, which
+the TaskPool holds out from each task's *training* data; the choice is the best (setting, step) by average
+validation accuracy, step 0 (task arithmetic) included (src/reports/selection.py has the rule). Adaptation itself
+reads unlabelled test inputs, as test-time adaptation does; the labels it is scored by are validation labels.
+
+    python scripts/select_settings.py --config configs/benchmarks/text_minilm.yaml --method dawe_task_wise \
+        --grid '{"lr": [1.0e-5, 1.0e-4, 1.0e-3], "hidden_layers": [0, 1], "standardize_features": [true, false]}'
+
+Grid keys without a dot are the method's options (model.init_args.<key>); others are given as they are
+(e.g. "trainer.max_steps"). Writes <out>/<method>.json and .md (default out: results/<benchmark>/selection);
+each candidate's checkpoints and curve go under runs/<benchmark>/selection/<method>/<index>/.
+Options after `--` go to every `fit` (e.g. -- --seed_everything 1).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from src.cli import cli_main
+from src.reports.selection import write_selection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def candidates_of(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid's values, in grid order (the first key varies slowest)."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def option(key: str) -> str:
+    return f"--{key}" if "." in key else f"--model.init_args.{key}"
+
+
+def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
+    """One candidate's `fit`, monitored on the validation splits; returns its curve (one row per monitored step)."""
+    values = [a for k, v in setting.items() for a in (option(k), json.dumps(v))]
+    args = ["fit", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *values,
+            "--data.init_args.monitor_split", "val", "--model.init_args.selection", "last",
+            "--trainer.default_root_dir", str(run), "--results_dir", str(run / "results")]  # fmt: skip
+    cli = cli_main(args)
+    return [dict(row) for row in cli.model.history]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action="append", required=True, help="benchmark config(s), stacked as main.py does")
+    parser.add_argument("--method", required=True, help="a method config of configs/methods/ (an adaptive one)")
+    parser.add_argument("--grid", required=True, help="JSON: option → list of values")
+    parser.add_argument("--out", default=None, help="folder for <method>.json and .md (default: results/<benchmark>/selection)")
+    parser.add_argument("--runs", default=None, help="folder for the candidates' runs (default: runs/<benchmark>/selection/<method>)")
+    args = parser.parse_args(own)
+    config = [a for c in args.config for a in ("--config", c)]
+    benchmark = cli_main([*config, "--config", str(ROOT / f"configs/methods/{args.method}.yaml"), *extra], run=False).datamodule.benchmark
+    runs = Path(args.runs or f"runs/{benchmark}/selection/{args.method}")
+    candidates = []
+    for index, setting in enumerate(candidates_of(json.loads(args.grid))):
+        print(f"selection: candidate {index}: {setting}", file=sys.stderr)
+        candidates.append({"setting": setting, "curve": adapt(config, args.method, setting, runs / str(index), extra)})
+    out = Path(args.out or f"results/{benchmark}/selection")
+    chosen = write_selection(out, args.method, benchmark, candidates, "python scripts/select_settings.py " + shlex.join(argv))
+    print(f"selection: chosen {chosen['setting']} at step {chosen['step']} (validation average {100 * chosen['average']:.2f}); see {out / (args.method + '.md')}")
+    return chosen
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Choosing an adapted state never reads a test label: best_validation keeps the best state monitored on the
+validation splits (held out from the training data), the start (task arithmetic) among the candidates."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from src.errors import ConfigError
+from src.models.compatibility import IncompatibleCheckpointError
+from tests.conftest import TASKS, method_config, pool_overrides, quiet_trainer, run_cli
+
+STEPS = ["--trainer.max_steps", "4", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
+
+
+def _args(method: str, data_config, pool, tmp_path, *extra: str) -> list[str]:
+    return ["--config", str(data_config), "--config", method_config(method), *pool_overrides(pool), *quiet_trainer(tmp_path), *extra]
+
+
+def _report(tmp_path, method: str) -> dict:
+    return json.loads((tmp_path / "results/tiny" / method / "report.json").read_text())
+
+
+@pytest.mark.parametrize("method", ["adamerging_task_wise", "dawe_task_wise"])
+def test_best_validation_evaluates_the_best_monitored_state_never_below_the_start(method, tiny_pool, data_config, tmp_path):
+    select = ["--model.init_args.selection", "best_validation", "--model.init_args.lr", "0.5"]  # a large lr: states differ
+    cli = run_cli(["fit", *_args(method, data_config, tiny_pool, tmp_path, *select, *STEPS)])
+    history, best = cli.model.history, cli.model.best_validation
+    assert [row["step"] for row in history] == [0.0, 2.0, 4.0], "the start is monitored, then every val_check_interval"
+    averages = [row["average"] for row in history]
+    assert best["average"] == max(averages) >= averages[0], "never below the start on the validation data"
+    assert best["step"] == history[averages.index(max(averages))]["step"], "ties keep the earlier state"
+    for name, value in best["state"].items():  # the module leaves fit holding the selected state
+        assert (dict(cli.model.named_parameters()).get(name, value) == value).all()
+
+    run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path, *select, "--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt"))])
+    selected = _report(tmp_path, method)
+    # the same state reached another way: task arithmetic for the start, else the checkpoint written at that step
+    if best["step"] == 0:
+        run_cli(["test", *_args("task_arithmetic", data_config, tiny_pool, tmp_path)])
+        same = _report(tmp_path, "task_arithmetic")
+    else:
+        step_ckpt = next((tmp_path / "runs/checkpoints").glob(f"*step={best['step']}.ckpt"))
+        run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path / "again", "--model.init_args.lr", "0.5", "--ckpt_path", str(step_ckpt))])
+        same = _report(tmp_path / "again", method)
+    tasks = [k for k, v in selected.items() if isinstance(v, dict) and "accuracy" in v]
+    assert len(tasks) == len(TASKS) + 1, "every task and the average"
+    for task in tasks:
+        assert selected[task]["accuracy"] == same[task]["accuracy"]
+        assert selected[task]["loss"] == pytest.approx(same[task]["loss"], abs=1e-5)
+
+
+def test_best_validation_refuses_to_select_on_test_labels(tiny_pool, data_config, tmp_path):
+    args = _args("dawe_task_wise", data_config, tiny_pool, tmp_path, "--model.init_args.selection", "best_validation", "--data.init_args.monitor_split", "test", *STEPS)
+    with pytest.raises(ConfigError, match="must not read test labels"):
+        run_cli(["fit", *args])
+
+
+def test_best_validation_keeps_the_start_among_the_candidates(tiny_pool, data_config, tmp_path):
+    args = _args("adamerging_task_wise", data_config, tiny_pool, tmp_path, "--model.init_args.selection", "best_validation", "--trainer.num_sanity_val_steps", "0", *STEPS)
+    with pytest.raises(ConfigError, match="num_sanity_val_steps -1"):
+        run_cli(["fit", *args])
+
+
+def test_a_checkpoint_monitored_on_test_labels_has_no_selected_state(tiny_pool, data_config, tmp_path):
+    run_cli(["fit", *_args("adamerging_task_wise", data_config, tiny_pool, tmp_path, "--data.init_args.monitor_split", "test", *STEPS)])
+    ckpt = str(tmp_path / "runs/checkpoints/last.ckpt")
+    with pytest.raises(IncompatibleCheckpointError, match="holds no state selected on validation data"):
+        run_cli(["test", *_args("adamerging_task_wise", data_config, tiny_pool, tmp_path, "--model.init_args.selection", "best_validation", "--ckpt_path", ckpt)])
+
+
+def test_choose_prefers_accuracy_then_fewer_steps_then_the_earlier_candidate():
+    from src.reports.selection import choose
+
+    def curve(*pairs):
+        return [{"step": float(s), "average": a} for s, a in pairs]
+
+    candidates = [{"setting": {"lr": 1}, "curve": curve((0, 0.5), (25, 0.7), (50, 0.7))},
+                  {"setting": {"lr": 2}, "curve": curve((0, 0.5), (25, 0.6), (50, 0.7))}]  # fmt: skip
+    chosen = choose(candidates)
+    assert (chosen["candidate"], chosen["step"], chosen["average"], chosen["start_average"]) == (0, 25, 0.7, 0.5)
+    candidates.append({"setting": {"lr": 3}, "curve": curve((0, 0.5), (75, 0.71))})
+    assert (choose(candidates)["candidate"], choose(candidates)["step"]) == (2, 75)
+    assert choose([{"setting": {}, "curve": curve((0, 0.5), (25, 0.4))}])["step"] == 0, "worse than the start: keep the start"
+
+
+def test_the_selection_script_reads_no_test_label(tiny_pool, tmp_path):
+    """Garbage test labels (permuted) leave every validation curve, and so the choice, exactly as they were."""
+    import yaml
+
+    from scripts.select_settings import main
+    from tests.conftest import MINILM_FEATURES, TEXT_POOL
+    from tests.test_adaptation import _saved_tasks
+
+    records = []
+    for garbage in (False, True):
+        root = tmp_path / f"garbage_{garbage}"
+        root.mkdir()
+        config = {"model": {"init_args": {"modelpool": TEXT_POOL}}, "features": MINILM_FEATURES,
+                  "data": {"class_path": "src.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "adapt_batch_size": 4, "tasks": _saved_tasks(root, garbage)}}}  # fmt: skip
+        (root / "data.yaml").write_text(yaml.safe_dump(config))
+        experts = json.dumps({"animals": f"{tiny_pool['experts_dir']}/rotten_tomatoes", "colours": f"{tiny_pool['experts_dir']}/election_tweets"})
+        fit = [*pool_overrides(tiny_pool), "--model.init_args.modelpool.init_args.experts", experts, "--trainer.accelerator", "cpu",
+               "--trainer.enable_progress_bar", "false", *STEPS]  # fmt: skip
+        main(["--config", str(root / "data.yaml"), "--method", "adamerging_task_wise", "--grid", '{"lr": [0.01, 0.5]}',
+              "--out", str(root / "selection"), "--runs", str(root / "runs"), "--", *fit])  # fmt: skip
+        record = json.loads((root / "selection/adamerging_task_wise.json").read_text())
+        assert len(record["candidates"]) == 2 and all(len(c["curve"]) == 3 for c in record["candidates"])
+        assert "Chosen: lr = " in (root / "selection/adamerging_task_wise.md").read_text()
+        records.append({k: v for k, v in record.items() if k != "command"})
+    assert records[0] == records[1]
+
+
+def test_best_validation_loads_a_later_selected_state_from_the_checkpoint(tiny_pool, data_config, tmp_path):
+    """The selected state, not the last, is what `test` evaluates: a last.ckpt whose selected state is step 2's
+    evaluates exactly as step 2's own checkpoint does with `last`."""
+    import torch
+
+    method, lr = "dawe_task_wise", ["--model.init_args.lr", "0.5"]
+    run_cli(["fit", *_args(method, data_config, tiny_pool, tmp_path, *lr, *STEPS)])
+    checkpoints = tmp_path / "runs/checkpoints"
+    step_2 = torch.load(next(checkpoints.glob("*step=2.ckpt")), weights_only=True)
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert any(not torch.equal(step_2["state_dict"][k], last["state_dict"][k]) for k in last["state_dict"]), "the states must differ"
+    last["best_validation"] = {"step": 2, "average": 1.0, "state": step_2["state_dict"]}
+    torch.save(last, tmp_path / "selected_step_2.ckpt")
+    select = ["--model.init_args.selection", "best_validation"]
+    run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path / "a", *lr, *select, "--ckpt_path", str(tmp_path / "selected_step_2.ckpt"))])
+    run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path / "b", *lr, "--ckpt_path", str(next(checkpoints.glob("*step=2.ckpt"))))])
+    run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path / "c", *lr, "--ckpt_path", str(checkpoints / "last.ckpt"))])
+    a, b, c = (_report(tmp_path / x, method) for x in "abc")
+    assert a["average"]["loss"] == pytest.approx(b["average"]["loss"], abs=1e-6)
+    assert a["average"]["loss"] != pytest.approx(c["average"]["loss"], abs=1e-6), "the last state evaluates differently"
