@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def option(key: str) -> str:
 
 def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
     """One candidate's `fit`, monitored on the validation splits; returns its curve (one row per monitored step)."""
+    shutil.rmtree(run, ignore_errors=True)  # a fresh start: never resume or version an earlier run's checkpoints
     values = [a for k, v in setting.items() for a in (option(k), json.dumps(v))]
     args = ["fit", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *values,
             "--data.init_args.monitor_split", "val", "--model.init_args.selection", "last",
