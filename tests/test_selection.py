@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import lightning as L
 import pytest
+import torch
 
 from src.errors import ConfigError
 from src.models.compatibility import IncompatibleCheckpointError
@@ -131,3 +133,25 @@ def test_best_validation_loads_a_later_selected_state_from_the_checkpoint(tiny_p
     a, b, c = (_report(tmp_path / x, method) for x in "abc")
     assert a["average"]["loss"] == pytest.approx(b["average"]["loss"], abs=1e-6)
     assert a["average"]["loss"] != pytest.approx(c["average"]["loss"], abs=1e-6), "the last state evaluates differently"
+
+
+class ValidationFeaturesAreTheBatchOwn(L.Callback):
+    """During `fit`, DAWE's features of a validation batch must be that batch's own, never the cached features of the
+    test example that shares its index (the cache holds the test inputs adaptation trains on)."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        task = pl_module.task_names[dataloader_idx]
+        own = pl_module.feature_extractor.features(batch).to(pl_module.device)
+        torch.testing.assert_close(pl_module.features(batch, task), own, atol=1e-5, rtol=1e-5)
+        self.checked += 1
+
+
+def test_dawe_monitoring_reads_the_validation_inputs_own_features(tiny_pool, data_config, tmp_path):
+    callbacks = json.dumps({"class_path": "tests.test_selection.ValidationFeaturesAreTheBatchOwn"})
+    cli = run_cli(["fit", *_args("dawe_task_wise", data_config, tiny_pool, tmp_path, *STEPS, "--trainer.callbacks+", callbacks)])
+    check = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ValidationFeaturesAreTheBatchOwn")
+    assert check.checked == 3 * len(TASKS), "step 0, 2 and 4, one batch per task"
+    assert len(cli.model._feature_cache) > 0, "training still reads the cache of test inputs"

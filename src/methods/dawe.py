@@ -102,8 +102,9 @@ class DAWE(TestTimeAdaptation):
         return {**super().saved_state(), **{f"hypernetwork.{n}": b for n, b in self.hypernetwork.named_buffers()}}
 
     def features(self, batch: dict, task: str) -> torch.Tensor:
-        # the cache holds the test inputs adaptation revisits; any other run computes each batch's own
-        if "index" not in batch or self._trainer is None or self.trainer.state.fn != "fit":
+        # the cache holds the test inputs adaptation trains on; everything else (monitoring on the validation
+        # splits included, whose indices are positions in another split) computes each batch's own
+        if "index" not in batch or self._trainer is None or not self.trainer.training:
             return self.feature_extractor.features(batch).to(self.device)
         keys = [(task, int(i)) for i in batch["index"]]
         missing = [i for i, k in enumerate(keys) if k not in self._feature_cache]
