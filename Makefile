@@ -43,10 +43,15 @@ test_methods = for m in $(1); do $(PY) main.py test $(2) --config configs/method
 # $(call adapt_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method adapts from scratch in
 # <runs folder>/<method>, then `test` evaluates its last checkpoint (scripts/adapt_then_test.sh)
 adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$$m $(3) --config configs/methods/$$m.yaml || exit 1; done
+# $(call seed_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method again under every seed of
+# SEEDS, as the method <method>_seed<N> (its own run folder and report; the table shows mean ± sd over the seeds)
+SEEDS := 1 2
+seed_methods = for s in $(SEEDS); do for m in $(1); do scripts/adapt_then_test.sh $(2)/$${m}_seed$$s $(3) --config configs/methods/$$m.yaml \
+  --seed_everything $$s --model.init_args.name $${m}_seed$$s || exit 1; done; done
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds precision lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +59,8 @@ help:
 	@echo "make main        the offline text benchmark: venv, experts, all nine methods, the table (no root needed)"
 	@echo "make test        ruff and the whole test suite (what CI runs; installs Debian's Fashion-MNIST, as root)"
 	@echo "make test-fast   the same without the tests marked slow"
+	@echo "make seeds       after main: the adaptive methods under seeds $(SEEDS) too (tables: mean ± sd)"
+	@echo "make precision   after main: task arithmetic and the adaptive methods evaluated in fp32 and bf16 autocast"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
@@ -92,6 +99,25 @@ static: experts
 
 adaptive: experts
 	$(call adapt_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
+
+# after `make main`: task arithmetic and the adaptive methods' `test` again under fp32 and under bf16 autocast
+# (Lightning's --trainer.precision bf16-mixed), side by side with their wall times in results/text_minilm_precision/
+comma := ,
+PRECISIONS := 32-true bf16-mixed
+precision: experts
+	@for p in $(PRECISIONS); do \
+	  $(call test_methods,task_arithmetic,--config $(DATA) --trainer.precision $$p --data.init_args.benchmark text_minilm_$$p) || exit 1; \
+	  for m in $(ADAPTIVE); do $(PY) main.py test --config $(DATA) --config configs/methods/$$m.yaml --trainer.precision $$p \
+	    --data.init_args.benchmark text_minilm_$$p --ckpt_path runs/text_minilm/$$m/checkpoints/last.ckpt || exit 1; done; \
+	done; \
+	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=text_minilm_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
+	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/text_minilm_precision
+
+# after `make main`: the adaptive methods under two more seeds (the seed orders the adaptation batches)
+seeds: experts
+	@start=$$(date +%s); \
+	$(call seed_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA)) && \
+	cat results/text_minilm/README.md && echo "Seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup

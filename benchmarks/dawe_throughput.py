@@ -65,7 +65,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -82,21 +82,16 @@ from src.models.hypernetwork import Hypernetwork  # noqa: E402
 from src.models.merged_forward import TaskVectorMerger  # noqa: E402
 
 if __package__:  # imported as benchmarks.dawe_throughput (the tests, python -m from the root)
+    from .kernel_count import kernel_count
     from .peak_memory import PeakMemory, release_freed_memory
     from .throughput_models import Inputs, Setup, build_setup
+    from .throughput_report import MIB, json_default, print_report, summarise, target_specs, to_json
 else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `src` comes from `pip install -e .`
+    from kernel_count import kernel_count
     from peak_memory import PeakMemory, release_freed_memory
     from throughput_models import Inputs, Setup, build_setup
+    from throughput_report import MIB, json_default, print_report, summarise, target_specs, to_json
 
-MIB = 2**20
-# ratio name → (label, "min" or "max", bound): the project's evaluation targets
-TARGET_SPECS = {
-    "per_sample_vs_static_throughput": ("per-sample / static throughput", "min", 0.5),
-    "per_sample_vs_reference_speedup": ("per-sample / reference-loop speed", "min", 5.0),
-    "memory_per_sample_vs_static": ("peak memory per-sample / static", "max", 2.0),
-}
-TARGETS = {name: bound for name, (_, _, bound) in TARGET_SPECS.items()}
-ADAPT_TARGET = 1.5
 NUM_CLASSES = 10
 
 
@@ -239,25 +234,48 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
     per_sample_coefficients = codings.unsqueeze(-1).expand(*shape, layers) if args.mode == "task" else codings
     inputs = {k: v.to(device) for k, v in setup.make_inputs(args.batch_size).items()}
     static = static_copy(model, merger, per_sample_coefficients.mean(0))
+    # the reference loop is timed on its first samples only: its cost per sample does not depend on the batch
+    bounded = min(args.reference_samples, args.batch_size)
+    first = {k: v[:bounded] for k, v in inputs.items()}
+
+    def bf16(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        """fn under bf16 autocast, as `--trainer.precision bf16-mixed` runs a test step."""
+
+        def run() -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return fn()
+
+        return run
 
     with torch.inference_mode():
         model(**inputs)  # settle one-time lazy initialisation before anything is measured
         variants = {
-            "static": lambda: static(**inputs),
-            "per_batch": lambda: merger(inputs, per_sample_coefficients.mean(0)),
-            "reference_loop": lambda: reference_per_sample(model, theta0, per_task, inputs, codings),
-            "per_sample": lambda: merger(inputs, per_sample_coefficients),
+            "static": (lambda: static(**inputs), args.batch_size),
+            "per_batch": (lambda: merger(inputs, per_sample_coefficients.mean(0)), args.batch_size),
+            "reference_loop": (lambda: reference_per_sample(model, theta0, per_task, first, codings[:bounded]), bounded),
+            "per_sample": (lambda: merger(inputs, per_sample_coefficients), args.batch_size),
         }
-        results, outputs = {}, {}
-        for name, fn in variants.items():
-            results[name], outputs[name] = measure(fn, args.repeats, device, args.batch_size)
+        if args.bf16:
+            variants["static_bf16"] = (bf16(variants["static"][0]), args.batch_size)
+            variants["per_sample_bf16"] = (bf16(variants["per_sample"][0]), args.batch_size)
+        results, outputs, kernels = {}, {}, {}
+        for name, (fn, items) in variants.items():
+            results[name], outputs[name] = measure(fn, args.repeats, device, items)
+            if name != "reference_loop" and results[name].error is None:
+                kernels[name] = kernel_count(fn, device)
 
-    diff = None
-    if outputs["reference_loop"] is not None and outputs["per_sample"] is not None:
-        diff = (outputs["reference_loop"].float() - outputs["per_sample"].float()).abs().max().item()
+    def max_diff(a: str, b: str, rows: int) -> float | None:
+        if outputs.get(a) is None or outputs.get(b) is None:
+            return None
+        return (outputs[a][:rows].float() - outputs[b][:rows].float()).abs().max().item()
+
     return {
         "measurements": results,
-        "max_abs_diff_reference_vs_per_sample": diff,
+        "kernels_per_forward": kernels,
+        "reference_samples": bounded,
+        "max_abs_diff_reference_vs_per_sample": max_diff("reference_loop", "per_sample", bounded),
+        "max_abs_diff_bf16_vs_fp32_per_sample": max_diff("per_sample_bf16", "per_sample", args.batch_size) if args.bf16 else None,
+        "output_scale": None if outputs["per_sample"] is None else outputs["per_sample"].float().abs().max().item(),
         "parameter_mib": parameter_bytes(theta0.values()) / MIB,
         "task_vector_mib": stack_bytes(work.stacked) / MIB,
         "num_parameters": sum(p.numel() for p in theta0.values()),
@@ -353,159 +371,6 @@ def run_adaptation(args: argparse.Namespace, setup: Setup, work: Workload, devic
     }
 
 
-# ---- report ------------------------------------------------------------------------------------------
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None or denominator == 0 or math.isnan(numerator) or math.isnan(denominator):
-        return None
-    return numerator / denominator
-
-
-def summarise(evaluation: dict, adaptation: dict) -> dict:
-    m = evaluation["measurements"]
-    params_mib, tv_mib = evaluation["parameter_mib"], evaluation["task_vector_mib"]
-
-    def counted(name: str) -> float | None:
-        extra = m[name].peak_extra_mib
-        return None if extra is None else extra + params_mib
-
-    with_task_vectors = None if counted("per_sample") is None else counted("per_sample") + tv_mib
-    ratios = {
-        "per_sample_vs_static_throughput": ratio(m["per_sample"].per_second, m["static"].per_second),
-        "per_sample_vs_reference_speedup": ratio(m["per_sample"].per_second, m["reference_loop"].per_second),
-        "memory_per_sample_vs_static": ratio(counted("per_sample"), counted("static")),
-        "memory_per_sample_with_task_vectors_vs_static": ratio(with_task_vectors, counted("static")),
-    }
-    checks = {name: _meets(ratios[name], kind, bound) for name, (_, kind, bound) in TARGET_SPECS.items()}
-    a = adaptation["measurements"]
-    adapt_speedup = ratio(a["reference"].seconds_per_call, a["ours_cached_features"].seconds_per_call)
-    return {
-        "counted_mib": {name: counted(name) for name in m},
-        "ratios": ratios,
-        "checks": checks,
-        "adaptation_speedup_cached_vs_reference": adapt_speedup,
-        "adaptation_check": _meets(adapt_speedup, "min", ADAPT_TARGET),
-    }
-
-
-def _meets(value: float | None, kind: str, bound: float) -> bool | None:
-    if value is None:
-        return None
-    return value >= bound if kind == "min" else value <= bound
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
-
-
-def print_report(args: argparse.Namespace, evaluation: dict, adaptation: dict, summary: dict, device: torch.device) -> None:
-    m = evaluation["measurements"]
-    print(
-        f"\nDAWE throughput — {args.model}{' (tiny)' if args.tiny else ''}, {args.mode}-wise, batch {args.batch_size}, "
-        f"{args.tasks} task vectors, device {device}, {torch.get_num_threads()} CPU threads, "
-        f"{args.repeats} timed batches + 1 warm-up"
-    )
-    print(
-        f"merged tensors: {evaluation['num_merged_tensors']}, holding {evaluation['num_parameters'] / 1e6:.2f} M parameters = "
-        f"{evaluation['parameter_mib']:.1f} MiB (with LoRA experts only the q/v projections); stacked task vectors "
-        f"{evaluation['task_vector_mib']:.1f} MiB"
-    )
-    labels = {
-        "static": "1 static merged model",
-        "per_batch": "2 one merge per batch",
-        "reference_loop": "3 reference per-sample loop",
-        "per_sample": "4 exact per-sample (ours)",
-    }
-    print(f"\n{'variant':<30}{'samples/s':>11}{'s/batch':>10}{'peak extra MiB':>16}{'counted MiB':>13}")
-    for name, label in labels.items():
-        x = m[name]
-        if x.error:
-            print(f"{label:<30}  FAILED: {x.error}")
-            continue
-        figures = (_fmt(x.per_second), _fmt(x.seconds_per_call, 3), _fmt(x.peak_extra_mib, 1), _fmt(summary["counted_mib"][name], 1))
-        print(f"{label:<30}{figures[0]:>11}{figures[1]:>10}{figures[2]:>16}{figures[3]:>13}")
-    print(
-        "counted = peak extra during the variant + one set of parameters (1: its merged copy; 2-4: θ0). The task vectors,\n"
-        f"needed by 2-4 alike, are not counted ({evaluation['task_vector_mib']:.1f} MiB)."
-    )
-    diff = evaluation["max_abs_diff_reference_vs_per_sample"]
-    agree = diff is not None and diff < args.tolerance
-    print(
-        f"\nreference loop vs exact per-sample: max |Δoutput| = {_fmt(diff, 8)} -> {'AGREE' if agree else 'DISAGREE'} "
-        f"(tolerance {args.tolerance:g})"
-    )
-    r, c = summary["ratios"], summary["checks"]
-    for name, (label, kind, bound) in TARGET_SPECS.items():
-        print(f"{label:<34}: {_fmt(r[name])}x  (target {'>=' if kind == 'min' else '<='} {bound}x) {_verdict(c[name])}")
-    print(f"  (memory with the task vectors counted too: {_fmt(r['memory_per_sample_with_task_vectors_vs_static'])}x)")
-
-    a = adaptation["measurements"]
-    print(
-        f"\nadaptation step ({args.tasks} tasks x {args.batch_size} inputs, batch-mean coding, entropy, backward, Adam; "
-        f"hypernetwork {adaptation['feature_dim']} -> {adaptation['num_codings']})"
-    )
-    print(f"{'variant':<38}{'s/step':>9}{'peak extra MiB':>16}")
-    for name, label in (
-        ("ours_recomputed_features", "a ours, features recomputed"),
-        ("ours_cached_features", "b ours, features cached"),
-        ("reference", "c reference (Python merge, recomputed)"),
-        ("ours_per_task_backward", "d ours, cached, backward per task"),
-    ):
-        x = a[name]
-        if x.error:
-            print(f"{label:<38}  FAILED: {x.error}")
-            continue
-        print(f"{label:<38}{_fmt(x.seconds_per_call, 3):>9}{_fmt(x.peak_extra_mib, 1):>16}")
-    print(f"computing the feature cache once: {_fmt(adaptation['feature_cache_seconds'], 3)} s")
-    print(
-        f"adaptation speed-up, ours cached vs reference: {_fmt(summary['adaptation_speedup_cached_vs_reference'])}x "
-        f"(target >= {ADAPT_TARGET}x) {_verdict(summary['adaptation_check'])}"
-    )
-    if device.type == "cpu":
-        print("\nCPU memory = sampled process RSS (~1 ms), peak minus the level before each variant; limits: see the docstring.")
-
-
-def to_json(args: argparse.Namespace, evaluation: dict, adaptation: dict, summary: dict, device: torch.device) -> dict:
-    def dump(x: Measurement) -> dict:
-        return {
-            **asdict(x),
-            "seconds_per_call": None if math.isnan(x.seconds_per_call) else x.seconds_per_call,
-            "per_second": None if math.isnan(x.per_second) else x.per_second,
-            "peak_extra_mib": x.peak_extra_mib,
-        }
-
-    diff = evaluation["max_abs_diff_reference_vs_per_sample"]
-    return {
-        "config": {k: v for k, v in vars(args).items() if k != "json"},
-        "environment": {
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__,
-            "cpu_threads": torch.get_num_threads(),
-            "memory_method": "cuda max_memory_allocated" if device.type == "cuda" else "sampled RSS (/proc/self/statm)",
-        },
-        "evaluation": {
-            **{k: v for k, v in evaluation.items() if k != "measurements"},
-            "variants": {name: dump(x) for name, x in evaluation["measurements"].items()},
-            "outputs_agree": diff is not None and diff < args.tolerance,
-            "counted_mib": summary["counted_mib"],
-            "ratios": summary["ratios"],
-            "targets": TARGETS,
-            "checks": summary["checks"],
-        },
-        "adaptation": {
-            **{k: v for k, v in adaptation.items() if k != "measurements"},
-            "variants": {name: dump(x) for name, x in adaptation["measurements"].items()},
-            "speedup_cached_vs_reference": summary["adaptation_speedup_cached_vs_reference"],
-            "target": ADAPT_TARGET,
-            "check": summary["adaptation_check"],
-        },
-    }
-
-
 # ---- entry point -------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -516,6 +381,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--lora-rank", type=int, default=0, help="LoRA experts of this rank on the q/v projections (0: dense task vectors everywhere)")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per input (text models)")
+    parser.add_argument("--reference-samples", type=int, default=4, help="the reference loop runs and is timed on this many samples of the batch")
+    parser.add_argument("--bf16", action="store_true", help="also time static and per-sample under bf16 autocast (as --trainer.precision bf16-mixed)")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches / adaptation steps per variant (plus 1 warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
@@ -524,8 +391,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # 2-layer, narrow models for tests
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.tasks < 1 or args.repeats < 1:
-        parser.error("--batch-size, --tasks and --repeats must be ≥ 1")
+    if min(args.batch_size, args.tasks, args.repeats, args.reference_samples) < 1:
+        parser.error("--batch-size, --tasks, --repeats and --reference-samples must be ≥ 1")
     return args
 
 
@@ -549,24 +416,16 @@ def main(argv: list[str] | None = None) -> int:
         adaptation = {"measurements": skipped, "feature_cache_seconds": None, "feature_dim": setup.feature_dim, "num_codings": None}
     else:
         adaptation = run_adaptation(args, setup, work, device)
-    summary = summarise(evaluation, adaptation)
+    summary = summarise(evaluation, adaptation, target_specs(device, args.lora_rank, args.batch_size))
     print_report(args, evaluation, adaptation, summary, device)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(args, evaluation, adaptation, summary, device), indent=2, default=_json_default))
+        args.json.write_text(json.dumps(to_json(args, evaluation, adaptation, summary, device), indent=2, default=json_default))
         print(f"\nwrote {args.json}")
     diff = evaluation["max_abs_diff_reference_vs_per_sample"]
     failed = [n for n, x in evaluation["measurements"].items() if x.error]
     failed += [n for n, x in adaptation["measurements"].items() if x.error and x.error != "skipped"]
     return 0 if not failed and diff is not None and diff < args.tolerance else 1
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
@@ -118,6 +119,7 @@ class MergeCLI(LightningCLI):
     def before_test(self) -> None:
         self._name_the_start()
         self._check_inputs()
+        self._test_started = time.perf_counter()  # the report records how long `test` took: setup, merges, evaluation
 
     def before_validate(self) -> None:
         self._name_the_start()
@@ -176,7 +178,7 @@ class MergeCLI(LightningCLI):
         config = self.config[self.subcommand]
         try:
             out = write_report(report, results_dir=config.results_dir, benchmark=self.datamodule.benchmark, method=self.model.report_name,
-                               command=self.command, seed=config.seed_everything)  # fmt: skip
+                               command=self.command, seed=config.seed_everything, seconds=time.perf_counter() - self._test_started)  # fmt: skip
         except OSError as err:
             print(json.dumps(report, indent=1), file=sys.stdout)
             raise ResultsNotWritableError(

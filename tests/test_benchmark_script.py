@@ -47,6 +47,10 @@ def _check_figures(report: dict) -> None:
     assert all(isinstance(v, bool) for v in evaluation["checks"].values())
     for key in ("parameter_mib", "task_vector_mib", "num_parameters", "num_merged_tensors"):
         assert evaluation[key] > 0, key
+    kernels = evaluation["kernels_per_forward"]
+    assert kernels["per_sample"] > kernels["static"] > 0, "the per-sample path adds its products to the static forward's"
+    bounded = min(report["config"]["reference_samples"], report["config"]["batch_size"])
+    assert evaluation["reference_samples"] == bounded and evaluation["variants"]["reference_loop"]["items_per_call"] == bounded
     for name in ADAPT_VARIANTS:
         variant = adaptation["variants"][name]
         assert variant["error"] is None, variant["error"]
@@ -63,6 +67,18 @@ def test_benchmark_writes_every_figure_and_outputs_agree(tmp_path, model, mode):
     assert report["evaluation"]["max_abs_diff_reference_vs_per_sample"] < 1e-4
     assert report["evaluation"]["outputs_agree"] is True
     assert code == 0
+
+
+def test_benchmark_bounds_the_reference_loop_and_times_bf16_autocast(tmp_path):
+    code, report = _run(tmp_path, "minilm-l6", "layer", ("--batch-size", "3", "--reference-samples", "2", "--bf16", "--skip-adaptation"))
+    evaluation = report["evaluation"]
+    assert evaluation["reference_samples"] == 2 and evaluation["variants"]["reference_loop"]["items_per_call"] == 2
+    assert evaluation["outputs_agree"] is True and code == 0
+    for name in ("static_bf16", "per_sample_bf16"):
+        assert evaluation["variants"][name]["per_second"] > 0 and evaluation["kernels_per_forward"][name] > 0
+    # bf16 keeps 8 bits of mantissa: outputs within a few per cent of their size, and not identical to fp32
+    assert 0 < evaluation["max_abs_diff_bf16_vs_fp32_per_sample"] < 0.05 * evaluation["output_scale"]
+    assert evaluation["ratios"]["bf16_per_sample_vs_fp32_per_sample_throughput"] > 0
 
 
 def test_benchmark_t5_outputs_agree(tmp_path):

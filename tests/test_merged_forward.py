@@ -276,3 +276,24 @@ def test_bf16_merge_is_theta0_plus_the_bf16_product_of_rounded_coefficients_and_
     assert torch.equal(merged, theta0 + product)
     exact = theta0 + torch.einsum("bt,tij->bij", coef.double(), tau.double()).float()  # c and the product in full precision
     assert not torch.equal(merged, exact) and torch.allclose(merged, exact, atol=2e-2)
+
+
+def test_per_sample_forward_adds_about_one_operation_per_merged_matrix():
+    """Launch overhead: the per-sample forward runs the static forward's operations plus, per merged tensor, only
+    what its per-sample rule needs (Linear weight: its product; Embedding: gather, weighted sum, add; LayerNorm:
+    scale and shift), a product and a gather per bucket of vectors, and three to extend the coefficients once.
+    Before the vectors shared buckets and the coefficients were extended once, every tensor cost three more."""
+    from benchmarks.kernel_count import kernel_count
+
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(5, T, merger.num_layers)
+    modules = dict(model.named_modules())
+    count = {kind: sum(1 for n in merger.names if n.endswith(".weight") and type(modules[n.rsplit(".", 1)[0]]) is kind)
+             for kind in (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)}  # fmt: skip
+    budget = count[torch.nn.Linear] + 3 * count[torch.nn.Embedding] + 2 * count[torch.nn.LayerNorm] + 2 * len(merger._buckets) + 3
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        static = kernel_count(lambda: model(**inputs), cpu)
+        per_sample = kernel_count(lambda: merger(inputs, coefficients), cpu)
+    assert len(merger._buckets) == 2 and per_sample - static <= budget, (per_sample, static, budget)

@@ -10,11 +10,11 @@ def _report(a: float, b: float) -> dict:
 
 
 def test_rows_per_method_and_value_with_missing_runs_shown(tmp_path):
-    write_report(_report(0.5, 0.75), tmp_path, "bench", "dawe", "cmd", 0)
+    write_report(_report(0.5, 0.75), tmp_path, "bench", "dawe", "cmd", 0, seconds=12.34)
     write_report(_report(0.25, 1.0), tmp_path, "bench_vocab", "dawe", "cmd", 0)
     write_report(_report(0.125, 0.5), tmp_path, "bench", "ada", "cmd", 0)
     main(["bench", "bench_vocab"], ["words", "vocab"], ["ada", "dawe"], "entropy_over", str(tmp_path / "out"), results_dir=str(tmp_path))
     lines = (tmp_path / "out/README.md").read_text().splitlines()
-    assert "| method | entropy_over | x | y | average |" in lines
-    assert "| dawe | words | 50.00 | 75.00 | 62.50 |" in lines and "| dawe | vocab | 25.00 | 100.00 | 62.50 |" in lines
-    assert "| ada | vocab | – | – | – |" in lines
+    assert "| method | entropy_over | x | y | average | wall time (s) |" in lines
+    assert "| dawe | words | 50.00 | 75.00 | 62.50 | 12.3 |" in lines and "| dawe | vocab | 25.00 | 100.00 | 62.50 | – |" in lines
+    assert "| ada | vocab | – | – | – | – |" in lines

@@ -18,6 +18,11 @@ per-sample forward for the duration of the call:
 * Embedding: only the looked-up rows are mixed (gather, then a T-term weighted sum): the 30k-row
   vocabulary matrix is never copied.
 * LayerNorm: normalise without affine, then apply per-sample scale and shift.
+* Vectors (biases, LayerNorm scales): all merged vectors of one length share one buffer, so their
+  per-sample values come out of one batched product per length before the model runs, instead of one
+  product per vector. With the coefficients extended by θ0's 1 once for every tensor, a per-sample
+  forward adds one product per merged matrix to the static forward's operations, and a few in all for
+  the vectors: on a GPU, where small batches are bound by kernel launches, that count is the cost.
 * Any other module with its own merged tensors: a loop over samples with `functional_call` on that
   module alone (inputs must be batch-first). Exact but slow; only small modules should land here.
 """
@@ -87,7 +92,31 @@ class TaskVectorMerger(nn.Module):
         # a tensor no expert changed (BERT's pooler under mean pooling) is θ0 under any coefficients:
         # it is left out of every merge instead of being rebuilt per batch or per sample
         self._changed = [n for n in self.names if self._is_changed(n)]
+        self._bucket_vectors()
         self._link_parameters()
+
+    def _bucket_vectors(self) -> None:
+        """Move the dense stacks of merged vectors into one (K, T + 1, n) buffer per length n (K ≥ 2 vectors).
+
+        `stack(name)` is then a contiguous slice of its bucket, so merges, θ0 links and exports read it as
+        before, and a per-sample forward builds a whole bucket with one batched product.
+        """
+        self._bucket_of: dict[str, tuple[str, int]] = {}
+        self._buckets: dict[str, list[str]] = {}
+        by_length: dict[int, list[str]] = {}
+        for name in self._changed:
+            if name not in self._factored and name not in self._low_precision and self.stack(name).dim() == 2:
+                by_length.setdefault(self.stack(name).shape[1], []).append(name)
+        for length, names in by_length.items():
+            if len(names) < 2:
+                continue
+            key = f"vectors__{length}"
+            self.register_buffer(key, torch.stack([self.stack(n) for n in names]), persistent=False)
+            self.register_buffer(f"{key}__layers", torch.tensor([self.layer_index[n] for n in names]), persistent=False)
+            for index, name in enumerate(names):
+                delattr(self, self._key(name))
+                self._bucket_of[name] = (key, index)
+            self._buckets[key] = names
 
     def _is_changed(self, name: str) -> bool:
         if name in self._factored:
@@ -121,6 +150,9 @@ class TaskVectorMerger(nn.Module):
 
     def stack(self, name: str) -> torch.Tensor:
         """(T + 1, *shape): the T task vectors of tensor `name`, then θ0."""
+        if name in getattr(self, "_bucket_of", {}):
+            key, index = self._bucket_of[name]
+            return getattr(self, key)[index]
         return getattr(self, self._key(name))
 
     def factors(self, name: str) -> FactorStack:
@@ -204,6 +236,14 @@ class TaskVectorMerger(nn.Module):
     def _per_sample(self, coefficients: torch.Tensor) -> Iterator[None]:
         patched: list[nn.Module] = []
         rows = SampleRows()
+        # θ0's 1 appended to every tensor's coefficients at once, laid out (L, B, T + 1) so each tensor's are contiguous
+        batch, _, layers = coefficients.shape
+        extended = torch.cat([coefficients, coefficients.new_ones(batch, 1, layers)], dim=1).permute(2, 0, 1).contiguous()
+        ready = {}
+        for key, names in self._buckets.items():  # every merged vector of one length: one batched product
+            vectors = getattr(self, key)
+            built = torch.bmm(extended[getattr(self, f"{key}__layers")].to(vectors.dtype), vectors)  # (K, B, n)
+            ready.update(zip(names, built.unbind(0)))
         # by identity, so a weight shared by several modules (tied embeddings) is merged in each of them
         changed = set(self._changed)
         name_of = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False) if n in changed}
@@ -215,7 +255,9 @@ class TaskVectorMerger(nn.Module):
                     continue
                 coefs = {local: coefficients[:, :, self.layer_index[full]] for local, full in merged.items()}
                 taus = {local: self.updates(full) for local, full in merged.items()}
-                module.forward = per_sample_forward(module, taus, coefs, rows, self._workspace)
+                ext = {local: extended[self.layer_index[full]] for local, full in merged.items()}
+                built_here = {local: ready[full] for local, full in merged.items() if full in ready}
+                module.forward = per_sample_forward(module, taus, coefs, rows, self._workspace, ext, built_here)
                 patched.append(module)
             yield
         finally:

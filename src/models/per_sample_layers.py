@@ -28,14 +28,21 @@ def mix(stack: Stack, coef: torch.Tensor, out: torch.Tensor | None = None) -> to
     """
     if isinstance(stack, LowPrecisionStack):
         return stack.mix(coef, out)
-    ones = coef.new_ones(*coef.shape[:-1], 1)
-    extended = torch.cat([coef, ones], dim=-1).to(stack.dtype)
-    shape = stack.shape[1:]
+    extended = torch.cat([coef, coef.new_ones(*coef.shape[:-1], 1)], dim=-1)
     if coef.dim() == 1:
-        return torch.tensordot(extended, stack, dims=1)
-    flat = (coef.shape[0], stack[0].numel())
+        return torch.tensordot(extended.to(stack.dtype), stack, dims=1)
+    return mix_extended(stack, extended, out)
+
+
+def mix_extended(stack: torch.Tensor, extended: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`mix` from coefficients already extended by the 1 of θ0, (B, T + 1) → (B, *θ0.shape): one product.
+
+    A per-sample forward extends every tensor's coefficients in one operation beforehand, so building a
+    tensor's per-sample weights is this product alone (on a GPU each operation is a kernel launch).
+    """
+    flat = (extended.shape[0], stack[0].numel())
     target = None if out is None else out[: flat[0] * flat[1]].view(flat)
-    return torch.mm(extended, stack.flatten(1), out=target).view(coef.shape[0], *shape)
+    return torch.mm(extended.to(stack.dtype), stack.flatten(1), out=target).view(extended.shape[0], *stack.shape[1:])
 
 
 def mix_factored(factors: FactorStack, coef: torch.Tensor) -> torch.Tensor:
@@ -68,13 +75,16 @@ class Workspace:
     Only without autograd (evaluation): each layer consumes its weights before the next layer
     overwrites them, whereas autograd would keep every layer's weights for the backward pass.
     The buffer lives on the merger, so later batches reuse memory that is already mapped.
+    Not under autocast either: a product written into a given tensor keeps that tensor's precision, so the
+    per-sample weights would be built in fp32 and cast again by the next product; without one, the
+    product that builds them returns the autocast precision (bf16: half the bytes to write and read).
     """
 
     def __init__(self) -> None:
         self.buffer: torch.Tensor | None = None
 
     def get(self, numel: int, like: torch.Tensor) -> torch.Tensor | None:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.is_autocast_enabled(like.device.type):
             return None
         if self.buffer is None or self.buffer.numel() < numel or self.buffer.dtype != like.dtype or self.buffer.device != like.device:
             self.buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
@@ -97,8 +107,22 @@ class SampleRows:
 
 
 def per_sample_forward(
-    module: nn.Module, taus: dict[str, torch.Tensor], all_coefs: dict[str, torch.Tensor], rows: SampleRows, workspace: Workspace
+    module: nn.Module,
+    taus: dict[str, torch.Tensor],
+    all_coefs: dict[str, torch.Tensor],
+    rows: SampleRows,
+    workspace: Workspace,
+    extended: dict[str, torch.Tensor] | None = None,
+    ready: dict[str, torch.Tensor] | None = None,
 ) -> Callable:
+    """The module's forward with per-sample merged tensors.
+
+    all_coefs: local name → (B, T) coefficients; extended: local name → the same with θ0's 1 appended,
+    (B, T + 1), for dense stacks; ready: local name → (B, *shape) per-sample tensors built beforehand (the
+    merger builds every small vector of one length in one product).
+    """
+    extended, ready = extended or {}, ready or {}
+
     def coef(local: str) -> torch.Tensor:
         return rows(all_coefs[local])
 
@@ -107,12 +131,19 @@ def per_sample_forward(
 
     whole_batch: dict[str, torch.Tensor] = {}
 
+    def build(stack: Stack, local: str, out: torch.Tensor | None) -> torch.Tensor:
+        if local in extended and not isinstance(stack, LowPrecisionStack):
+            return mix_extended(stack, rows(extended[local]), out)
+        return mix(stack, coef(local), out)
+
     def weight(local: str) -> torch.Tensor | None:
         base = getattr(module, local)
         if base is None:
             return None
         if local not in taus:  # not merged: same tensor for every sample
             return base.unsqueeze(0).expand(batch_size(), *base.shape)
+        if local in ready:
+            return rows(ready[local])
         if rows.rows is not None:
             # inside a parent's per-sample loop (CLIP's embeddings own the class token): every sample's
             # tensor is built in one pass over the stack and sliced, instead of one pass per sample
@@ -120,7 +151,7 @@ def per_sample_forward(
                 whole_batch[local] = mix(taus[local], all_coefs[local])
             return whole_batch[local][rows.rows]
         out = workspace.get(batch_size() * base.numel(), base) if local == "weight" else None
-        return mix(taus[local], coef(local), out)
+        return build(taus[local], local, out)
 
     if type(module) is nn.Linear:
 
@@ -148,7 +179,7 @@ def per_sample_forward(
             for r0 in range(0, out_features, block):
                 r1 = min(out_features, r0 + block)
                 rows_of = stack.rows(r0, r1) if isinstance(stack, LowPrecisionStack) else stack[:, r0:r1]
-                w = mix(rows_of, c, workspace.get(c.shape[0] * (r1 - r0) * in_features, stack))
+                w = build(rows_of, "weight", workspace.get(c.shape[0] * (r1 - r0) * in_features, stack))
                 outs.append(apply(flat, w, None if b is None else b[:, r0:r1]))
             return torch.cat(outs, dim=-1).view(*x.shape[:-1], out_features)
 

@@ -20,11 +20,13 @@ def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setti
     """Markdown rows: per method, one row per value (label → that value's reports), accuracies in %; "–" if missing."""
     first = next((r[m] for r in reports.values() for m in methods if m in r), {})
     tasks = report_tasks(first)
-    lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average |", "|" + "---|" * (len(tasks) + 3)]
+    lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average | wall time (s) |", "|" + "---|" * (len(tasks) + 4)]
     for method in methods:
         for label, runs in reports.items():
             report = runs.get(method)
             cells = [f"{100 * report[t]['accuracy']:.2f}" if report and t in report else "–" for t in [*tasks, "average"]]
+            seconds = report.get("seconds") if report else None
+            cells.append("–" if seconds is None else f"{seconds:.1f}")
             lines.append(f"| {method} | {label} | " + " | ".join(cells) + " |")
     return lines
 

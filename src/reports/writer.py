@@ -17,6 +17,7 @@ from pathlib import Path
 
 from src.errors import UserFacingError
 from src.reports.atomic import locked, write_json_atomic, write_text_atomic
+from src.reports.seeds import format_cell, group_by_seed
 
 INDIVIDUAL = "individual"
 # Rows of the comparison table, in the order a reader expects; others follow alphabetically.
@@ -60,22 +61,24 @@ def _check_finite(report: dict, method: str) -> None:
         )
 
 
-def write_report(report: dict, results_dir: str | Path, benchmark: str, method: str, command: str, seed: int | None) -> Path:
-    """Write results/<benchmark>/<method>/report.{json,csv,md}; return the method folder."""
+def write_report(report: dict, results_dir: str | Path, benchmark: str, method: str, command: str, seed: int | None,
+                 seconds: float | None = None) -> Path:  # fmt: skip
+    """Write results/<benchmark>/<method>/report.{json,csv,md}; return the method folder. seconds: the run's wall time."""
     _check_finite(report, method)
     benchmark_dir = Path(results_dir) / benchmark
     out = benchmark_dir / method
     out.mkdir(parents=True, exist_ok=True)
     with locked(benchmark_dir):  # another run may be writing this benchmark's reports and table right now
-        return _write_report(report, benchmark_dir, out, method, command, seed)
+        return _write_report(report, benchmark_dir, out, method, command, seed, seconds)
 
 
-def _write_report(report: dict, benchmark_dir: Path, out: Path, method: str, command: str, seed: int | None) -> Path:
+def _write_report(report: dict, benchmark_dir: Path, out: Path, method: str, command: str, seed: int | None, seconds: float | None) -> Path:
     reports = read_reports(benchmark_dir)
     individual = reports.get(INDIVIDUAL)
     reference = individual["average"]["accuracy"] if individual else None
     normalized = 1.0 if method == INDIVIDUAL else (report["average"]["accuracy"] / reference if reference else None)
-    full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed}
+    full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed,
+            "seconds": None if seconds is None else round(seconds, 2)}  # fmt: skip
     tasks = report_tasks(report)
     rows = io.StringIO()
     writer = csv.writer(rows)
@@ -84,7 +87,7 @@ def _write_report(report: dict, benchmark_dir: Path, out: Path, method: str, com
         writer.writerow([task, f"{report[task]['accuracy']:.6f}", f"{report[task]['loss']:.6f}"])
     lines = [f"# {method} on {benchmark_dir.name}", "", "| task | accuracy (%) | loss |", "|---|---|---|"]
     lines += [f"| {t} | {100 * report[t]['accuracy']:.2f} | {report[t]['loss']:.4f} |" for t in [*tasks, "average"]]
-    lines += ["", f"Command: `{command}`", f"Seed: {seed}", ""]
+    lines += ["", f"Command: `{command}`", f"Seed: {seed}", *([] if seconds is None else [f"Wall time: {seconds:.1f} s"]), ""]
     write_text_atomic(out / "report.csv", rows.getvalue())
     write_text_atomic(out / "report.md", "\n".join(lines))
     write_json_atomic(out / "report.json", full)  # last: the table and later runs read it
@@ -93,27 +96,32 @@ def _write_report(report: dict, benchmark_dir: Path, out: Path, method: str, com
 
 
 def write_comparison(benchmark_dir: Path, reports: dict[str, dict] | None = None) -> Path:
-    """results/<benchmark>/README.md: one row per method with a readable report (read here unless given)."""
+    """results/<benchmark>/README.md: one row per method with a readable report (read here unless given).
+
+    A method's runs under other seeds (`<method>_seed<N>`, src/reports/seeds.py) share its row as mean ± sd.
+    """
     reports = read_reports(benchmark_dir) if reports is None else reports
-    individual_avg = reports.get(INDIVIDUAL, {}).get("average", {}).get("accuracy")
-    methods = ordered_methods(reports)
+    groups = group_by_seed(reports)
+    individual = groups.get(INDIVIDUAL)
+    individual_avg = individual.mean("average") if individual else None
     tasks = report_tasks(next(iter(reports.values()))) if reports else []
-    header = "| method | " + " | ".join(tasks) + " | average | normalized |"
+    header = "| method | " + " | ".join(tasks) + " | average | normalized | seeds |"
     lines = [
         f"# Results: {benchmark_dir.name}",
         "",
         "Accuracy (%) per task, the unweighted average, and normalized accuracy (average / individual experts' average).",
+        "A method run under several seeds (its `<method>_seed<N>` folders) shows mean ± sample standard deviation over them.",
         "Each method's folder holds report.json/csv/md with the exact command and seed.",
         "",
         header,
-        "|" + "---|" * (len(tasks) + 3),
+        "|" + "---|" * (len(tasks) + 4),
     ]
-    for method in methods:
-        r = reports[method]
-        cells = [f"{100 * r[t]['accuracy']:.2f}" if t in r else "–" for t in tasks]
-        avg = r["average"]["accuracy"]
-        norm = f"{avg / individual_avg:.3f}" if individual_avg else "–"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {100 * avg:.2f} | {norm} |")
+    for method in ordered_methods(groups):
+        group = groups[method]
+        cells = [format_cell(group, t) for t in [*tasks, "average"]]
+        norm = f"{group.mean('average') / individual_avg:.3f}" if individual_avg else "–"
+        seeds = ", ".join("–" if s is None else str(s) for s in group.seeds)
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {norm} | {seeds} |")
     path = benchmark_dir / "README.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -1,0 +1,65 @@
+"""One row per method however many seeds it ran with: mean ± sample standard deviation over the seeds.
+
+A run under another seed is written as its own method, `<method>_seed<N>` (`--model.init_args.name
+<method>_seed<N> --seed_everything N`), so each run keeps its own report, command and checkpoints; the tables
+fold `<method>` and its `<method>_seed<N>` reports into one row. Two reports that recorded the same seed are
+the same run twice: only the first counts, and the second is named on stderr.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+
+SEED_SUFFIX = re.compile(r"^(?P<base>.+)_seed(?P<seed>\d+)$")
+
+
+@dataclass
+class SeedGroup:
+    """A method's runs over seeds: the reports (one per distinct seed) in seed order."""
+
+    method: str
+    reports: list[dict]
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.get("seed") for r in self.reports]
+
+    def values(self, task: str) -> list[float]:
+        return [r[task]["accuracy"] for r in self.reports if task in r]
+
+    def mean(self, task: str) -> float | None:
+        values = self.values(task)
+        return statistics.fmean(values) if values else None
+
+    def sd(self, task: str) -> float | None:
+        """Sample standard deviation (n - 1); None with fewer than two runs."""
+        values = self.values(task)
+        return statistics.stdev(values) if len(values) > 1 else None
+
+
+def group_by_seed(reports: dict[str, dict]) -> dict[str, SeedGroup]:
+    """Fold `<method>_seed<N>` reports into `<method>`'s group; names without the suffix are groups of their own."""
+    groups: dict[str, SeedGroup] = {}
+    for name in sorted(reports, key=lambda n: (SEED_SUFFIX.match(n) is not None, n)):
+        match = SEED_SUFFIX.match(name)
+        base = match["base"] if match else name
+        group = groups.setdefault(base, SeedGroup(base, []))
+        seed = reports[name].get("seed")
+        if seed is not None and seed in group.seeds:
+            print(f"warning: {name} recorded seed {seed}, which {base} already has; it is left out of the mean", file=sys.stderr)
+            continue
+        group.reports.append(reports[name])
+    for group in groups.values():
+        group.reports.sort(key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+    return groups
+
+
+def format_cell(group: SeedGroup, task: str) -> str:
+    """Accuracy in %: '68.40' for one run, '68.40 ± 0.35' for several, '–' when the task is missing."""
+    mean = group.mean(task)
+    if mean is None:
+        return "–"
+    sd = group.sd(task)
+    return f"{100 * mean:.2f}" if sd is None else f"{100 * mean:.2f} ± {100 * sd:.2f}"
