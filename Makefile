@@ -205,7 +205,7 @@ main: setup
 
 test: setup fashion-mnist
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 gpu-check: setup
 	$(PY) scripts/gpu_check.py --device cuda
