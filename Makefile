@@ -40,14 +40,21 @@ t5 t5-models t5-entropy: export MKL_NUM_THREADS := 1
 
 # $(call test_methods,<methods>,<benchmark options>): `test` of each method config (configs/methods/<method>.yaml)
 test_methods = for m in $(1); do $(PY) main.py test $(2) --config configs/methods/$$m.yaml || exit 1; done
+# $(call best_of,<run dir>,<report name>,<options>): `test` of an adapted run again with the state chosen on validation
+# data (selection best_validation: the best monitored state, step 0 = task arithmetic among them), as its own report
+best_of = $(PY) main.py test $(3) --trainer.default_root_dir $(1) --ckpt_path $(1)/checkpoints/last.ckpt \
+  --model.init_args.selection best_validation --model.init_args.name $(2)
 # $(call adapt_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method adapts from scratch in
-# <runs folder>/<method>, then `test` evaluates its last checkpoint (scripts/adapt_then_test.sh)
-adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$$m $(3) --config configs/methods/$$m.yaml || exit 1; done
+# <runs folder>/<method>, then `test` evaluates its last checkpoint (scripts/adapt_then_test.sh) and, as
+# <method>_best_validation, the state chosen on validation data
+adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$$m $(3) --config configs/methods/$$m.yaml && \
+  $(call best_of,$(2)/$$m,$${m}_best_validation,$(3) --config configs/methods/$$m.yaml) || exit 1; done
 # $(call seed_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method again under every seed of
 # SEEDS, as the method <method>_seed<N> (its own run folder and report; the table shows mean ± sd over the seeds)
 SEEDS := 1 2
-seed_methods = for s in $(SEEDS); do for m in $(1); do scripts/adapt_then_test.sh $(2)/$${m}_seed$$s $(3) --config configs/methods/$$m.yaml \
-  --seed_everything $$s --model.init_args.name $${m}_seed$$s || exit 1; done; done
+seed_methods = for s in $(SEEDS); do for m in $(1); do \
+  scripts/adapt_then_test.sh $(2)/$${m}_seed$$s $(3) --config configs/methods/$$m.yaml --seed_everything $$s --model.init_args.name $${m}_seed$$s && \
+  $(call best_of,$(2)/$${m}_seed$$s,$${m}_best_validation_seed$$s,$(3) --config configs/methods/$$m.yaml --seed_everything $$s) || exit 1; done; done
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 

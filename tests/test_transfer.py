@@ -10,6 +10,7 @@ from src.models.hypernetwork_io import read_hypernetwork
 from tests.conftest import ROOT, TASKS, make_tiny_bert, perturbed_copy, pool_overrides, quiet_trainer, run_cli
 
 REFERENCE_NET = ["--model.init_args.hidden_layers", "1", "--model.init_args.standardize_features", "false"]  # the original hypernetwork
+STANDARDISED = ["--model.init_args.standardize_features", "true"]  # the configs read raw features
 FIT = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
 
 
@@ -89,7 +90,7 @@ def test_reference_with_wrong_size_is_refused(tiny_pool, data_config, tmp_path):
 
 
 def test_standardisation_statistics_are_saved_and_a_mismatched_run_is_refused(tiny_pool, data_config, tmp_path):
-    source = run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "src"), *FIT])
+    source = run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "src", STANDARDISED), *FIT])
     net = source.model.hypernetwork
     assert net.standardize and net.standardizer_fitted
     cached = torch.stack(list(source.model._feature_cache.values()))
@@ -114,7 +115,7 @@ def test_raw_feature_hypernetworks_are_refused_by_a_standardising_run(tiny_pool,
     raw_export = tmp_path / "raw/runs/trainable.pt"
     for path in (reference, raw_export):
         with pytest.raises(UserFacingError, match="adapted on raw features .*standardize_features: false"):
-            run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "std", ["--model.init_args.hidden_layers", "1", "--model.init_args.hypernetwork_init", str(path)]), *FIT])
+            run_cli(["fit", *_dawe("dawe_task_wise", tiny_pool, data_config, tmp_path / "std", ["--model.init_args.hidden_layers", "1", *STANDARDISED, "--model.init_args.hypernetwork_init", str(path)]), *FIT])
 
 
 def test_a_folder_or_a_foreign_file_as_hypernetwork_gets_one_line_without_unsafe_advice(tmp_path):
