@@ -81,6 +81,17 @@ def test_benchmark_bounds_the_reference_loop_and_times_bf16_autocast(tmp_path):
     assert evaluation["ratios"]["bf16_per_sample_vs_fp32_per_sample_throughput"] > 0
 
 
+def test_launches_table_reads_kernels_and_speeds_from_the_json(tmp_path, capsys):
+    from benchmarks.launches_table import main as table
+
+    _, report = _run(tmp_path, "minilm-l6", "task", ("--bf16", "--skip-adaptation"))
+    (tmp_path / "launches_after_cpu_minilm-l6_task.json").write_text(json.dumps(report))
+    table([str(tmp_path / "launches_after_cpu_minilm-l6_task.json")])
+    row = capsys.readouterr().out.splitlines()[-1]
+    kernels = report["evaluation"]["kernels_per_forward"]
+    assert row.startswith("| minilm-l6, task | after | ") and f"| {kernels['static']} / {kernels['per_sample']} |" in row
+
+
 def test_benchmark_t5_outputs_agree(tmp_path):
     code, report = _run(tmp_path, "t5-base", "task")
     assert report["evaluation"]["outputs_agree"] is True and code == 0
