@@ -78,8 +78,9 @@ def test_every_method_runs_on_the_paper_config_online_and_offline_from_a_filled_
         for task in (*tasks, "average"):
             assert online[method]["report"][task]["accuracy"] == report[task]["accuracy"], (method, task)
             assert abs(online[method]["report"][task]["loss"] - report[task]["loss"]) < 1e-6, (method, task)
-        # no retries against an unreachable hub: online costs what offline does, give or take start-up noise
-        assert online[method]["seconds"] < run["seconds"] + 5.0, (method, online[method]["seconds"], run["seconds"])
+        # no retries against an unreachable hub (each costs its connection timeout): a bound for hangs, not a speed
+        # target, wide enough for a machine busy with other work (a +5 s bound failed so when a benchmark ran beside)
+        assert online[method]["seconds"] < 2 * run["seconds"] + 30.0, (method, online[method]["seconds"], run["seconds"])
     # the experts are the hub's: adapters (flan-t5) and full vision towers (clip) change the answers
     assert offline["individual"]["report"] != offline["pretrained"]["report"]
 
