@@ -18,7 +18,6 @@ TARGET_SPECS = {
     "per_sample_vs_reference_speedup": ("per-sample / reference-loop speed", "min", 5.0),
     "memory_per_sample_vs_static": ("peak memory per-sample / static", "max", 2.0),
 }
-TARGETS = {name: bound for name, (_, _, bound) in TARGET_SPECS.items()}
 
 
 def target_specs(device: torch.device, lora_rank: int, batch_size: int) -> dict[str, tuple[str, str, float]]:

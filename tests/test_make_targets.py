@@ -30,7 +30,7 @@ def test_a_failing_stage_makes_the_target_fail(target, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-@pytest.mark.parametrize("target", ["static", "adaptive", "main"])
+@pytest.mark.parametrize("target", ["static", "adaptive", "main", "seeds", "precision"])
 def test_a_failing_method_after_the_experts_makes_the_target_fail(target, tmp_path):
     """The experts are there (empty stand-in files), so the method stage itself runs, and fails."""
     experts = tmp_path / "experts"

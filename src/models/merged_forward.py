@@ -68,6 +68,8 @@ class TaskVectorMerger(nn.Module):
             raise ValueError(f"Every tensor needs the same number of task vectors, got {sorted(counts)}.")
         self.num_tasks = counts.pop()
         self._workspace = Workspace()
+        self._bucket_of: dict[str, tuple[str, int]] = {}  # vector name → (bucket buffer, row): `_bucket_vectors`
+        self._buckets: dict[str, list[str]] = {}
         self._parameters_by_name = params  # a plain dict: θ0 of factored weights, not registered twice
         self._factored: set[str] = set()
         self._low_precision: set[str] = set()
@@ -101,8 +103,6 @@ class TaskVectorMerger(nn.Module):
         `stack(name)` is then a contiguous slice of its bucket, so merges, θ0 links and exports read it as
         before, and a per-sample forward builds a whole bucket with one batched product.
         """
-        self._bucket_of: dict[str, tuple[str, int]] = {}
-        self._buckets: dict[str, list[str]] = {}
         by_length: dict[int, list[str]] = {}
         for name in self._changed:
             if name not in self._factored and name not in self._low_precision and self.stack(name).dim() == 2:
@@ -150,7 +150,7 @@ class TaskVectorMerger(nn.Module):
 
     def stack(self, name: str) -> torch.Tensor:
         """(T + 1, *shape): the T task vectors of tensor `name`, then θ0."""
-        if name in getattr(self, "_bucket_of", {}):
+        if name in self._bucket_of:
             key, index = self._bucket_of[name]
             return getattr(self, key)[index]
         return getattr(self, self._key(name))
