@@ -6,9 +6,12 @@ import copy
 import pytest
 import torch
 from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
+from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
+import src.families.vision  # noqa: F401  (registers CLIP's class token as batched)
 from src.families.text.encoder import SentenceEncoder
 from src.models.merged_forward import TaskVectorMerger
+from src.models.per_sample_layers import BATCHED_PARAMETERS
 
 T = 3
 
@@ -60,7 +63,11 @@ def test_text_per_sample_equals_state_dict_merge_per_sample():
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_vision_per_sample_equals_state_dict_merge_per_sample():
+@pytest.mark.parametrize("class_token", ["batched", "sample_loop"])
+def test_vision_per_sample_equals_state_dict_merge_per_sample(class_token, monkeypatch):
+    """Both ways CLIP's embeddings may run: once for the batch (the vision family's registration) or once per sample."""
+    if class_token == "sample_loop":
+        monkeypatch.delitem(BATCHED_PARAMETERS, CLIPVisionEmbeddings)
     torch.manual_seed(1)
     model = _VisionTower().eval()
     tvs = {n: 0.1 * torch.randn(T, *p.shape) for n, p in model.named_parameters()}
@@ -297,3 +304,24 @@ def test_per_sample_forward_adds_about_one_operation_per_merged_matrix():
         static = kernel_count(lambda: model(**inputs), cpu)
         per_sample = kernel_count(lambda: merger(inputs, coefficients), cpu)
     assert len(merger._buckets) == 2 and per_sample - static <= budget, (per_sample, static, budget)
+
+
+def test_vision_per_sample_operations_do_not_grow_with_the_batch(monkeypatch):
+    """With CLIP's class token registered as batched, no module of the vision tower runs once per sample: the
+    per-sample forward's operator count is the same at batch 2 and batch 6. Unregistered, the embeddings' loop adds
+    its operators for every sample (the check that the count can see it)."""
+    from benchmarks.kernel_count import kernel_count
+
+    torch.manual_seed(1)
+    model = _VisionTower().eval()
+    merger = TaskVectorMerger(model, {n: 0.1 * torch.randn(T, *p.shape) for n, p in model.named_parameters()})
+
+    def count(batch: int) -> int:
+        inputs = {"pixel_values": torch.randn(batch, 3, 16, 16)}
+        coefficients = torch.rand(batch, T, merger.num_layers)
+        with torch.inference_mode():
+            return kernel_count(lambda: merger(inputs, coefficients), torch.device("cpu"))
+
+    assert count(2) == count(6)
+    monkeypatch.delitem(BATCHED_PARAMETERS, CLIPVisionEmbeddings)
+    assert count(6) > count(2)

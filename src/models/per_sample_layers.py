@@ -17,6 +17,18 @@ from src.merging.low_rank import FactorStack
 
 Stack = torch.Tensor | LowPrecisionStack  # [τ_1; …; τ_T; θ0] in one dtype, or bf16 τ beside θ0
 
+# Module classes whose own forward runs a whole batch when some of its direct parameters are given per sample, in a
+# form its broadcasting keeps apart: class → {parameter: view of the (B, *shape) per-sample tensor}. A family
+# registers its models' such modules (the vision family: CLIP's class token); any other module holding merged
+# tensors of its own falls back to one call per sample.
+BATCHED_PARAMETERS: dict[type, dict[str, Callable[[torch.Tensor], torch.Tensor]]] = {}
+
+
+def register_batched_parameters(module_type: type, **views: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Declare that `module_type`'s forward, given parameter p as views[p]((B, *p.shape) tensor), runs each sample
+    under its own p in one call. Exactness is the registrant's claim: test it against the per-sample loop."""
+    BATCHED_PARAMETERS[module_type] = views
+
 
 def mix(stack: Stack, coef: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """θ0 + Σ_t coef[..., t] τ_t from `stack` = [τ_1; …; τ_T; θ0]; coef (T,) → θ0.shape, (B, T) → (B, *θ0.shape).
@@ -232,6 +244,16 @@ def per_sample_forward(
             return out.view(batch, -1, *out.shape[2:])
 
         return conv2d
+    views = BATCHED_PARAMETERS.get(type(module), {})
+    if set(taus) <= set(views):
+        cls_forward = type(module).forward
+
+        def batched(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+            # built outside the workspace: the children this forward calls reuse it
+            params = {local: views[local](rows(ready[local]) if local in ready else build(taus[local], local, None)) for local in taus}
+            return _call_with(module, cls_forward, params, x, args, kwargs)
+
+        return batched
     return _sample_loop_forward(module, taus, all_coefs, rows)
 
 
