@@ -68,6 +68,7 @@ help:
 	@echo "make test-fast   the same without the tests marked slow"
 	@echo "make seeds       after main: the adaptive methods under seeds $(SEEDS) too (tables: mean ± sd)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods evaluated in fp32 and bf16 autocast"
+	@echo "                 (PRECISION_BENCHMARK=seqcls_minilm: the same after make seqcls)"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
@@ -107,18 +108,20 @@ static: experts
 adaptive: experts
 	$(call adapt_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
 
-# after `make main`: task arithmetic and the adaptive methods' `test` again under fp32 and under bf16 autocast
-# (Lightning's --trainer.precision bf16-mixed), side by side with their wall times in results/text_minilm_precision/
+# after `make main` (or `make seqcls` with PRECISION_BENCHMARK=seqcls_minilm): task arithmetic and the adaptive methods'
+# `test` again under fp32 and under bf16 autocast (Lightning's --trainer.precision bf16-mixed), from that benchmark's
+# adapted checkpoints, side by side with their wall times in results/<benchmark>_precision/
 comma := ,
 PRECISIONS := 32-true bf16-mixed
-precision: experts
-	@for p in $(PRECISIONS); do \
-	  $(call test_methods,task_arithmetic,--config $(DATA) --trainer.precision $$p --data.init_args.benchmark text_minilm_$$p) || exit 1; \
-	  for m in $(ADAPTIVE); do $(PY) main.py test --config $(DATA) --config configs/methods/$$m.yaml --trainer.precision $$p \
-	    --data.init_args.benchmark text_minilm_$$p --ckpt_path runs/text_minilm/$$m/checkpoints/last.ckpt || exit 1; done; \
+PRECISION_BENCHMARK := text_minilm
+precision: setup
+	@b=$(PRECISION_BENCHMARK); for p in $(PRECISIONS); do \
+	  $(call test_methods,task_arithmetic,--config configs/benchmarks/$$b.yaml --trainer.precision $$p --data.init_args.benchmark $${b}_$$p) || exit 1; \
+	  for m in $(ADAPTIVE); do $(PY) main.py test --config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml --trainer.precision $$p \
+	    --data.init_args.benchmark $${b}_$$p --ckpt_path runs/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
 	done; \
-	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=text_minilm_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
-	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/text_minilm_precision
+	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(PRECISION_BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
+	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/$(PRECISION_BENCHMARK)_precision
 
 # after `make main`: the adaptive methods under two more seeds (the seed orders the adaptation batches)
 seeds: experts
