@@ -325,3 +325,30 @@ def test_vision_per_sample_operations_do_not_grow_with_the_batch(monkeypatch):
     assert count(2) == count(6)
     monkeypatch.delitem(BATCHED_PARAMETERS, CLIPVisionEmbeddings)
     assert count(6) > count(2)
+
+
+@pytest.mark.parametrize("store_dtype", [None, torch.bfloat16])
+def test_vision_batched_class_token_equals_the_sample_loop_in_values_and_gradients(store_dtype, monkeypatch):
+    """The registered (batched) class token against the per-sample loop it replaces, through both ways a stack is
+    mixed (one dtype, or bf16 τ beside fp32 θ0) and through the backward pass adaptation takes."""
+    torch.manual_seed(2)
+    model = _VisionTower().eval()
+    merger = TaskVectorMerger(model, {n: 0.1 * torch.randn(T, *p.shape) for n, p in model.named_parameters()}, store_dtype=store_dtype)
+    inputs = {"pixel_values": torch.randn(3, 3, 16, 16)}
+    coefficients = torch.rand(3, T, merger.num_layers)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        c = coefficients.clone().requires_grad_()
+        out = merger(inputs, c)
+        (grad,) = torch.autograd.grad(out.square().sum(), c)
+        return out.detach(), grad
+
+    batched = run()
+    monkeypatch.delitem(BATCHED_PARAMETERS, CLIPVisionEmbeddings)
+    loop = run()
+    # bf16 τ: the two paths round c·τ in bf16 at different points (per batch, per sample), as the bf16 store test allows
+    tolerance = 1e-4 if store_dtype is None else 2e-2
+    torch.testing.assert_close(batched[0], loop[0], atol=tolerance / 10, rtol=tolerance / 10)
+    torch.testing.assert_close(batched[1], loop[1], atol=tolerance, rtol=tolerance)
+    class_token = merger.layer_index["vision.embeddings.class_embedding"]
+    assert batched[1][:, :, class_token].abs().sum() > 0  # the class token's coefficients receive gradient

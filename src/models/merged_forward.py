@@ -24,7 +24,8 @@ per-sample forward for the duration of the call:
   forward adds one product per merged matrix to the static forward's operations, and a few in all for
   the vectors: on a GPU, where small batches are bound by kernel launches, that count is the cost.
 * A module whose family registered how its own parameters batch (`register_batched_parameters`: CLIP's
-  class token): its forward once, with those parameters given per sample.
+  class token, registered when `src.families.vision` is imported): its forward once, with those parameters
+  given per sample.
 * Any other module with its own merged tensors: a loop over samples with `functional_call` on that
   module alone (inputs must be batch-first). Exact but slow; only small modules should land here.
 """

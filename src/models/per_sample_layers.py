@@ -157,7 +157,8 @@ def per_sample_forward(
         if local in ready:
             return rows(ready[local])
         if rows.rows is not None:
-            # inside a parent's per-sample loop (CLIP's embeddings own the class token): every sample's
+            # inside a parent's per-sample loop (a module with merged tensors of its own that no family
+            # registered as batched): every sample's
             # tensor is built in one pass over the stack and sliced, instead of one pass per sample
             if local not in whole_batch:
                 whole_batch[local] = mix(taus[local], all_coefs[local])
