@@ -34,7 +34,8 @@ def main(paths: list[str]) -> None:
             if side not in runs[key]:
                 continue
             run = runs[key][side]
-            r, s = _row(run), _row(run)["speed"]
+            r = _row(run)
+            s = r["speed"]
             config = run["config"]
             ratio = s["per_sample"] / s["static"]
             bf16 = f"{_f(s['static_bf16'])} / {_f(s['per_sample_bf16'])}"

@@ -148,7 +148,8 @@ def per_sample_forward(
             return mix_extended(stack, rows(extended[local]), out)
         return mix(stack, coef(local), out)
 
-    def weight(local: str) -> torch.Tensor | None:
+    def weight(local: str, scratch: bool = True) -> torch.Tensor | None:
+        """Per-sample `local`, (B, *shape); scratch: a weight may be built in the shared workspace."""
         base = getattr(module, local)
         if base is None:
             return None
@@ -163,7 +164,7 @@ def per_sample_forward(
             if local not in whole_batch:
                 whole_batch[local] = mix(taus[local], all_coefs[local])
             return whole_batch[local][rows.rows]
-        out = workspace.get(batch_size() * base.numel(), base) if local == "weight" else None
+        out = workspace.get(batch_size() * base.numel(), base) if local == "weight" and scratch else None
         return build(taus[local], local, out)
 
     if type(module) is nn.Linear:
@@ -250,8 +251,8 @@ def per_sample_forward(
         cls_forward = type(module).forward
 
         def batched(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-            # built outside the workspace: the children this forward calls reuse it
-            params = {local: views[local](rows(ready[local]) if local in ready else build(taus[local], local, None)) for local in taus}
+            # outside the workspace: the children this forward calls reuse it
+            params = {local: views[local](weight(local, scratch=False)) for local in taus}
             return _call_with(module, cls_forward, params, x, args, kwargs)
 
         return batched
