@@ -68,7 +68,7 @@ help:
 	@echo "make test-fast   the same without the tests marked slow"
 	@echo "make seeds       after main: the adaptive methods under seeds $(SEEDS) too (tables: mean ± sd)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods evaluated in fp32 and bf16 autocast"
-	@echo "                 (PRECISION_BENCHMARK=seqcls_minilm: the same after make seqcls)"
+	@echo "                 (both take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
@@ -108,26 +108,35 @@ static: experts
 adaptive: experts
 	$(call adapt_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
 
-# after `make main` (or `make seqcls` with PRECISION_BENCHMARK=seqcls_minilm): task arithmetic and the adaptive methods'
-# `test` again under fp32 and under bf16 autocast (Lightning's --trainer.precision bf16-mixed), from that benchmark's
-# adapted checkpoints, side by side with their wall times in results/<benchmark>_precision/
+# after a benchmark's own target (BENCHMARK=<configs/benchmarks name>, default text_minilm, i.e. after `make main`;
+# e.g. BENCHMARK=vision_small after `make vision`): its adapted runs are read from runs/<benchmark>/<method>
+BENCHMARK := text_minilm
+# the text-to-text benchmark's runs were made under one torch thread (see t5 above)
+ifeq ($(BENCHMARK),t5_small)
+seeds precision: export OMP_NUM_THREADS := 1
+seeds precision: export MKL_NUM_THREADS := 1
+endif
+
+# task arithmetic and the adaptive methods' `test` again under fp32 and under bf16 autocast (Lightning's
+# --trainer.precision bf16-mixed), from the benchmark's adapted checkpoints, side by side with their wall times in
+# results/<benchmark>_precision/
 comma := ,
 PRECISIONS := 32-true bf16-mixed
-PRECISION_BENCHMARK := text_minilm
 precision: setup
-	@b=$(PRECISION_BENCHMARK); for p in $(PRECISIONS); do \
+	@b=$(BENCHMARK); for p in $(PRECISIONS); do \
 	  $(call test_methods,task_arithmetic,--config configs/benchmarks/$$b.yaml --trainer.precision $$p --data.init_args.benchmark $${b}_$$p) || exit 1; \
 	  for m in $(ADAPTIVE); do $(PY) main.py test --config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml --trainer.precision $$p \
 	    --data.init_args.benchmark $${b}_$$p --ckpt_path runs/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
 	done; \
-	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(PRECISION_BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
-	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/$(PRECISION_BENCHMARK)_precision
+	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
+	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/$(BENCHMARK)_precision
 
-# after `make main`: the adaptive methods under two more seeds (the seed orders the adaptation batches)
-seeds: experts
+# the adaptive methods under two more seeds (the seed orders the adaptation batches and initialises the
+# hypernetwork), beside the benchmark target's seed 0; the benchmark's experts/models must exist (its own target)
+seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
-	$(call seed_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA)) && \
-	cat results/text_minilm/README.md && echo "Seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
+	$(call seed_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
+	cat results/$(BENCHMARK)/README.md && echo "Seeds $(SEEDS) on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup

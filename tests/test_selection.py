@@ -155,3 +155,32 @@ def test_dawe_monitoring_reads_the_validation_inputs_own_features(tiny_pool, dat
     check = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ValidationFeaturesAreTheBatchOwn")
     assert check.checked == 3 * len(TASKS), "step 0, 2 and 4, one batch per task"
     assert len(cli.model._feature_cache) > 0, "training still reads the cache of test inputs"
+
+
+def test_choose_across_takes_the_best_mean_gain_not_the_best_on_one_benchmark(tmp_path):
+    """Setting a wins big on one benchmark and falls below its start on the other; b gains a little on both."""
+    from scripts.select_across import main
+    from src.reports.selection import choose_across
+
+    def record(benchmark, start, a, b):
+        curve = lambda values: [{"step": float(25 * i), "average": v} for i, v in enumerate([start, *values])]  # noqa: E731
+        return {"method": "dawe_task_wise", "benchmark": benchmark,
+                "candidates": [{"setting": {"lr": 1}, "curve": curve(a)}, {"setting": {"lr": 2}, "curve": curve(b)}]}  # fmt: skip
+
+    text, vision = record("text", 0.80, [0.90, 0.86], [0.82, 0.83]), record("vision", 0.60, [0.50, 0.40], [0.62, 0.63])
+    chosen = choose_across([text, vision])
+    # mean gains: lr 1: (0.10 - 0.10) / 2 = 0 at step 25, (0.06 - 0.20) / 2 < 0 at 50; lr 2: 0.02 at 25, 0.03 at 50
+    assert (chosen["setting"], chosen["step"]) == ({"lr": 2}, 50)
+    assert abs(chosen["average"] - 0.03) < 1e-12 and chosen["gains"] == pytest.approx({"text": 0.03, "vision": 0.03})
+    files = []
+    for name, rec in (("t.json", text), ("v.json", vision)):
+        (tmp_path / name).write_text(json.dumps(rec))
+        files.append(str(tmp_path / name))
+    assert main([*files, "--out", str(tmp_path / "across")])["setting"] == {"lr": 2}
+    md = (tmp_path / "across/dawe_task_wise.md").read_text()
+    assert "Chosen: lr = 2, step 50" in md and "text +3.00, vision +3.00" in md and "| 1 | +0.00 | +0.00 | -7.00 |" in md
+    vision["method"] = "adamerging_task_wise"
+    with pytest.raises(ValueError, match="different methods"):
+        choose_across([text, vision])
+    with pytest.raises(SystemExit):
+        main([files[0], str(tmp_path / "missing.json")])

@@ -36,16 +36,16 @@ def choose(candidates: list[dict]) -> dict:
     return {**best, "start_average": start}
 
 
-def selection_table(candidates: list[dict], chosen: dict) -> list[str]:
+def selection_table(candidates: list[dict], chosen: dict, number: str = "{:.2f}", label: str = "step") -> list[str]:
     """Markdown: one row per candidate, its validation average (%) at each monitored step; the chosen cell in bold."""
     steps = sorted({int(r["step"]) for c in candidates for r in c["curve"]})
     keys = list(candidates[0]["setting"]) if candidates else []
-    lines = ["| " + " | ".join([*keys, *(f"step {s}" for s in steps)]) + " |", "|" + "---|" * (len(keys) + len(steps))]
+    lines = ["| " + " | ".join([*keys, *(f"{label} {s}" for s in steps)]) + " |", "|" + "---|" * (len(keys) + len(steps))]
     for index, candidate in enumerate(candidates):
         by_step = {int(r["step"]): r["average"] for r in candidate["curve"]}
         cells = []
         for step in steps:
-            text = f"{100 * by_step[step]:.2f}" if step in by_step else "–"
+            text = number.format(100 * by_step[step]) if step in by_step else "–"
             cells.append(f"**{text}**" if (index, step) == (chosen["candidate"], chosen["step"]) else text)
         lines.append("| " + " | ".join([*(str(candidate["setting"][k]) for k in keys), *cells]) + " |")
     return lines
@@ -68,3 +68,63 @@ def write_selection(out: Path, method: str, benchmark: str, candidates: list[dic
     ]  # fmt: skip
     write_text_atomic(out / f"{method}.md", "\n".join(text))
     return chosen
+
+
+ACROSS_RULE = (
+    "highest mean, over the benchmarks, of the validation average's gain over that benchmark's start (step 0, task "
+    "arithmetic) at the same (setting, step), among the settings and steps every benchmark ran; ties: fewer steps, then "
+    "the earlier candidate"
+)
+
+
+def choose_across(records: list[dict]) -> dict:
+    """One setting for every benchmark: records are write_selection's JSON of one method on several benchmarks.
+
+    A default serves tasks nobody has tuned on, so it is the (setting, step) whose validation gain over task arithmetic
+    is best on average over the benchmarks, not the best on any one of them. Returns choose()'s dict (averages are then
+    mean gains) plus "gains": {benchmark: that benchmark's gain at the chosen setting and step}.
+    """
+    if len({r["method"] for r in records}) != 1:
+        raise ValueError(f"Selections of different methods cannot be combined: {sorted({r['method'] for r in records})}.")
+    gains = [{json.dumps(c["setting"], sort_keys=True): _gains(c["curve"]) for c in r["candidates"]} for r in records]
+    common = [c["setting"] for c in records[0]["candidates"] if all(json.dumps(c["setting"], sort_keys=True) in g for g in gains)]
+    if not common:
+        raise ValueError("No setting was run on every benchmark: run scripts/select_settings.py with the same grid on each.")
+    candidates = []
+    for setting in common:
+        key = json.dumps(setting, sort_keys=True)
+        steps = set.intersection(*(set(g[key]) for g in gains))
+        candidates.append({"setting": setting, "curve": [{"step": s, "average": sum(g[key][s] for g in gains) / len(gains)} for s in sorted(steps)]})
+    chosen = choose(candidates)
+    key = json.dumps(chosen["setting"], sort_keys=True)
+    return {**chosen, "gains": {r["benchmark"]: g[key][chosen["step"]] for r, g in zip(records, gains)}, "candidates": candidates}
+
+
+def _gains(curve: list[dict]) -> dict[int, float]:
+    start = next((r["average"] for r in curve if r["step"] == 0), None)
+    if start is None:
+        raise ValueError("A selection curve has no step 0 (the start): its runs were made without num_sanity_val_steps -1.")
+    return {int(r["step"]): r["average"] - start for r in curve}
+
+
+def write_across(out: Path, records: list[dict], command: str) -> dict:
+    """Write <out>/<method>.json and .md: the setting chosen over several benchmarks' selections, and each one's gain."""
+    chosen = choose_across(records)
+    method, candidates, benchmarks = records[0]["method"], chosen.pop("candidates"), [r["benchmark"] for r in records]
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"method": method, "benchmarks": benchmarks, "rule": ACROSS_RULE, "chosen": chosen, "mean_gain_curves": candidates, "command": command}
+    write_text_atomic(out / f"{method}.json", json.dumps(record, indent=1) + "\n")
+    setting = ", ".join(f"{k} = {v}" for k, v in chosen["setting"].items())
+    each = ", ".join(f"{b} {100 * g:+.2f}" for b, g in chosen["gains"].items())
+    text = [
+        f"# Settings of {method}, chosen on the validation data of {len(records)} benchmarks", "",
+        f"Chosen: {setting}, step {chosen['step']} — mean validation gain over task arithmetic {100 * chosen['average']:+.2f} points ({each}).", "",
+        f"Rule: {ACROSS_RULE}. No test label was read: each benchmark's selection monitored its validation splits only "
+        f"({', '.join(f'results/{b}/selection/{method}.md' for b in benchmarks)}).", "",
+        "Mean validation gain (points) of each candidate at each monitored step:", "",
+        *selection_table(candidates, chosen, number="{:+.2f}", label="gain at step"), "",
+        f"Command: `{command}`", "",
+    ]  # fmt: skip
+    write_text_atomic(out / f"{method}.md", "\n".join(text))
+    return chosen
+
