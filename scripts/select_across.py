@@ -3,7 +3,8 @@
 Each input is a `<method>.json` written by scripts/select_settings.py on one benchmark (same method, same grid);
 the choice is the (setting, step) with the best validation gain over task arithmetic averaged over the benchmarks
 (src/reports/selection.py has the rule). A default must serve tasks nobody tuned on: a setting that wins on one
-benchmark and falls below task arithmetic on another is what this guards against. No test label enters.
+benchmark and gains little elsewhere loses to one that gains on all of them on average (the mean can still keep a
+setting below task arithmetic on one benchmark: each choice's .md lists every benchmark's gain). No test label enters.
 
     python scripts/select_across.py results/text_minilm/selection/dawe_task_wise.json \
         results/vision_small/selection/dawe_task_wise.json

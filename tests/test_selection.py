@@ -179,6 +179,10 @@ def test_choose_across_takes_the_best_mean_gain_not_the_best_on_one_benchmark(tm
     assert main([*files, "--out", str(tmp_path / "across")])["setting"] == {"lr": 2}
     md = (tmp_path / "across/dawe_task_wise.md").read_text()
     assert "Chosen: lr = 2, step 50" in md and "text +3.00, vision +3.00" in md and "| 1 | +0.00 | +0.00 | -7.00 |" in md
+    with pytest.raises(ValueError, match="given twice"):
+        choose_across([text, text])
+    with pytest.raises(ValueError, match="written by scripts/select_settings.py"):
+        choose_across([text, json.loads((tmp_path / "across/dawe_task_wise.json").read_text())])
     vision["method"] = "adamerging_task_wise"
     with pytest.raises(ValueError, match="different methods"):
         choose_across([text, vision])

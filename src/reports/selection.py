@@ -37,7 +37,8 @@ def choose(candidates: list[dict]) -> dict:
 
 
 def selection_table(candidates: list[dict], chosen: dict, number: str = "{:.2f}", label: str = "step") -> list[str]:
-    """Markdown: one row per candidate, its validation average (%) at each monitored step; the chosen cell in bold."""
+    """Markdown: one row per candidate, its value (%) at each monitored step (a validation average, or a gain with
+    number="{:+.2f}"); the chosen cell in bold."""
     steps = sorted({int(r["step"]) for c in candidates for r in c["curve"]})
     keys = list(candidates[0]["setting"]) if candidates else []
     lines = ["| " + " | ".join([*keys, *(f"{label} {s}" for s in steps)]) + " |", "|" + "---|" * (len(keys) + len(steps))]
@@ -84,8 +85,13 @@ def choose_across(records: list[dict]) -> dict:
     is best on average over the benchmarks, not the best on any one of them. Returns choose()'s dict (averages are then
     mean gains) plus "gains": {benchmark: that benchmark's gain at the chosen setting and step}.
     """
+    if any(not {"method", "benchmark", "candidates"} <= set(r) for r in records):
+        raise ValueError("Each input must be a <method>.json written by scripts/select_settings.py on one benchmark.")
     if len({r["method"] for r in records}) != 1:
         raise ValueError(f"Selections of different methods cannot be combined: {sorted({r['method'] for r in records})}.")
+    benchmarks = [r["benchmark"] for r in records]
+    if len(set(benchmarks)) != len(benchmarks):
+        raise ValueError(f"A benchmark is given twice ({benchmarks}): each would count twice in the mean; give each once.")
     gains = [{json.dumps(c["setting"], sort_keys=True): _gains(c["curve"]) for c in r["candidates"]} for r in records]
     common = [c["setting"] for c in records[0]["candidates"] if all(json.dumps(c["setting"], sort_keys=True) in g for g in gains)]
     if not common:
@@ -96,6 +102,7 @@ def choose_across(records: list[dict]) -> dict:
         steps = set.intersection(*(set(g[key]) for g in gains))
         candidates.append({"setting": setting, "curve": [{"step": s, "average": sum(g[key][s] for g in gains) / len(gains)} for s in sorted(steps)]})
     chosen = choose(candidates)
+    chosen.pop("start_average")  # every start is a gain of 0 here
     key = json.dumps(chosen["setting"], sort_keys=True)
     return {**chosen, "gains": {r["benchmark"]: g[key][chosen["step"]] for r, g in zip(records, gains)}, "candidates": candidates}
 
