@@ -33,10 +33,14 @@ ROBUST_ADAPTIVE := adamerging_layer_wise dawe_task_wise
 T5_DATA := configs/benchmarks/t5_small.yaml
 T5_MODEL := models/t5_small/t5
 T5_EXPERTS_DIR := experts/t5_small
+# the benchmark `make seeds` and `make precision` read (BENCHMARK=<configs/benchmarks name>, after that benchmark's own
+# target; default text_minilm, i.e. after `make main`)
+BENCHMARK := text_minilm
 # one torch thread: the committed table was written so, and the small T5's pretraining amplifies the float-summation
-# order that the thread count changes (README: the table under two threads)
-t5 t5-models t5-entropy: export OMP_NUM_THREADS := 1
-t5 t5-models t5-entropy: export MKL_NUM_THREADS := 1
+# order that the thread count changes (README: the table under two threads); seeds/precision on it too
+T5_ONE_THREAD := t5 t5-models t5-entropy $(if $(filter t5_small,$(BENCHMARK)),seeds precision)
+$(T5_ONE_THREAD): export OMP_NUM_THREADS := 1
+$(T5_ONE_THREAD): export MKL_NUM_THREADS := 1
 
 # $(call test_methods,<methods>,<benchmark options>): `test` of each method config (configs/methods/<method>.yaml)
 test_methods = for m in $(1); do $(PY) main.py test $(2) --config configs/methods/$$m.yaml || exit 1; done
@@ -108,15 +112,8 @@ static: experts
 adaptive: experts
 	$(call adapt_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
 
-# after a benchmark's own target (BENCHMARK=<configs/benchmarks name>, default text_minilm, i.e. after `make main`;
-# e.g. BENCHMARK=vision_small after `make vision`): its adapted runs are read from runs/<benchmark>/<method>
-BENCHMARK := text_minilm
-# the text-to-text benchmark's runs were made under one torch thread (see t5 above)
-ifeq ($(BENCHMARK),t5_small)
-seeds precision: export OMP_NUM_THREADS := 1
-seeds precision: export MKL_NUM_THREADS := 1
-endif
-
+# after a benchmark's own target (BENCHMARK above; e.g. BENCHMARK=vision_small after `make vision`): its adapted runs
+# are read from runs/<benchmark>/<method>
 # task arithmetic and the adaptive methods' `test` again under fp32 and under bf16 autocast (Lightning's
 # --trainer.precision bf16-mixed), from the benchmark's adapted checkpoints, side by side with their wall times in
 # results/<benchmark>_precision/

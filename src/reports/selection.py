@@ -32,8 +32,12 @@ def choose(candidates: list[dict]) -> dict:
                 best_key, best = key, {"candidate": index, "setting": candidate["setting"], "step": int(row["step"]), "average": row["average"]}
     if best is None:
         raise ValueError("No candidate has a monitored step: run with validation monitoring (limit_val_batches > 0).")
-    start = next((r["average"] for r in candidates[best["candidate"]]["curve"] if r["step"] == 0), None)
-    return {**best, "start_average": start}
+    return {**best, "start_average": _start(candidates[best["candidate"]]["curve"])}
+
+
+def _start(curve: list[dict]) -> float | None:
+    """The curve's step-0 average (task arithmetic), None when step 0 was not monitored."""
+    return next((r["average"] for r in curve if r["step"] == 0), None)
 
 
 def selection_table(candidates: list[dict], chosen: dict, number: str = "{:.2f}", label: str = "step") -> list[str]:
@@ -92,23 +96,28 @@ def choose_across(records: list[dict]) -> dict:
     benchmarks = [r["benchmark"] for r in records]
     if len(set(benchmarks)) != len(benchmarks):
         raise ValueError(f"A benchmark is given twice ({benchmarks}): each would count twice in the mean; give each once.")
-    gains = [{json.dumps(c["setting"], sort_keys=True): _gains(c["curve"]) for c in r["candidates"]} for r in records]
-    common = [c["setting"] for c in records[0]["candidates"] if all(json.dumps(c["setting"], sort_keys=True) in g for g in gains)]
+    gains = [{_key(c["setting"]): _gains(c["curve"]) for c in r["candidates"]} for r in records]
+    common = [c["setting"] for c in records[0]["candidates"] if all(_key(c["setting"]) in g for g in gains)]
     if not common:
         raise ValueError("No setting was run on every benchmark: run scripts/select_settings.py with the same grid on each.")
     candidates = []
     for setting in common:
-        key = json.dumps(setting, sort_keys=True)
+        key = _key(setting)
         steps = set.intersection(*(set(g[key]) for g in gains))
         candidates.append({"setting": setting, "curve": [{"step": s, "average": sum(g[key][s] for g in gains) / len(gains)} for s in sorted(steps)]})
     chosen = choose(candidates)
     chosen.pop("start_average")  # every start is a gain of 0 here
-    key = json.dumps(chosen["setting"], sort_keys=True)
-    return {**chosen, "gains": {r["benchmark"]: g[key][chosen["step"]] for r, g in zip(records, gains)}, "candidates": candidates}
+    key = _key(chosen["setting"])
+    return {**chosen, "gains": {b: g[key][chosen["step"]] for b, g in zip(benchmarks, gains)}, "candidates": candidates}
+
+
+def _key(setting: dict) -> str:
+    """A setting as a hashable key that does not depend on the order of its options."""
+    return json.dumps(setting, sort_keys=True)
 
 
 def _gains(curve: list[dict]) -> dict[int, float]:
-    start = next((r["average"] for r in curve if r["step"] == 0), None)
+    start = _start(curve)
     if start is None:
         raise ValueError("A selection curve has no step 0 (the start): its runs were made without num_sanity_val_steps -1.")
     return {int(r["step"]): r["average"] - start for r in curve}
@@ -117,7 +126,7 @@ def _gains(curve: list[dict]) -> dict[int, float]:
 def write_across(out: Path, records: list[dict], command: str) -> dict:
     """Write <out>/<method>.json and .md: the setting chosen over several benchmarks' selections, and each one's gain."""
     chosen = choose_across(records)
-    method, candidates, benchmarks = records[0]["method"], chosen.pop("candidates"), [r["benchmark"] for r in records]
+    method, candidates, benchmarks = records[0]["method"], chosen.pop("candidates"), list(chosen["gains"])
     out.mkdir(parents=True, exist_ok=True)
     record = {"method": method, "benchmarks": benchmarks, "rule": ACROSS_RULE, "chosen": chosen, "mean_gain_curves": candidates, "command": command}
     write_text_atomic(out / f"{method}.json", json.dumps(record, indent=1) + "\n")
@@ -134,4 +143,3 @@ def write_across(out: Path, records: list[dict], command: str) -> dict:
     ]  # fmt: skip
     write_text_atomic(out / f"{method}.md", "\n".join(text))
     return chosen
-
