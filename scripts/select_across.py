@@ -7,7 +7,7 @@ benchmark and gains little elsewhere loses to one that gains on all of them on a
 setting below task arithmetic on one benchmark: each choice's .md lists every benchmark's gain). No test label enters.
 
     python scripts/select_across.py results/text_minilm/selection/dawe_task_wise.json \
-        results/vision_small/selection/dawe_task_wise.json
+        results/text_minilm_lora/selection/dawe_task_wise.json results/vision_small/selection/dawe_task_wise.json
 
 Writes <out>/<method>.json and .md (default out: results/selection).
 """

@@ -1,6 +1,6 @@
 """Every `python main.py …` command shown in the README and docs/ parses: config files exist, options and values are
 valid (`--print_config`, which stops before any model is loaded). A renamed option or config cannot leave a stale
-command in the docs."""
+command in the docs. Each shown `python scripts/select_across.py …` reproduces the committed choice in results/selection/."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def shown_commands() -> list[tuple[str, str]]:
+def shown_commands(program: str = "python main.py ") -> list[tuple[str, str]]:
     """(page, command) for each complete command in a ```bash block (placeholders such as `...` or `<x>` skipped)."""
     found = []
     for page in PAGES:
@@ -23,16 +23,18 @@ def shown_commands() -> list[tuple[str, str]]:
             joined = re.sub(r"\\\n\s*", " ", block)
             for line in joined.splitlines():
                 line = line.split("  #")[0].strip()
-                if line.startswith("python main.py ") and not any(p in line for p in ("...", "…", "<", "path/to")):
+                if line.startswith(program) and not any(p in line for p in ("...", "…", "<", "path/to")):
                     found.append((str(page.relative_to(ROOT)), line))
     return found
 
 
 COMMANDS = shown_commands()
+ACROSS_BENCHMARKS = shown_commands("python scripts/select_across.py ")
 
 
 def test_the_docs_show_commands():
     assert len(COMMANDS) >= 10 and any(page.startswith("docs/") for page, _ in COMMANDS)
+    assert ACROSS_BENCHMARKS, "the cli page shows scripts/select_across.py"
 
 
 @pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[f"{p}:{i}" for i, (p, _) in enumerate(COMMANDS)])
@@ -48,3 +50,18 @@ def test_a_shown_command_parses(page, command, monkeypatch):
     with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as stopped:
         cli_main([*args, "--print_config"])
     assert stopped.value.code in (0, None), f"{page}: {command}"
+
+
+@pytest.mark.parametrize(("page", "command"), ACROSS_BENCHMARKS, ids=[f"{p}:{i}" for i, (p, _) in enumerate(ACROSS_BENCHMARKS)])
+def test_a_shown_selection_across_benchmarks_reproduces_the_committed_choice(page, command, monkeypatch, tmp_path):
+    """The shown command, run on the committed per-benchmark selections, chooses what results/selection/ holds."""
+    import json
+
+    from scripts.select_across import main
+
+    monkeypatch.chdir(ROOT)
+    args = shlex.split(command)[2:]
+    chosen = main([*args, "--out", str(tmp_path)])
+    method = json.loads((ROOT / args[0]).read_text())["method"]
+    committed = json.loads((ROOT / "results/selection" / f"{method}.json").read_text())
+    assert chosen == committed["chosen"], f"{page}: {command}"
