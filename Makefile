@@ -62,7 +62,7 @@ seed_methods = for s in $(SEEDS); do for m in $(1); do \
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds precision lora seqcls vision vision-models vision-corruptions t5 t5-models t5-entropy test test-fast clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -77,6 +77,7 @@ help:
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
 	@echo "make vision-corruptions   after vision: four methods on seven corrupted copies of the test sets"
+	@echo "make vision-corruptions-seeds   after vision-corruptions: its adaptive methods under seeds $(SEEDS) too"
 	@echo "make t5          a small T5 pretrained here, LoRA label-word experts, every method"
 	@echo "make t5-entropy  after t5: the task-wise adaptive methods with the entropy over the vocabulary"
 	@echo "make gpu-check   one CUDA GPU: every method on the GPU equals the CPU"
@@ -185,6 +186,16 @@ vision-corruptions: setup fashion-mnist vision-models
 	done; \
 	$(PY) -m src.families.vision.robustness vision_small; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
+
+# after `make vision-corruptions`: its adaptive methods under SEEDS on every corruption (the table: mean ± sd over the
+# seeds every column has, the clean column read from `make seeds BENCHMARK=vision_small`'s runs)
+vision-corruptions-seeds: setup fashion-mnist vision-models
+	@start=$$(date +%s); \
+	for c in $(CORRUPTIONS); do \
+	  $(call seed_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)) || exit 1; \
+	done; \
+	$(PY) -m src.families.vision.robustness vision_small; \
+	echo "Corruption runs under seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
 
 $(T5_MODEL)/model.safetensors: | setup
 	$(PY) -m src.families.seq2seq.pretraining --out $(T5_MODEL)

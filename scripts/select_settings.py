@@ -39,10 +39,15 @@ def option(key: str) -> str:
     return f"--{key}" if "." in key else f"--model.init_args.{key}"
 
 
+def command_line(setting: dict) -> list[str]:
+    """The setting as options: strings as they are (a quoted choice would not match its Literal), others as JSON."""
+    return [a for k, v in setting.items() for a in (option(k), v if isinstance(v, str) else json.dumps(v))]
+
+
 def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
     """One candidate's `fit`, monitored on the validation splits; returns its curve (one row per monitored step)."""
     shutil.rmtree(run, ignore_errors=True)  # a fresh start: never resume or version an earlier run's checkpoints
-    values = [a for k, v in setting.items() for a in (option(k), json.dumps(v))]
+    values = command_line(setting)
     args = ["fit", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *values,
             "--data.init_args.monitor_split", "val", "--model.init_args.selection", "last",
             "--trainer.default_root_dir", str(run), "--results_dir", str(run / "results")]  # fmt: skip

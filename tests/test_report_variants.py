@@ -15,6 +15,15 @@ def test_rows_per_method_and_value_with_missing_runs_shown(tmp_path):
     write_report(_report(0.125, 0.5), tmp_path, "bench", "ada", "cmd", 0)
     main(["bench", "bench_vocab"], ["words", "vocab"], ["ada", "dawe"], "entropy_over", str(tmp_path / "out"), results_dir=str(tmp_path))
     lines = (tmp_path / "out/README.md").read_text().splitlines()
-    assert "| method | entropy_over | x | y | average | wall time (s) |" in lines
-    assert "| dawe | words | 50.00 | 75.00 | 62.50 | 12.3 |" in lines and "| dawe | vocab | 25.00 | 100.00 | 62.50 | – |" in lines
-    assert "| ada | vocab | – | – | – | – |" in lines
+    assert "| method | entropy_over | x | y | average | wall time (s) | seeds |" in lines
+    assert "| dawe | words | 50.00 | 75.00 | 62.50 | 12.3 | 0 |" in lines and "| dawe | vocab | 25.00 | 100.00 | 62.50 | – | 0 |" in lines
+    assert "| ada | vocab | – | – | – | – | – |" in lines
+
+
+def test_a_method_under_several_seeds_is_one_row_of_mean_and_sd(tmp_path):
+    write_report(_report(0.5, 0.75), tmp_path, "bench", "dawe", "cmd", 0, seconds=10.0)
+    write_report(_report(0.75, 0.25), tmp_path, "bench", "dawe_seed1", "cmd", 1, seconds=20.0)
+    main(["bench"], ["words"], ["dawe"], "entropy_over", str(tmp_path / "out"), results_dir=str(tmp_path))
+    lines = (tmp_path / "out/README.md").read_text().splitlines()
+    # x: 50 and 75 → mean 62.50, sample sd 17.68; y: 75 and 25 → 50.00 ± 35.36; average: 62.5 and 50 → 56.25 ± 8.84
+    assert "| dawe | words | 62.50 ± 17.68 | 50.00 ± 35.36 | 56.25 ± 8.84 | 15.0 | 0, 1 |" in lines

@@ -113,6 +113,15 @@ def test_the_selection_script_reads_no_test_label(tiny_pool, tmp_path):
     assert records[0] == records[1]
 
 
+def test_a_grid_of_choices_passes_them_unquoted():
+    """A Literal option (entropy_over) rejects '"vocabulary"'; numbers and booleans go as JSON."""
+    from scripts.select_settings import command_line
+
+    setting = {"model.init_args.modelpool.init_args.entropy_over": "vocabulary", "lr": 1.0e-4, "standardize_features": True}
+    assert command_line(setting) == ["--model.init_args.modelpool.init_args.entropy_over", "vocabulary",
+                                     "--model.init_args.lr", "0.0001", "--model.init_args.standardize_features", "true"]  # fmt: skip
+
+
 def test_best_validation_loads_a_later_selected_state_from_the_checkpoint(tiny_pool, data_config, tmp_path):
     """The selected state, not the last, is what `test` evaluates: a last.ckpt whose selected state is step 2's
     evaluates exactly as step 2's own checkpoint does with `last`."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import statistics
 from types import SimpleNamespace
 
 import numpy as np
@@ -75,6 +76,22 @@ def test_robustness_rows_compare_clean_and_corrupted_averages():
     assert ta["clean"] == pytest.approx(90.0) and ta["noise"] == pytest.approx(60.0) and ta["corrupted mean"] == pytest.approx(65.0)
     assert rows[1]["blur"] is None and rows[1]["corrupted mean"] is None, "a missing run is shown, never averaged away"
     assert math.isclose(rows[2]["blur"], 90.0)
+
+
+def test_robustness_rows_average_the_seeds_every_column_has():
+    def report(acc: float, seed: int) -> dict:
+        return {"average": {"accuracy": acc, "loss": 1.0}, "seed": seed}
+
+    clean = {"dawe_task_wise": report(0.9, 0), "dawe_task_wise_seed1": report(0.8, 1), "dawe_task_wise_seed2": report(0.7, 2)}
+    corrupted = {
+        "noise": {"dawe_task_wise": report(0.6, 0), "dawe_task_wise_seed1": report(0.4, 1)},
+        "blur": {"dawe_task_wise": report(0.5, 0), "dawe_task_wise_seed1": report(0.3, 1), "dawe_task_wise_seed2": report(0.1, 2)},
+    }
+    (row,) = robustness_rows(clean, corrupted)
+    assert row["seeds"] == [0, 1], "seed 2 has no noise run: every column averages seeds 0 and 1 only"
+    assert row["clean"] == pytest.approx(85.0) and row["clean sd"] == pytest.approx(statistics.stdev([90.0, 80.0]))
+    # per seed, the mean over corruptions: seed 0 (60 + 50) / 2 = 55, seed 1 (40 + 30) / 2 = 35
+    assert row["corrupted mean"] == pytest.approx(45.0) and row["corrupted mean sd"] == pytest.approx(statistics.stdev([55.0, 35.0]))
 
 
 @pytest.mark.parametrize("method", ["pretrained", "task_arithmetic", "ties", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise", "expert"])

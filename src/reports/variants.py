@@ -9,24 +9,32 @@ from the reports. The small-T5 benchmark uses it to choose `entropy_over` (label
 """
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from src.errors import ConfigError
 from src.reports.atomic import write_text_atomic
+from src.reports.seeds import SeedGroup, format_cell, group_by_seed
 from src.reports.writer import read_reports, report_tasks
 
 
 def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setting: str) -> list[str]:
-    """Markdown rows: per method, one row per value (label → that value's reports), accuracies in %; "–" if missing."""
+    """Markdown rows: per method, one row per value (label → that value's reports), accuracies in %; "–" if missing.
+
+    A method run under several seeds (`<method>_seed<N>` reports) shows mean ± sd over them, its mean wall time,
+    and the seeds.
+    """
     first = next((r[m] for r in reports.values() for m in methods if m in r), {})
     tasks = report_tasks(first)
-    lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average | wall time (s) |", "|" + "---|" * (len(tasks) + 4)]
+    groups = {label: group_by_seed(runs) for label, runs in reports.items()}
+    lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average | wall time (s) | seeds |", "|" + "---|" * (len(tasks) + 5)]
     for method in methods:
-        for label, runs in reports.items():
-            report = runs.get(method)
-            cells = [f"{100 * report[t]['accuracy']:.2f}" if report and t in report else "–" for t in [*tasks, "average"]]
-            seconds = report.get("seconds") if report else None
-            cells.append("–" if seconds is None else f"{seconds:.1f}")
+        for label, by_method in groups.items():
+            group = by_method.get(method, SeedGroup(method, []))
+            cells = [format_cell(group, t) for t in [*tasks, "average"]]
+            seconds = [r["seconds"] for r in group.reports if r.get("seconds") is not None]
+            cells.append(f"{statistics.fmean(seconds):.1f}" if seconds else "–")
+            cells.append(", ".join("–" if s is None else str(s) for s in group.seeds) or "–")
             lines.append(f"| {method} | {label} | " + " | ".join(cells) + " |")
     return lines
 

@@ -8,30 +8,63 @@ average under each corruption, and the mean over corruptions. Methods missing fr
 """
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from src.errors import ConfigError
 from src.families.vision.corruptions import CORRUPTIONS
 from src.reports.atomic import write_json_atomic, write_text_atomic
+from src.reports.seeds import SeedGroup, group_by_seed
 from src.reports.writer import ordered_methods, read_reports
 
 
+def _averages(group: SeedGroup) -> dict[int | None, float]:
+    """Average accuracy (%) of each seed's run."""
+    return {report.get("seed"): 100 * report["average"]["accuracy"] for report in group.reports}
+
+
 def robustness_rows(clean: dict[str, dict], corrupted: dict[str, dict[str, dict]]) -> list[dict]:
-    """One row per method present in the clean reports and in at least one corrupted benchmark (accuracies in %)."""
-    methods = ordered_methods(m for m in clean if any(m in reports for reports in corrupted.values()))
+    """One row per method present in the clean reports and in at least one corrupted benchmark (accuracies in %).
+
+    A method run under several seeds (`<method>_seed<N>` reports) shows, in every column, the mean over the seeds
+    that every column has, so each row compares the same runs; `<column> sd` holds the sample standard deviation
+    (None for one seed) and "corrupted mean" is the mean over seeds of each seed's mean over the corruptions.
+    """
+    clean_groups = group_by_seed(clean)
+    corrupted_groups = {name: group_by_seed(reports) for name, reports in corrupted.items()}
+    methods = ordered_methods(m for m in clean_groups if any(m in groups for groups in corrupted_groups.values()))
     rows = []
     for method in methods:
-        row = {"method": method, "clean": 100 * clean[method]["average"]["accuracy"]}
-        for name, reports in corrupted.items():
-            row[name] = 100 * reports[method]["average"]["accuracy"] if method in reports else None
-        present = [row[name] for name in corrupted if row[name] is not None]
-        row["corrupted mean"] = sum(present) / len(present) if len(present) == len(corrupted) else None
+        columns = {"clean": _averages(clean_groups[method])}
+        columns |= {name: _averages(groups[method]) if method in groups else None for name, groups in corrupted_groups.items()}
+        seeds = sorted(set.intersection(*(set(a) for a in columns.values() if a is not None)), key=lambda s: (s is None, s or 0))
+        row: dict = {"method": method, "seeds": seeds}
+        for name, by_seed in columns.items():
+            values = [by_seed[s] for s in seeds] if by_seed is not None and seeds else []
+            row[name], row[f"{name} sd"] = _mean_sd(values)
+        complete = all(columns[name] is not None for name in corrupted) and seeds
+        per_seed = [statistics.fmean(columns[name][s] for name in corrupted) for s in seeds] if complete else []
+        row["corrupted mean"], row["corrupted mean sd"] = _mean_sd(per_seed)
         rows.append(row)
     return rows
 
 
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    """(mean, sample sd); (None, None) without values, sd None with one."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _seeds(seeds: list[int | None]) -> str:
+    return ", ".join("–" if s is None else str(s) for s in seeds) or "–"
+
+
+def _cell(row: dict, column: str) -> str:
+    value, sd = row[column], row.get(f"{column} sd")
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if sd is None else f"{value:.2f} ± {sd:.2f}"
 
 
 def main(clean: str, corrupted: list[str] | None = None, out: str | None = None, results_dir: str = "results") -> None:
@@ -56,16 +89,17 @@ def main(clean: str, corrupted: list[str] | None = None, out: str | None = None,
         raise ConfigError(f"No results for {', '.join(missing)} under {root}/: run those benchmarks first (make vision, make vision-corruptions).")
     columns = {name: name.removeprefix(f"{clean}_") for name in corrupted}
     rows = robustness_rows(read_reports(root / clean), {columns[n]: read_reports(root / n) for n in corrupted})
-    header = ["method", "clean", *columns.values(), "corrupted mean"]
+    header = ["method", "clean", *columns.values(), "corrupted mean", "seeds"]
     lines = [
         f"# Robustness: {clean}, clean and corrupted test sets",
         "",
         "Average accuracy (%) over the tasks; adaptive methods adapt on the test set they are evaluated on.",
+        "A method run under several seeds shows mean ± sample standard deviation over the seeds every column has (seeds).",
         "Written by `python -m src.families.vision.robustness` from each benchmark's report.json.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
-        *("| " + " | ".join([row["method"], *(_cell(row[c]) for c in header[1:])]) + " |" for row in rows),
+        *("| " + " | ".join([row["method"], *(_cell(row, c) for c in header[1:-1]), _seeds(row["seeds"])]) + " |" for row in rows),
     ]
     Path(out).mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(out) / "README.md", "\n".join(lines) + "\n")
