@@ -27,3 +27,13 @@ def test_a_method_under_several_seeds_is_one_row_of_mean_and_sd(tmp_path):
     lines = (tmp_path / "out/README.md").read_text().splitlines()
     # x: 50 and 75 → mean 62.50, sample sd 17.68; y: 75 and 25 → 50.00 ± 35.36; average: 62.5 and 50 → 56.25 ± 8.84
     assert "| dawe | words | 62.50 ± 17.68 | 50.00 ± 35.36 | 56.25 ± 8.84 | 15.0 | 0, 1 |" in lines
+
+
+def test_the_values_compare_the_seeds_both_ran(tmp_path):
+    """A value run under seeds 0, 1 beside one run only under seed 0: both rows show seed 0 alone."""
+    write_report(_report(0.5, 0.75), tmp_path, "bench", "dawe", "cmd", 0)
+    write_report(_report(0.75, 0.25), tmp_path, "bench", "dawe_seed1", "cmd", 1)
+    write_report(_report(0.25, 1.0), tmp_path, "bench_vocab", "dawe", "cmd", 0)
+    main(["bench", "bench_vocab"], ["words", "vocab"], ["dawe"], "entropy_over", str(tmp_path / "out"), results_dir=str(tmp_path))
+    lines = (tmp_path / "out/README.md").read_text().splitlines()
+    assert "| dawe | words | 50.00 | 75.00 | 62.50 | – | 0 |" in lines and "| dawe | vocab | 25.00 | 100.00 | 62.50 | – | 0 |" in lines

@@ -91,6 +91,7 @@ def test_robustness_rows_average_the_seeds_every_column_has():
     assert row["seeds"] == [0, 1], "seed 2 has no noise run: every column averages seeds 0 and 1 only"
     assert row["clean"] == pytest.approx(85.0) and row["clean sd"] == pytest.approx(statistics.stdev([90.0, 80.0]))
     # per seed, the mean over corruptions: seed 0 (60 + 50) / 2 = 55, seed 1 (40 + 30) / 2 = 35
+    assert row["blur"] == pytest.approx(40.0), "blur's seed 2 (10 %) is left out with the seed the noise column lacks"
     assert row["corrupted mean"] == pytest.approx(45.0) and row["corrupted mean sd"] == pytest.approx(statistics.stdev([55.0, 35.0]))
 
 

@@ -26,6 +26,10 @@ class SeedGroup:
     def seeds(self) -> list[int | None]:
         return [r.get("seed") for r in self.reports]
 
+    def restricted(self, seeds: list[int | None]) -> SeedGroup:
+        """The runs of these seeds only: a table comparing columns compares the same runs in each."""
+        return SeedGroup(self.method, [r for r in self.reports if r.get("seed") in seeds])
+
     def values(self, task: str) -> list[float]:
         return [r[task]["accuracy"] for r in self.reports if task in r]
 
@@ -54,6 +58,15 @@ def group_by_seed(reports: dict[str, dict]) -> dict[str, SeedGroup]:
     for group in groups.values():
         group.reports.sort(key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
     return groups
+
+
+def common_seeds(groups: list[SeedGroup]) -> list[int | None]:
+    """The seeds every group ran, in seed order: a row over several benchmarks averages the same seeds in each,
+    so a column with more seeds than another is not compared with a different set of runs."""
+    if not groups:
+        return []
+    common = set.intersection(*(set(g.seeds) for g in groups))
+    return sorted(common, key=lambda s: (s is None, s or 0))
 
 
 def format_cell(group: SeedGroup, task: str) -> str:

@@ -14,23 +14,24 @@ from pathlib import Path
 
 from src.errors import ConfigError
 from src.reports.atomic import write_text_atomic
-from src.reports.seeds import SeedGroup, format_cell, group_by_seed
+from src.reports.seeds import SeedGroup, common_seeds, format_cell, group_by_seed
 from src.reports.writer import read_reports, report_tasks
 
 
 def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setting: str) -> list[str]:
     """Markdown rows: per method, one row per value (label → that value's reports), accuracies in %; "–" if missing.
 
-    A method run under several seeds (`<method>_seed<N>` reports) shows mean ± sd over them, its mean wall time,
-    and the seeds.
+    A method run under several seeds (`<method>_seed<N>` reports) shows mean ± sd over the seeds every value ran
+    (so the values compare the same runs), its mean wall time, and those seeds.
     """
-    first = next((r[m] for r in reports.values() for m in methods if m in r), {})
-    tasks = report_tasks(first)
     groups = {label: group_by_seed(runs) for label, runs in reports.items()}
+    first = next((g[m].reports[0] for g in groups.values() for m in methods if m in g), {})
+    tasks = report_tasks(first)
     lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average | wall time (s) | seeds |", "|" + "---|" * (len(tasks) + 5)]
     for method in methods:
+        seeds = common_seeds([g[method] for g in groups.values() if method in g])
         for label, by_method in groups.items():
-            group = by_method.get(method, SeedGroup(method, []))
+            group = by_method[method].restricted(seeds) if method in by_method else SeedGroup(method, [])
             cells = [format_cell(group, t) for t in [*tasks, "average"]]
             seconds = [r["seconds"] for r in group.reports if r.get("seconds") is not None]
             cells.append(f"{statistics.fmean(seconds):.1f}" if seconds else "–")
