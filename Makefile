@@ -80,7 +80,8 @@ help:
 	@echo "make vision-corruptions-seeds   after vision-corruptions and seeds BENCHMARK=vision_small: the corrupted"
 	@echo "                 runs' adaptive methods under seeds $(SEEDS) too (the table averages the seeds every column has)"
 	@echo "make t5          a small T5 pretrained here, LoRA label-word experts, every method"
-	@echo "make t5-entropy  after t5: the task-wise adaptive methods with the entropy over the vocabulary"
+	@echo "make t5-entropy  after t5 (and seeds BENCHMARK=t5_small): the task-wise adaptive methods with the entropy"
+	@echo "                 over the vocabulary, seeds 0 and $(SEEDS)"
 	@echo "make gpu-check   one CUDA GPU: every method on the GPU equals the CPU"
 	@echo "make clean       remove runs/ (results, experts and models stay)"
 
@@ -213,13 +214,15 @@ t5: setup
 	cat results/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
-# after `make t5`: the task-wise adaptive methods again with the entropy over the whole vocabulary (the config
-# takes it over the label words), and both side by side in results/t5_small_entropy_over/README.md
+# after `make t5` and `make seeds BENCHMARK=t5_small`: the task-wise adaptive methods again with the entropy over the
+# whole vocabulary (the config takes it over the label words), under seed 0 and SEEDS, and both side by side in
+# results/t5_small_entropy_over/README.md (mean ± sd over the seeds both ran)
 T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
+T5_VOCABULARY := --config $(T5_DATA) --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,--config $(T5_DATA) \
-	  --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary); \
+	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) && \
+	$(call seed_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) || exit 1; \
 	$(PY) -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
