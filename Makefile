@@ -186,7 +186,7 @@ vision-corruptions: setup fashion-mnist vision-models
 	  corrupted="--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)"; \
 	  $(call test_methods,$(ROBUST_STATIC),$$corrupted) && $(call adapt_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,$$corrupted); \
 	done; \
-	$(PY) -m src.families.vision.robustness vision_small; \
+	$(PY) -m src.families.vision.robustness vision_small || exit 1; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
 
 # after `make vision-corruptions`: its adaptive methods under SEEDS on every corruption (the table: mean ± sd over the
@@ -196,7 +196,7 @@ vision-corruptions-seeds: setup fashion-mnist vision-models
 	for c in $(CORRUPTIONS); do \
 	  $(call seed_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)) || exit 1; \
 	done; \
-	$(PY) -m src.families.vision.robustness vision_small; \
+	$(PY) -m src.families.vision.robustness vision_small || exit 1; \
 	echo "Corruption runs under seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
 
 $(T5_MODEL)/model.safetensors: | setup

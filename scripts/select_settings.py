@@ -44,19 +44,22 @@ def command_line(setting: dict) -> list[str]:
     return [a for k, v in setting.items() for a in (option(k), v if isinstance(v, str) else json.dumps(v))]
 
 
-def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
-    """One candidate's `fit`, monitored on the validation splits; returns its curve (one row per monitored step)."""
-    shutil.rmtree(run, ignore_errors=True)  # a fresh start: never resume or version an earlier run's checkpoints
-    values = command_line(setting)
-    args = ["fit", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *values,
+def fit_args(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[str]:
+    """One candidate's `fit` command line: monitored on the validation splits, its own fresh run folder."""
+    return ["fit", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *command_line(setting),
             "--data.init_args.monitor_split", "val", "--model.init_args.selection", "last",
             "--trainer.default_root_dir", str(run), "--results_dir", str(run / "results")]  # fmt: skip
-    cli = cli_main(args)
+
+
+def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
+    """One candidate's `fit`; returns its curve (one row per monitored step)."""
+    shutil.rmtree(run, ignore_errors=True)  # a fresh start: never resume or version an earlier run's checkpoints
+    cli = cli_main(fit_args(config, method, setting, run, extra))
     return [dict(row) for row in cli.model.history]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:
+    """(the script's options, the stacked `--config` options, the options after `--` for every `fit`)."""
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -66,7 +69,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="folder for <method>.json and .md (default: results/<benchmark>/selection)")
     parser.add_argument("--runs", default=None, help="folder for the candidates' runs (default: runs/<benchmark>/selection/<method>)")
     args = parser.parse_args(own)
-    config = [a for c in args.config for a in ("--config", c)]
+    return args, [a for c in args.config for a in ("--config", c)], extra
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, config, extra = parse(argv)
     benchmark = cli_main([*config, "--config", str(ROOT / f"configs/methods/{args.method}.yaml"), *extra], run=False).datamodule.benchmark
     runs = Path(args.runs or f"runs/{benchmark}/selection/{args.method}")
     candidates = []

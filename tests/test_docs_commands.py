@@ -1,6 +1,7 @@
 """Every `python main.py …` command shown in the README and docs/ parses: config files exist, options and values are
 valid (`--print_config`, which stops before any model is loaded). A renamed option or config cannot leave a stale
-command in the docs. Each shown `python scripts/select_across.py …` reproduces the committed choice in results/selection/."""
+command in the docs. Each candidate of a shown `python scripts/select_settings.py …` grid parses as its `fit` would
+run, and each shown `python scripts/select_across.py …` reproduces the committed choice in results/selection/."""
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,7 @@ def shown_commands(program: str = "python main.py ") -> list[tuple[str, str]]:
         for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S):
             joined = re.sub(r"\\\n\s*", " ", block)
             for line in joined.splitlines():
-                line = line.split("  #")[0].strip()
+                line = re.sub(r"^(\w+=\S+\s+)+", "", line.split("  #")[0].strip())  # OMP_NUM_THREADS=1 python … → python …
                 if line.startswith(program) and not any(p in line for p in ("...", "…", "<", "path/to")):
                     found.append((str(page.relative_to(ROOT)), line))
     return found
@@ -30,11 +31,13 @@ def shown_commands(program: str = "python main.py ") -> list[tuple[str, str]]:
 
 COMMANDS = shown_commands()
 ACROSS_BENCHMARKS = shown_commands("python scripts/select_across.py ")
+SELECTIONS = shown_commands("python scripts/select_settings.py ")
 
 
 def test_the_docs_show_commands():
     assert len(COMMANDS) >= 10 and any(page.startswith("docs/") for page, _ in COMMANDS)
     assert ACROSS_BENCHMARKS, "the cli page shows scripts/select_across.py"
+    assert len(SELECTIONS) >= 2, "the cli and t5 pages show scripts/select_settings.py"
 
 
 @pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[f"{p}:{i}" for i, (p, _) in enumerate(COMMANDS)])
@@ -65,3 +68,21 @@ def test_a_shown_selection_across_benchmarks_reproduces_the_committed_choice(pag
     method = json.loads((ROOT / args[0]).read_text())["method"]
     committed = json.loads((ROOT / "results/selection" / f"{method}.json").read_text())
     assert chosen == committed["chosen"], f"{page}: {command}"
+
+
+@pytest.mark.parametrize(("page", "command"), SELECTIONS, ids=[f"{p}:{i}" for i, (p, _) in enumerate(SELECTIONS)])
+def test_every_candidate_of_a_shown_selection_parses(page, command, monkeypatch, tmp_path):
+    """Each grid value reaches its option as the candidate's `fit` gets it (a quoted Literal choice would fail here)."""
+    import json
+
+    import src.families.text  # noqa: F401
+    import src.methods  # noqa: F401
+    from scripts.select_settings import candidates_of, fit_args, parse
+    from src.cli import cli_main
+
+    monkeypatch.chdir(ROOT)
+    args, config, extra = parse(shlex.split(command)[2:])
+    for setting in candidates_of(json.loads(args.grid)):
+        with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as stopped:
+            cli_main([*fit_args(config, args.method, setting, tmp_path, extra), "--print_config"])
+        assert stopped.value.code in (0, None), f"{page}: {command} with {setting}"

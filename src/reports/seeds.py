@@ -69,10 +69,19 @@ def common_seeds(groups: list[SeedGroup]) -> list[int | None]:
     return sorted(common, key=lambda s: (s is None, s or 0))
 
 
-def format_cell(group: SeedGroup, task: str) -> str:
-    """Accuracy in %: '68.40' for one run, '68.40 ± 0.35' for several, '–' when the task is missing."""
-    mean = group.mean(task)
+def format_mean_sd(mean: float | None, sd: float | None) -> str:
+    """'68.40' for one run, '68.40 ± 0.35' for several (the spread a reader weighs a difference against), '–' for none."""
     if mean is None:
         return "–"
-    sd = group.sd(task)
-    return f"{100 * mean:.2f}" if sd is None else f"{100 * mean:.2f} ± {100 * sd:.2f}"
+    return f"{mean:.2f}" if sd is None else f"{mean:.2f} ± {sd:.2f}"
+
+
+def format_cell(group: SeedGroup, task: str) -> str:
+    """Accuracy in %: '68.40' for one run, '68.40 ± 0.35' for several, '–' when the task is missing."""
+    mean, sd = group.mean(task), group.sd(task)
+    return format_mean_sd(None if mean is None else 100 * mean, None if sd is None else 100 * sd)
+
+
+def format_seeds(seeds: list[int | None]) -> str:
+    """The seeds column: which runs a row averages ("–" for a run that recorded no seed, or for no run)."""
+    return ", ".join("–" if s is None else str(s) for s in seeds) or "–"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from src.errors import ConfigError
 from src.reports.atomic import write_text_atomic
-from src.reports.seeds import SeedGroup, common_seeds, format_cell, group_by_seed
+from src.reports.seeds import SeedGroup, common_seeds, format_cell, format_seeds, group_by_seed
 from src.reports.writer import read_reports, report_tasks
 
 
@@ -35,7 +35,7 @@ def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setti
             cells = [format_cell(group, t) for t in [*tasks, "average"]]
             seconds = [r["seconds"] for r in group.reports if r.get("seconds") is not None]
             cells.append(f"{statistics.fmean(seconds):.1f}" if seconds else "–")
-            cells.append(", ".join("–" if s is None else str(s) for s in group.seeds) or "–")
+            cells.append(format_seeds(group.seeds))
             lines.append(f"| {method} | {label} | " + " | ".join(cells) + " |")
     return lines
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from src.errors import UserFacingError
 from src.reports.atomic import locked, write_json_atomic, write_text_atomic
-from src.reports.seeds import format_cell, group_by_seed
+from src.reports.seeds import format_cell, format_seeds, group_by_seed
 
 INDIVIDUAL = "individual"
 # Rows of the comparison table, in the order a reader expects; others follow alphabetically.
@@ -120,8 +120,7 @@ def write_comparison(benchmark_dir: Path, reports: dict[str, dict] | None = None
         group = groups[method]
         cells = [format_cell(group, t) for t in [*tasks, "average"]]
         norm = f"{group.mean('average') / individual_avg:.3f}" if individual_avg else "–"
-        seeds = ", ".join("–" if s is None else str(s) for s in group.seeds)
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {norm} | {seeds} |")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {norm} | {format_seeds(group.seeds)} |")
     path = benchmark_dir / "README.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 from src.errors import ConfigError
 from src.families.vision.corruptions import CORRUPTIONS
 from src.reports.atomic import write_json_atomic, write_text_atomic
-from src.reports.seeds import SeedGroup, common_seeds, group_by_seed
+from src.reports.seeds import SeedGroup, common_seeds, format_mean_sd, format_seeds, group_by_seed
 from src.reports.writer import ordered_methods, read_reports
 
 
@@ -50,19 +50,6 @@ def robustness_rows(clean: dict[str, dict], corrupted: dict[str, dict[str, dict]
     return rows
 
 
-def _seeds(seeds: list[int | None]) -> str:
-    """The seeds column: which runs each row averages ("–" for a run that recorded no seed, or none at all)."""
-    return ", ".join("–" if s is None else str(s) for s in seeds) or "–"
-
-
-def _cell(row: dict, column: str) -> str:
-    """'57.39' for one seed, '57.39 ± 0.12' for several: the spread a reader weighs a difference against."""
-    value, sd = row[column], row.get(f"{column} sd")
-    if value is None:
-        return "–"
-    return f"{value:.2f}" if sd is None else f"{value:.2f} ± {sd:.2f}"
-
-
 def main(clean: str, corrupted: list[str] | None = None, out: str | None = None, results_dir: str = "results") -> None:
     """Write <out>/README.md and rows.json from the reports of `clean` and the `corrupted` benchmarks.
 
@@ -95,7 +82,8 @@ def main(clean: str, corrupted: list[str] | None = None, out: str | None = None,
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
-        *("| " + " | ".join([row["method"], *(_cell(row, c) for c in header[1:-1]), _seeds(row["seeds"])]) + " |" for row in rows),
+        *("| " + " | ".join([row["method"], *(format_mean_sd(row[c], row[f"{c} sd"]) for c in header[1:-1]), format_seeds(row["seeds"])]) + " |"
+          for row in rows),
     ]
     Path(out).mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(out) / "README.md", "\n".join(lines) + "\n")
