@@ -71,7 +71,8 @@ help:
 	@echo "make test        ruff and the whole test suite (what CI runs; installs Debian's Fashion-MNIST, as root)"
 	@echo "make test-fast   the same without the tests marked slow"
 	@echo "make seeds       after main: the adaptive methods under seeds $(SEEDS) too (tables: mean ± sd)"
-	@echo "make precision   after main: task arithmetic and the adaptive methods evaluated in fp32 and bf16 autocast"
+	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
+	@echo "                 decided again in fp32) and plain bf16"
 	@echo "                 (both take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
@@ -118,14 +119,16 @@ adaptive: experts
 # after a benchmark's own target (BENCHMARK above; e.g. BENCHMARK=vision_small after `make vision`): its adapted runs
 # are read from runs/<benchmark>/<method>
 # task arithmetic and the adaptive methods' `test` again under fp32 and under bf16 autocast (Lightning's
-# --trainer.precision bf16-mixed), from the benchmark's adapted checkpoints, side by side with their wall times in
-# results/<benchmark>_precision/
+# --trainer.precision bf16-mixed: close calls decided again in fp32; bf16-plain: bf16's own decisions throughout),
+# from the benchmark's adapted checkpoints, side by side with their wall times in results/<benchmark>_precision/
 comma := ,
-PRECISIONS := 32-true bf16-mixed
+PRECISIONS := 32-true bf16-mixed bf16-plain
+precision_options = case $$p in bf16-plain) echo "--trainer.precision bf16-mixed --trainer.callbacks+=src.methods.CloseCallThreshold \
+  --trainer.callbacks.ulps=-1";; *) echo "--trainer.precision $$p";; esac
 precision: setup
-	@b=$(BENCHMARK); for p in $(PRECISIONS); do \
-	  $(call test_methods,task_arithmetic,--config configs/benchmarks/$$b.yaml --trainer.precision $$p --data.init_args.benchmark $${b}_$$p) || exit 1; \
-	  for m in $(ADAPTIVE); do $(PY) main.py test --config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml --trainer.precision $$p \
+	@b=$(BENCHMARK); for p in $(PRECISIONS); do o=$$($(precision_options)); \
+	  $(call test_methods,task_arithmetic,--config configs/benchmarks/$$b.yaml $$o --data.init_args.benchmark $${b}_$$p) || exit 1; \
+	  for m in $(ADAPTIVE); do $(PY) main.py test --config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml $$o \
 	    --data.init_args.benchmark $${b}_$$p --ckpt_path runs/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
 	done; \
 	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \

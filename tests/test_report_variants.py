@@ -37,3 +37,18 @@ def test_the_values_compare_the_seeds_both_ran(tmp_path):
     main(["bench", "bench_vocab"], ["words", "vocab"], ["dawe"], "entropy_over", str(tmp_path / "out"), results_dir=str(tmp_path))
     lines = (tmp_path / "out/README.md").read_text().splitlines()
     assert "| dawe | words | 50.00 | 75.00 | 62.50 | – | 0 |" in lines and "| dawe | vocab | 25.00 | 100.00 | 62.50 | – | 0 |" in lines
+
+
+def test_low_precision_runs_show_the_share_decided_again_in_fp32(tmp_path):
+    fp32 = _report(0.5, 0.75)
+    bf16 = _report(0.5, 0.75)
+    bf16["x"]["close_calls"] = {"inputs": [1, 3, 6], "rechecked": [1, 3, 0], "changed": [1, 0, 0]}
+    bf16["y"]["close_calls"] = {"inputs": [0, 0, 10], "rechecked": [0, 0, 0], "changed": [0, 0, 0]}
+    write_report(fp32, tmp_path, "bench_32", "dawe", "cmd", 0)
+    write_report(bf16, tmp_path, "bench_bf16", "dawe", "cmd", 0)
+    main(["bench_32", "bench_bf16"], ["32-true", "bf16-mixed"], ["dawe"], "precision", str(tmp_path / "out"), results_dir=str(tmp_path))
+    lines = (tmp_path / "out/README.md").read_text().splitlines()
+    assert "| method | precision | x | y | average | wall time (s) | decided again in fp32 | seeds |" in lines
+    # 4 of 20 inputs decided again, one decision changed; fp32 has no close calls
+    assert "| dawe | 32-true | 50.00 | 75.00 | 62.50 | – | – | 0 |" in lines
+    assert "| dawe | bf16-mixed | 50.00 | 75.00 | 62.50 | – | 20.0% (1 changed) | 0 |" in lines

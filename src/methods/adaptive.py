@@ -132,9 +132,13 @@ class TestTimeAdaptation(MergedModelModule):
 
     def embed(self, inputs: dict[str, torch.Tensor], task: str, batch: dict) -> torch.Tensor:
         coefficients = self.coefficients(batch, task, per_sample=True)
-        if self.trainer.testing:
+        if self.recheck_rows is not None:  # close calls again in fp32: their coefficients were recorded in bf16
+            if self.trainer.predicting and self._predicted_coefficients.dim() == 3:
+                self._predicted_coefficients = self._predicted_coefficients.to(torch.float32, copy=True)
+                self._predicted_coefficients[self.recheck_rows] = coefficients.detach().float()
+        elif self.trainer.testing:
             self._record(task, coefficients.detach())
-        if self.trainer.predicting:
+        elif self.trainer.predicting:
             self._predicted_coefficients = coefficients.detach()
         return self.merger(inputs, coefficients)
 

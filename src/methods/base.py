@@ -7,6 +7,7 @@ through the `ModelPool` (model, inputs, heads) and the `TaskPool` (tasks and the
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from torch import nn
 from src.errors import ConfigError
 from src.export.spec import RecordsInit
 from src.modelpool.base import ModelPool
+from src.models.close_calls import CLOSE_CALL_ULPS, CloseCallCount, margin_in_ulps, select_rows, with_rows
 from src.models.task_metrics import task_metric
 from src.reports.predictions import gather_rows, prediction_rows
 from src.taskpool.base import TaskPool
@@ -29,6 +31,11 @@ class MergedModelModule(RecordsInit, L.LightningModule):
     method_name = "model"
     expert_task: str | None = None  # the task `fit` fine-tunes an expert on; None: fit adapts on every task
     loads_checkpoints = False  # whether `--ckpt_path` means anything (a trainable part to restore)
+    # under bf16/fp16 autocast, evaluation decides again in fp32 every input whose top two class logits are
+    # within this many spacings of the dtype (src/models/close_calls.py); a run sets it with CloseCallThreshold
+    close_call_ulps: float = CLOSE_CALL_ULPS
+    # whether an input's outputs depend on the rest of its batch (a merge per batch): close calls then rerun the batch
+    merges_per_batch_at_evaluation = False
 
     def __init__(self, modelpool: ModelPool, name: str | None = None) -> None:
         """
@@ -44,6 +51,7 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         self.test_report: dict | None = None
         self.validation_report: dict | None = None
         self.predictions: list[dict] = []
+        self.recheck_rows: torch.Tensor | None = None  # while close calls run again in fp32: their rows in the batch
         self.strict_loading = False  # checkpoints hold only trainable tensors
 
     # ---- built once the TaskPool is known ----------------------------------------------------
@@ -68,6 +76,7 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         self.heads = self.build_heads(pretrained, infos)
         # the head names what reads its outputs: class logits, answers in the model's own words, numbers
         self.test_metrics = nn.ModuleDict({t: task_metric(self.heads[t], infos[t]) for t in self.heads})
+        self.close_calls = nn.ModuleDict({t: CloseCallCount() for t in self.heads})
         self.build(pretrained)
 
     def build_heads(self, pretrained: nn.Module, infos: dict[str, TaskInfo]) -> nn.ModuleDict:
@@ -86,8 +95,35 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         """The head's outputs for a batch of `task`: class logits while training; at evaluation whatever the
         head gives its metric (the family's `evaluation_inputs` may ask the model for more, e.g. a generated answer)."""
         prepare = self.modelpool.evaluation_inputs if evaluation else self.modelpool.prepare_inputs
-        inputs = prepare(batch, self.device)
-        return self.heads[task](self.embed(inputs, task, batch))
+        outputs = self.heads[task](self.embed(prepare(batch, self.device), task, batch))
+        return self.decide_close_calls_again(outputs, batch, task) if evaluation and self.recheck_rows is None else outputs
+
+    def decide_close_calls_again(self, logits, batch: dict, task: str):
+        """Low-precision class logits with the rows whose top two are within `close_call_ulps` computed again in fp32.
+
+        A bf16 tie or near-tie is decided by rounding; fp32 decides those rows as an fp32 run would, and the rest
+        keep bf16's speed. Other outputs (fp32 logits, generated answers, numbers) pass unchanged.
+        """
+        margins = margin_in_ulps(logits)
+        if margins is None or not torch.is_autocast_enabled(self.device.type):  # bf16 weights (bf16-true): no fp32 to ask
+            return logits
+        ulps = self.close_call_ulps
+        close = (margins <= ulps) | (~margins.isfinite() if ulps >= 0 else False)  # a NaN or inf margin: ask fp32 too
+        rows = close.nonzero().flatten()
+        decided = logits.float()
+        if rows.numel():
+            whole = self.merges_per_batch_at_evaluation  # the rows' own outputs need the whole batch's merge
+            self.recheck_rows = torch.arange(len(margins), device=rows.device) if whole else rows
+            try:
+                with torch.autocast(self.device.type, enabled=False):
+                    exact = self.task_logits(batch if whole else select_rows(batch, rows), task, evaluation=True)
+                decided = with_rows(logits, rows, exact[rows] if whole else exact)
+            finally:
+                self.recheck_rows = None
+        rechecked = torch.zeros_like(margins, dtype=torch.bool)
+        rechecked[rows] = True
+        self.close_calls[task].update(margins, rechecked, decided.argmax(1) != logits.float().argmax(1))
+        return decided
 
     # ---- the merged model as a plain module, and on disk ------------------------------------------
     def merge(self, tasks: TaskPool | Sequence[str] | None = None) -> nn.Module:
@@ -137,6 +173,7 @@ class MergedModelModule(RecordsInit, L.LightningModule):
     # ---- `predict`: class, probabilities (and coefficients) per input, no label needed -------------------------
     def on_predict_epoch_start(self) -> None:
         self.predictions = []
+        self._reset_close_calls()
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         task = self.taskpool.predict_task_names[dataloader_idx]
@@ -150,9 +187,16 @@ class MergedModelModule(RecordsInit, L.LightningModule):
 
     def on_predict_epoch_end(self) -> None:
         self.predictions = gather_rows(self.predictions, self.trainer.world_size)
+        self._reset_close_calls()  # predict reports no counts: none carried into a later test of this module
 
-    def collect_report(self) -> dict[str, dict[str, float]]:
+    def _reset_close_calls(self) -> None:
+        for counter in getattr(self, "close_calls", {}).values():
+            counter.reset()
+
+    def collect_report(self) -> dict[str, dict]:
         """Per-task accuracy (a regression task: its score) and loss plus their unweighted average; resets the metrics.
+
+        Under bf16/fp16 autocast a task's entry also counts its close calls (`close_calls`, per margin bucket).
 
         Every rank calls this: torchmetrics syncs the states across processes inside `compute`.
         """
@@ -163,6 +207,13 @@ class MergedModelModule(RecordsInit, L.LightningModule):
                 for warning in getattr(self.test_metrics[task], "warnings", []):
                     print(f"warning: task '{task}': {warning}", file=sys.stderr)
             self.test_metrics[task].reset()
+            if self._trainer is not None and self.trainer.precision in ("bf16-mixed", "16-mixed"):  # every rank: compute syncs
+                with warnings.catch_warnings():  # a rank without batches of this task, or answers with no logits
+                    warnings.filterwarnings("ignore", message=".*compute.*before.*update")
+                    counts = self.close_calls[task].compute()
+                if sum(counts["inputs"]):
+                    report[task]["close_calls"] = counts
+            self.close_calls[task].reset()
         report["average"] = {
             key: sum(report[t][key] for t in self.task_names) / len(self.task_names) for key in ("accuracy", "loss")
         }

@@ -114,6 +114,10 @@ class DAWE(TestTimeAdaptation):
                 self._feature_cache[keys[i]] = f
         return torch.stack([self._feature_cache[k] for k in keys]).to(self.device)
 
+    @property
+    def merges_per_batch_at_evaluation(self) -> bool:
+        return not self.per_sample_eval
+
     def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:
         codings = self.hypernetwork(self.features(batch, task))  # (B, K)
         if not (per_sample and self.per_sample_eval):

@@ -27,7 +27,10 @@ def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setti
     groups = {label: group_by_seed(runs) for label, runs in reports.items()}
     first = next((g[m].reports[0] for g in groups.values() for m in methods if m in g), {})
     tasks = report_tasks(first)
-    lines = [f"| method | {setting} | " + " | ".join(tasks) + " | average | wall time (s) | seeds |", "|" + "---|" * (len(tasks) + 5)]
+    low_precision = any(close_calls(r, tasks) for g in groups.values() for m in methods if m in g for r in g[m].reports)
+    extra = " decided again in fp32 |" if low_precision else ""
+    lines = [f"| method | {setting} | " + " | ".join(tasks) + f" | average | wall time (s) |{extra} seeds |",
+             "|" + "---|" * (len(tasks) + 5 + bool(extra))]  # fmt: skip
     for method in methods:
         seeds = common_seeds([g[method] for g in groups.values() if method in g])
         for label, by_method in groups.items():
@@ -35,9 +38,26 @@ def variant_table(reports: dict[str, dict[str, dict]], methods: list[str], setti
             cells = [format_cell(group, t) for t in [*tasks, "average"]]
             seconds = [r["seconds"] for r in group.reports if r.get("seconds") is not None]
             cells.append(f"{statistics.fmean(seconds):.1f}" if seconds else "–")
+            if low_precision:
+                cells.append(format_close_calls([close_calls(r, tasks) for r in group.reports]))
             cells.append(format_seeds(group.seeds))
             lines.append(f"| {method} | {label} | " + " | ".join(cells) + " |")
     return lines
+
+
+def close_calls(report: dict, tasks: list[str]) -> dict[str, int] | None:
+    """Inputs, inputs decided again in fp32 and decisions that changed, over a low-precision run's tasks (else None)."""
+    counts = [report[t]["close_calls"] for t in tasks if "close_calls" in report.get(t, {})]
+    return {k: sum(sum(c[k]) for c in counts) for k in ("inputs", "rechecked", "changed")} if counts else None
+
+
+def format_close_calls(runs: list[dict[str, int] | None]) -> str:
+    """"4.5% (12 changed)": the share of inputs decided again and how many decisions fp32 changed, over the runs."""
+    runs = [r for r in runs if r]
+    if not runs:
+        return "–"
+    inputs, rechecked, changed = (sum(r[k] for r in runs) for k in ("inputs", "rechecked", "changed"))
+    return f"{100 * rechecked / inputs:.1f}% ({changed} changed)"
 
 
 def main(benchmarks: list[str], labels: list[str], methods: list[str], setting: str, out: str, results_dir: str = "results") -> None:

@@ -53,7 +53,7 @@ def read_reports(benchmark_dir: Path) -> dict[str, dict]:
 
 
 def _check_finite(report: dict, method: str) -> None:
-    bad = [f"{task}/{key}" for task, values in report.items() for key, v in values.items() if not math.isfinite(v)]
+    bad = [f"{task}/{key}" for task, values in report.items() for key, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise InvalidReportError(
             f"{method}: non-finite metrics ({', '.join(bad[:4])}); nothing was written and earlier results are kept. "

@@ -243,7 +243,8 @@ class TaskPool(L.LightningDataModule):
     def evaluate(self, model: L.LightningModule, **trainer_kwargs) -> dict:
         """`trainer.test` of `model` on every task, outside the CLI.
 
-        Returns FusionBench's report contract: {task: {accuracy, loss}, ..., "average": {accuracy, loss}}.
+        Returns FusionBench's report contract: {task: {accuracy, loss}, ..., "average": {accuracy, loss}}; under bf16
+        autocast a task's entry also holds `close_calls` (inputs decided again in fp32, src/models/close_calls.py).
         """
         defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False}
         trainer = L.Trainer(**{**defaults, **trainer_kwargs})
