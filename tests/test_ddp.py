@@ -39,6 +39,32 @@ def test_two_process_test_report_equals_single_process(method, tiny_pool, tmp_pa
     assert "configs/trainer/ddp.yaml" in ddp["command"]
 
 
+def test_two_process_bf16_counts_each_close_call_once(tiny_pool, tmp_path):
+    """Three test inputs per task, shards of 2 and 1: the report's counts are the sum over both ranks."""
+    data = small_data_config(tmp_path / "data.yaml", max_test=3)
+    base = ["test", "--config", str(data), "--config", "configs/methods/task_arithmetic.yaml", *pool_overrides(tiny_pool)]
+    _run(base, tmp_path / "single", tmp_path / "runs1")
+    every = ["--trainer.precision", "bf16-mixed", "--trainer.callbacks+=src.methods.CloseCallThreshold", "--trainer.callbacks.ulps=.inf"]
+    _run(base + every + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs2")
+    single = json.loads((tmp_path / "single/tiny/task_arithmetic/report.json").read_text())
+    ddp = json.loads((tmp_path / "ddp/tiny/task_arithmetic/report.json").read_text())
+    for task in TASKS:
+        assert ddp[task]["accuracy"] == single[task]["accuracy"]  # every input decided in fp32
+        assert sum(ddp[task]["close_calls"]["inputs"]) == 3 and ddp[task]["close_calls"]["rechecked"] == ddp[task]["close_calls"]["inputs"]
+
+
+def test_a_test_split_smaller_than_the_process_count_is_one_line(tiny_pool, tmp_path):
+    data = small_data_config(tmp_path / "data.yaml", max_test=1)
+    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
+    proc = subprocess.run(
+        [sys.executable, "main.py", "test", "--config", str(data), "--config", "configs/methods/task_arithmetic.yaml", *pool_overrides(tiny_pool),
+         "--trainer", "configs/trainer/ddp.yaml", "--trainer.accelerator", "cpu", "--results_dir", str(tmp_path / "results")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "cannot be shared by 2 processes" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not list((tmp_path / "results").rglob("report.json"))
+
+
 def test_ddp_without_disabling_lightning_sampler_is_refused(tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml", max_test=7)
     env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}

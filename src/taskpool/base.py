@@ -191,6 +191,11 @@ class TaskPool(L.LightningDataModule):
                 "data itself so no test example is counted twice). Stack configs/trainer/ddp.yaml."
             )
         if evaluation:
+            if len(dataset) < trainer.world_size:  # Lightning refuses a process an empty loader, deep in its loop
+                raise ConfigError(
+                    f"An evaluation split of {len(dataset)} example(s) cannot be shared by {trainer.world_size} processes: each "
+                    "needs at least one. Run on fewer devices, or give the small task more test/validation examples."
+                )
             return UnpaddedDistributedSampler(len(dataset), trainer.world_size, trainer.global_rank)
         return DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle, seed=self.shuffle_seed)
 
