@@ -42,6 +42,7 @@ FAMILIES = {
 STATIC = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
 ADAPTIVE = ["adamerging_task_wise", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise"]
 # the GPU-speed rows: dense ViT-B/32 at batch 16 and 64, LoRA MiniLM and T5-base, task- and layer-wise, fp32 and bf16 autocast
+# (the raw bf16 forward: `test`'s fp32 second look at close calls is timed by `make precision`, not here)
 THROUGHPUT_ROWS = [
     *(["--model", "clip-vit-b32", "--mode", mode, "--batch-size", batch, "--bf16"] for mode in ("task", "layer") for batch in ("16", "64")),
     *(["--model", model, "--mode", mode, "--lora-rank", "16", "--bf16"] for model in ("minilm-l6", "t5-base") for mode in ("task", "layer")),

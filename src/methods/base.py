@@ -98,7 +98,7 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         outputs = self.heads[task](self.embed(prepare(batch, self.device), task, batch))
         return self.decide_close_calls_again(outputs, batch, task) if evaluation and self.recheck_rows is None else outputs
 
-    def decide_close_calls_again(self, logits, batch: dict, task: str):
+    def decide_close_calls_again(self, logits: object, batch: dict, task: str) -> object:
         """Low-precision class logits with the rows whose top two are within `close_call_ulps` computed again in fp32.
 
         A bf16 tie or near-tie is decided by rounding; fp32 decides those rows as an fp32 run would, and the rest

@@ -116,6 +116,7 @@ class DAWE(TestTimeAdaptation):
 
     @property
     def merges_per_batch_at_evaluation(self) -> bool:
+        """With the batch-mean coding every input's outputs depend on its whole batch, so close calls rerun the batch."""
         return not self.per_sample_eval
 
     def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:

@@ -13,13 +13,13 @@ import torch
 from torchmetrics import Metric
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
-# the default threshold: above it no decision of any offline benchmark's validation data changed (docs/cli.md)
+# the default threshold: above it no validation decision of the offline benchmarks' measured methods changed (docs/cli.md)
 CLOSE_CALL_ULPS = 16.0
 # upper edges of the margin buckets the counts keep, in ulps; a last bucket holds everything wider
 ULP_EDGES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
-def margin_in_ulps(logits) -> torch.Tensor | None:
+def margin_in_ulps(logits: object) -> torch.Tensor | None:
     """(B,) top-1 minus top-2 logit in units of the dtype's spacing there; None for anything but low-precision
     (B, C ≥ 2) class logits (fp32 logits, generated answers, regression numbers need no second look)."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[1] < 2 or logits.dtype not in LOW_PRECISION:
