@@ -121,3 +121,18 @@ def test_non_finite_margins_are_asked_again_and_bf16_weights_are_not():
     module = _identity_module(4.0).to(torch.bfloat16)  # bf16 weights, no autocast: there is no fp32 to ask
     logits = module.task_logits({"x": torch.tensor([[1.0, 1.001]], dtype=torch.bfloat16)}, "t", evaluation=True)
     assert module.seen == [1] and logits.dtype == torch.bfloat16
+
+
+def test_the_committed_calibration_table_is_what_the_script_prints_from_the_committed_counts(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("close_calls_script", root / "benchmarks/close_calls.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    names = ["text_minilm", "text_minilm_lora", "seqcls_minilm", "vision_small", "t5_small"]
+    script.summary([str(root / f"results/{n}_close_calls") for n in names])
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    committed = [line for line in (root / "results/close_calls/README.md").read_text().splitlines() if line.startswith("|")]
+    assert printed == committed and len(printed) == 2 + 5 * 6

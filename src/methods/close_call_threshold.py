@@ -23,7 +23,7 @@ class CloseCallThreshold(L.Callback):
             ulps: the margin, in spacings of the low-precision dtype at the top logits, up to which fp32 decides again.
         """
         if math.isnan(ulps):
-            raise ConfigError("trainer.callbacks CloseCallThreshold: ulps must be a number (inf: every input), got nan.")
+            raise ConfigError("trainer.callbacks CloseCallThreshold: ulps must be a number (.inf: every input), got nan.")
         self.ulps = ulps
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 from src.errors import ConfigError, check_number
 from src.methods.adaptive import MergeMode, Selection, StoreDtype, TestTimeAdaptation
 from src.modelpool.base import ModelPool
+from src.models.close_calls import select_rows
 from src.models.features import FeatureExtractor
 from src.models.hypernetwork import Hypernetwork
 from src.models.hypernetwork_io import load_into
@@ -109,8 +110,7 @@ class DAWE(TestTimeAdaptation):
         keys = [(task, int(i)) for i in batch["index"]]
         missing = [i for i, k in enumerate(keys) if k not in self._feature_cache]
         if missing:
-            sub = {k: [v[i] for i in missing] if isinstance(v, list) else v[missing] for k, v in batch.items()}
-            for i, f in zip(missing, self.feature_extractor.features(sub).cpu()):
+            for i, f in zip(missing, self.feature_extractor.features(select_rows(batch, torch.tensor(missing))).cpu()):
                 self._feature_cache[keys[i]] = f
         return torch.stack([self._feature_cache[k] for k in keys]).to(self.device)
 
