@@ -78,6 +78,7 @@ from torch.func import functional_call  # noqa: E402
 
 from src.merging.low_rank import FactorStack, LowRankDelta  # noqa: E402
 from src.merging.state_dict import stack_task_vectors  # noqa: E402
+from src.models.cuda_graphs import GraphedCall  # noqa: E402
 from src.models.hypernetwork import Hypernetwork  # noqa: E402
 from src.models.merged_forward import TaskVectorMerger  # noqa: E402
 
@@ -238,6 +239,16 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
     bounded = min(args.reference_samples, args.batch_size)
     first = {k: v[:bounded] for k, v in inputs.items()}
 
+    extractor = setup.extractor.to(device).eval().requires_grad_(False)
+    hypernetwork = Hypernetwork(setup.feature_dim, args.tasks * (layers if args.mode == "layer" else 1)).to(device).eval()
+
+    def end_to_end(batch: Inputs) -> torch.Tensor:
+        """What DAWE's `test` computes per batch: frozen features, the hypernetwork's codings, the per-sample merge."""
+        codings = hypernetwork(extractor(**batch))
+        if args.mode == "task":
+            return merger(batch, codings.unsqueeze(-1).expand(*codings.shape, layers))
+        return merger(batch, codings.view(-1, args.tasks, layers))
+
     def bf16(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
         """fn under bf16 autocast, as `--trainer.precision bf16-mixed` runs a test step."""
 
@@ -258,10 +269,23 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
         if args.bf16:
             variants["static_bf16"] = (bf16(variants["static"][0]), args.batch_size)
             variants["per_sample_bf16"] = (bf16(variants["per_sample"][0]), args.batch_size)
+        if args.end_to_end:
+            variants["end_to_end_dawe"] = (lambda: end_to_end(inputs), args.batch_size)
+        if args.graphs:  # the same forwards replayed from CUDA graphs (eager on a CPU)
+            batch = {**inputs, "coefficients": per_sample_coefficients}
+            calls = {
+                "static": lambda b: static(**{k: b[k] for k in inputs}),
+                "per_sample": lambda b: merger({k: b[k] for k in inputs}, b["coefficients"]),
+                "end_to_end_dawe": lambda b: end_to_end({k: b[k] for k in inputs}),
+            }
+            for name in [n for n in calls if n in variants] + [f"{n}_bf16" for n in calls if f"{n}_bf16" in variants]:
+                call = calls[name.removesuffix("_bf16")]
+                graphed = GraphedCall(lambda b, _, call=call, low=name.endswith("_bf16"): (bf16 if low else lambda f: f)(lambda: call(b))())
+                variants[f"{name}_graphs"] = (partial(graphed, batch), args.batch_size)
         results, outputs, kernels = {}, {}, {}
         for name, (fn, items) in variants.items():
             results[name], outputs[name] = measure(fn, args.repeats, device, items)
-            if name != "reference_loop" and results[name].error is None:
+            if name != "reference_loop" and not name.endswith("_graphs") and results[name].error is None:
                 kernels[name] = kernel_count(fn, device)
 
     def max_diff(a: str, b: str, rows: int) -> float | None:
@@ -275,6 +299,10 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
         "reference_samples": bounded,
         "max_abs_diff_reference_vs_per_sample": max_diff("reference_loop", "per_sample", bounded),
         "max_abs_diff_bf16_vs_fp32_per_sample": max_diff("per_sample_bf16", "per_sample", args.batch_size) if args.bf16 else None,
+        # replayed graphs run the captured kernels: their outputs must equal the eager forward's exactly
+        "max_abs_diff_graphs_vs_eager": max(
+            (max_diff(f"{n}_graphs", n, args.batch_size) or 0.0 for n in variants if f"{n}_graphs" in variants), default=None
+        ),
         "output_scale": None if outputs["per_sample"] is None else outputs["per_sample"].float().abs().max().item(),
         "parameter_mib": parameter_bytes(theta0.values()) / MIB,
         "task_vector_mib": stack_bytes(work.stacked) / MIB,
@@ -383,6 +411,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per input (text models)")
     parser.add_argument("--reference-samples", type=int, default=4, help="the reference loop runs and is timed on this many samples of the batch")
     parser.add_argument("--bf16", action="store_true", help="also time static and per-sample under bf16 autocast (as --trainer.precision bf16-mixed)")
+    parser.add_argument("--graphs", action="store_true", help="also time static, per-sample (and end-to-end) forwards replayed from CUDA graphs")
+    parser.add_argument("--end-to-end", action="store_true", help="also time DAWE's whole test step: features, hypernetwork, per-sample merge")
+    parser.add_argument("--tf32", action="store_true", help="let fp32 matrix products use TF32 tensor cores (CUDA)")
+    parser.add_argument("--resnet-depth", type=int, choices=[18, 50], default=18, help="the image feature extractor stand-in")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches / adaptation steps per variant (plus 1 warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
@@ -406,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    setup = build_setup(args.model, args.seq_len, args.tiny)
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    setup = build_setup(args.model, args.seq_len, args.tiny, args.resnet_depth)
     work = build_workload(setup.model, args.tasks, device, args.lora_rank)
 
     evaluation = run_evaluation(args, setup, work, device)
@@ -416,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         adaptation = {"measurements": skipped, "feature_cache_seconds": None, "feature_dim": setup.feature_dim, "num_codings": None}
     else:
         adaptation = run_adaptation(args, setup, work, device)
-    summary = summarise(evaluation, adaptation, target_specs(device, args.lora_rank, args.batch_size))
+    summary = summarise(evaluation, adaptation, target_specs(device, args.lora_rank, args.batch_size, args.graphs, args.end_to_end))
     print_report(args, evaluation, adaptation, summary, device)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

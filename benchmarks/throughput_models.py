@@ -46,12 +46,17 @@ class T5MeanEncoder(nn.Module):
 class ResNetPooled(nn.Module):
     """Frozen image feature extractor stand-in: a ResNet's global-average-pooled last stage."""
 
-    def __init__(self, tiny: bool) -> None:
+    def __init__(self, tiny: bool, depth: int = 18) -> None:
         super().__init__()
         from transformers import ResNetConfig, ResNetModel
 
-        sizes = ([8, 16, 16, 32], [1, 1, 1, 1]) if tiny else ([64, 128, 256, 512], [2, 2, 2, 2])
-        config = ResNetConfig(embedding_size=sizes[0][0], hidden_sizes=sizes[0], depths=sizes[1], layer_type="basic")
+        if tiny:
+            sizes, layer = ([8, 16, 16, 32], [1, 1, 1, 1]), "basic"
+        elif depth == 50:
+            sizes, layer = ([256, 512, 1024, 2048], [3, 4, 6, 3]), "bottleneck"
+        else:
+            sizes, layer = ([64, 128, 256, 512], [2, 2, 2, 2]), "basic"
+        config = ResNetConfig(embedding_size=64 if not tiny else 8, hidden_sizes=sizes[0], depths=sizes[1], layer_type=layer)
         self.backbone = ResNetModel(config)
         self.dim = sizes[0][-1]
 
@@ -92,8 +97,9 @@ class Setup:
     feature_dim: int
 
 
-def build_setup(name: str, seq_len: int, tiny: bool) -> Setup:
-    """Random-weight models from configs; `tiny` shrinks everything to 2 layers and small widths."""
+def build_setup(name: str, seq_len: int, tiny: bool, resnet_depth: int = 18) -> Setup:
+    """Random-weight models from configs; `tiny` shrinks everything to 2 layers and small widths; images get a
+    ResNet-18 or -50 feature extractor (the paper configs' default, and `configs/features/resnet50.yaml`)."""
     if name == "clip-vit-b32":
         from transformers import CLIPVisionConfig
 
@@ -104,7 +110,7 @@ def build_setup(name: str, seq_len: int, tiny: bool) -> Setup:
         )
         model = VisionTower(CLIPVisionConfig(**size, projection_dim=512, hidden_act="quick_gelu"))
         image = size["image_size"]
-        extractor = ResNetPooled(tiny)
+        extractor = ResNetPooled(tiny, resnet_depth)
 
         def image_inputs(b: int) -> Inputs:
             return {"pixel_values": torch.randn(b, 3, image, image)}

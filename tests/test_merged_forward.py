@@ -285,12 +285,17 @@ def test_bf16_merge_is_theta0_plus_the_bf16_product_of_rounded_coefficients_and_
     assert not torch.equal(merged, exact) and torch.allclose(merged, exact, atol=2e-2)
 
 
-def test_per_sample_forward_adds_about_one_operation_per_merged_matrix():
+@pytest.mark.parametrize("linear_path", ["build", "stacked"])
+def test_per_sample_forward_adds_about_one_operation_per_merged_matrix(linear_path, monkeypatch):
     """Launch overhead: the per-sample forward runs the static forward's operations plus, per merged tensor, only
-    what its per-sample rule needs (Linear weight: its product; Embedding: gather, weighted sum, add; LayerNorm:
-    scale and shift), a product and a gather per bucket of vectors, and three to extend the coefficients once.
+    what its per-sample rule needs (Linear weight: its product, and on the stacked-inputs path three more: scale,
+    sum over the stack, bias; Embedding: gather, weighted sum, add; LayerNorm: scale and shift), a product and a
+    gather per bucket of vectors, and three to extend the coefficients once.
     Before the vectors shared buckets and the coefficients were extended once, every tensor cost three more."""
+    import src.models.per_sample_layers as per_sample_layers
     from benchmarks.kernel_count import kernel_count
+
+    monkeypatch.setattr(per_sample_layers, "stacked_inputs_cheaper", lambda *args: linear_path == "stacked")
 
     model, tvs, inputs = _tiny_text_model()
     merger = TaskVectorMerger(model, tvs)
@@ -298,7 +303,7 @@ def test_per_sample_forward_adds_about_one_operation_per_merged_matrix():
     modules = dict(model.named_modules())
     count = {kind: sum(1 for n in merger.names if n.endswith(".weight") and type(modules[n.rsplit(".", 1)[0]]) is kind)
              for kind in (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)}  # fmt: skip
-    budget = count[torch.nn.Linear] + 3 * count[torch.nn.Embedding] + 2 * count[torch.nn.LayerNorm] + 2 * len(merger._buckets) + 3
+    budget = (4 if linear_path == "stacked" else 1) * count[torch.nn.Linear] + 3 * count[torch.nn.Embedding] + 2 * count[torch.nn.LayerNorm] + 2 * len(merger._buckets) + 3
     cpu = torch.device("cpu")
     with torch.inference_mode():
         static = kernel_count(lambda: model(**inputs), cpu)

@@ -97,6 +97,7 @@ class TaskVectorMerger(nn.Module):
         # a tensor no expert changed (BERT's pooler under mean pooling) is θ0 under any coefficients:
         # it is left out of every merge instead of being rebuilt per batch or per sample
         self._changed = [n for n in self.names if self._is_changed(n)]
+        self._autocast_copies: dict[torch.dtype, dict[str, torch.Tensor]] = {}  # `_stacks_under_autocast`
         self._bucket_vectors()
         self._link_parameters()
 
@@ -145,7 +146,28 @@ class TaskVectorMerger(nn.Module):
     def _apply(self, fn, recurse: bool = True):
         out = super()._apply(fn, recurse)
         self._link_parameters()
+        self._autocast_copies = {}
         return out
+
+    def _stacks_under_autocast(self) -> dict[str, torch.Tensor]:
+        """Dense stacks and vector buckets in the autocast dtype, when a per-sample forward runs under autocast.
+
+        Autocast would cast every fp32 stack to its dtype in each forward (reading (T+1)× the model in fp32 and
+        writing it again in bf16 before the product that builds the per-sample weights). Cast once and kept,
+        the products read half the bytes and give the same numbers: autocast's cast is this same rounding.
+        The copies cost half the fp32 stacks' memory; they are dropped when the merger moves.
+        """
+        device = next(self.model.parameters()).device.type
+        if not torch.is_autocast_enabled(device):
+            return {}
+        dtype = torch.get_autocast_dtype(device)
+        if dtype not in self._autocast_copies:
+            copies = {key: getattr(self, key).to(dtype) for key in self._buckets}
+            for name in self._changed:
+                if name not in self._factored and name not in self._low_precision and name not in self._bucket_of:
+                    copies[name] = self.stack(name).to(dtype)
+            self._autocast_copies[dtype] = copies
+        return self._autocast_copies[dtype]
 
     @staticmethod
     def _key(name: str, part: str = "stack") -> str:
@@ -243,8 +265,9 @@ class TaskVectorMerger(nn.Module):
         batch, _, layers = coefficients.shape
         extended = torch.cat([coefficients, coefficients.new_ones(batch, 1, layers)], dim=1).permute(2, 0, 1).contiguous()
         ready = {}
+        cast = self._stacks_under_autocast()
         for key, names in self._buckets.items():  # every merged vector of one length: one batched product
-            vectors = getattr(self, key)
+            vectors = cast.get(key, getattr(self, key))
             built = torch.bmm(extended[getattr(self, f"{key}__layers")].to(vectors.dtype), vectors)  # (K, B, n)
             ready.update(zip(names, built.unbind(0)))
         # by identity, so a weight shared by several modules (tied embeddings) is merged in each of them
@@ -257,7 +280,7 @@ class TaskVectorMerger(nn.Module):
                 if not merged:
                     continue
                 coefs = {local: coefficients[:, :, self.layer_index[full]] for local, full in merged.items()}
-                taus = {local: self.updates(full) for local, full in merged.items()}
+                taus = {local: cast.get(full, self.updates(full)) for local, full in merged.items()}
                 ext = {local: extended[self.layer_index[full]] for local, full in merged.items()}
                 built_here = {local: ready[full] for local, full in merged.items() if full in ready}
                 module.forward = per_sample_forward(module, taus, coefs, rows, self._workspace, ext, built_here)

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from src.merging.low_precision import LowPrecisionStack
 from src.merging.low_rank import FactorStack
+from src.models.per_sample_linear import device_balance, stacked_inputs_cheaper, stacked_inputs_linear
 
 Stack = torch.Tensor | LowPrecisionStack  # [τ_1; …; τ_T; θ0] in one dtype, or bf16 τ beside θ0
 
@@ -98,6 +99,8 @@ class Workspace:
     def get(self, numel: int, like: torch.Tensor) -> torch.Tensor | None:
         if torch.is_grad_enabled() or torch.is_autocast_enabled(like.device.type):
             return None
+        if like.is_cuda and torch.cuda.is_current_stream_capturing():
+            return None  # a CUDA graph keeps the addresses it captured: its own memory pool, not a buffer that may move
         if self.buffer is None or self.buffer.numel() < numel or self.buffer.dtype != like.dtype or self.buffer.device != like.device:
             self.buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
         return self.buffer
@@ -186,6 +189,12 @@ def per_sample_forward(
             if "weight" not in taus or rows.rows is not None:
                 return apply(flat, weight("weight"), b).view(*x.shape[:-1], out_features)
             stack, c = taus["weight"], coef("weight")
+            if not isinstance(stack, LowPrecisionStack) and "weight" in extended:
+                dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else stack.dtype
+                size = torch.empty((), dtype=dtype).element_size()
+                if stacked_inputs_cheaper(*flat.shape[:2], c.shape[1], in_features, out_features, size, device_balance(x.device, dtype)):
+                    out = stacked_inputs_linear(flat, stack, rows(extended["weight"]))
+                    return (out if b is None else out + b.unsqueeze(1)).view(*x.shape[:-1], out_features)
             block = max(1, _BLOCK_BYTES // (c.shape[0] * in_features * stack.element_size()))
             if block >= out_features:
                 return apply(flat, weight("weight"), b).view(*x.shape[:-1], out_features)
