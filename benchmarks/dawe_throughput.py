@@ -288,6 +288,15 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
             if name != "reference_loop" and not name.endswith("_graphs") and results[name].error is None:
                 kernels[name] = kernel_count(fn, device)
 
+    tf32_error = None
+    if args.tf32:  # what TF32 does to the outputs: the per-sample forward again with fp32 products, relative max |Δ|
+        torch.set_float32_matmul_precision("highest")
+        with torch.inference_mode():
+            exact = merger(inputs, per_sample_coefficients).float()
+        torch.set_float32_matmul_precision("high")
+        if outputs.get("per_sample") is not None:
+            tf32_error = ((outputs["per_sample"].float() - exact).abs().max() / exact.abs().max()).item()
+
     def max_diff(a: str, b: str, rows: int) -> float | None:
         if outputs.get(a) is None or outputs.get(b) is None:
             return None
@@ -303,6 +312,7 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
         "max_abs_diff_graphs_vs_eager": max(
             (max_diff(f"{n}_graphs", n, args.batch_size) or 0.0 for n in variants if f"{n}_graphs" in variants), default=None
         ),
+        "relative_max_diff_tf32_vs_fp32_per_sample": tf32_error,
         "output_scale": None if outputs["per_sample"] is None else outputs["per_sample"].float().abs().max().item(),
         "parameter_mib": parameter_bytes(theta0.values()) / MIB,
         "task_vector_mib": stack_bytes(work.stacked) / MIB,
@@ -438,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.set_float32_matmul_precision("high" if args.tf32 else "highest")
     setup = build_setup(args.model, args.seq_len, args.tiny, args.resnet_depth)
     work = build_workload(setup.model, args.tasks, device, args.lora_rank)
 

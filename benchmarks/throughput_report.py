@@ -174,6 +174,8 @@ def print_report(args: argparse.Namespace, evaluation: dict, adaptation: dict, s
             f"bf16 with graphs: per-sample / static {_fmt(r.get('graphs_bf16_per_sample_vs_bf16_static_throughput'))}x, "
             f"per-sample bf16 / fp32 {_fmt(r.get('graphs_bf16_per_sample_vs_fp32_per_sample_throughput'))}x"
         )
+    if evaluation.get("relative_max_diff_tf32_vs_fp32_per_sample") is not None:
+        print(f"TF32: per-sample outputs differ from fp32 products' by {_fmt(evaluation['relative_max_diff_tf32_vs_fp32_per_sample'], 6)} (max |Δ| / max |output|)")
     if "end_to_end_dawe" in m:
         print(f"DAWE test step / static: eager {_fmt(r.get('end_to_end_vs_static_throughput'))}x, graphs {_fmt(r.get('graphs_end_to_end_vs_static_throughput'))}x")
     print(f"  (memory with the task vectors counted too: {_fmt(r['memory_per_sample_with_task_vectors_vs_static'])}x)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -26,11 +27,18 @@ def test_agreement_is_exact_accuracy_and_a_stated_loss_tolerance():
 
 
 @pytest.mark.slow
-def test_the_gpu_check_passes_dry_with_the_cpu_standing_in():
-    proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+def test_the_gpu_check_passes_dry_with_the_cpu_standing_in(tmp_path):
+    command = [sys.executable, "scripts/gpu_check.py", "--dry", "--out", str(tmp_path)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "gpu check: passed" in proc.stdout and "[dense] 9 methods" in proc.stdout and "[lora] 9 methods" in proc.stdout
-    assert "per-sample" in proc.stdout  # the throughput row ran
+    assert "gpu check: passed" in proc.stdout and "[dense] and [lora] 9 methods" in proc.stdout
+    assert "per-sample" in proc.stdout and "the rule picked the faster path" in proc.stdout  # both speed scripts ran
+    figures = json.loads((tmp_path / "gpu_check.json").read_text())
+    (row,) = figures["throughput"].values()
+    table = (tmp_path / "gpu_check.md").read_text()
+    # the table's cells are the JSON's figures: the row's static samples/s and the cost rule's count of right picks
+    assert f"| {row['evaluation']['variants']['static']['per_second']:,.0f}".replace(",", " ") in table
+    assert f"{figures['linear_paths']['fp32']['summary']['right']} of {figures['linear_paths']['fp32']['summary']['cases']}" in table
 
 
 @pytest.mark.cuda

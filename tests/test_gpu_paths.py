@@ -154,3 +154,28 @@ def test_benchmark_forwards_never_wait_for_the_host_while_a_graph_is_captured(mo
         with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
             forward()
         assert not {e.name for e in prof.events()} & SYNCS
+
+
+def test_the_cuda_graphs_callback_wraps_the_merged_model_and_passes_its_outputs_through():
+    """Off a GPU nothing is wrapped; the wrappers themselves (eager on a CPU) return the forward's outputs."""
+    from types import SimpleNamespace
+
+    from src.methods.cuda_graphs import CudaGraphs, _graphed_merger, _graphed_module
+
+    model, tvs, inputs = _tiny_text_model()
+    merger = TaskVectorMerger(model, tvs)
+    coefficients = torch.rand(5, T, merger.num_layers)
+    with torch.inference_mode():
+        assert torch.equal(_graphed_merger(merger, 2)(inputs, coefficients), merger(inputs, coefficients))
+        assert torch.equal(_graphed_merger(merger, 2)(inputs, coefficients[0]), merger(inputs, coefficients[0]))
+        assert torch.equal(_graphed_module(model, 2)(**inputs), model(**inputs))
+    callback = CudaGraphs()
+    holder = torch.nn.Module()
+    holder.merger = merger
+    assert callback._targets(holder) == [merger]
+    holder = torch.nn.Module()
+    holder.encoder = model
+    assert callback._targets(holder) == [model]
+    cpu_module = SimpleNamespace(device=torch.device("cpu"), modules=holder.modules, encoder=model)
+    callback.on_test_start(None, cpu_module)
+    assert callback.wrapped == [] and "forward" not in vars(model)

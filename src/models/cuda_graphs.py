@@ -7,7 +7,7 @@ ratio of their speeds stays honest. The replayed kernels are the captured ones o
 are bit-identical to the eager forward's.
 
 A graph fixes every shape and address, so there is one graph per input signature (shapes after the batch
-dimension, dtypes), captured at the first batch of that signature; a smaller batch (a split's last) is padded
+dimension, dtypes, autocast), captured at the first batch of that signature; a smaller batch (a split's last) is padded
 by repeating its last row and the padded rows' outputs are dropped. That padding is only right when each row's
 outputs depend on that row alone: never wrap a merge whose coefficients come from the whole batch. Capture
 needs a function without host synchronisation (`.item()`, data-dependent shapes); one that has some runs
@@ -68,9 +68,11 @@ class GraphedCall:
         first = next(iter(batched.values()))
         if not first.is_cuda or torch.is_grad_enabled():
             return self.fn(batched, shared)
+        autocast = torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda")  # a bf16 graph is not an fp32 one
         signature = (
             tuple((k, v.shape[1:], v.dtype) for k, v in batched.items()),
             tuple((k, v.shape, v.dtype) for k, v in shared.items()),
+            autocast,
         )
         captured = self.graphs.get(signature)
         if captured is None and signature not in self.graphs and len(self.graphs) < self.max_graphs:
@@ -94,6 +96,8 @@ class GraphedCall:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self.pool):
                 outputs = self.fn(static_batched, static_shared)
+            if not all(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves(outputs)):
+                raise TypeError(f"outputs must be tensors (or containers of them) to be sliced per row, got {type(outputs).__name__}")
         except Exception as error:  # noqa: BLE001 - any capture failure means: run this signature eagerly
             torch.cuda.synchronize(device)
             if not self.warned:

@@ -20,7 +20,7 @@ import torch
 
 # FLOPs per byte of memory traffic at which arithmetic and memory take equal time: the device's balance,
 # rounded from the matrix-product rate and the copy bandwidth `benchmarks/linear_paths.py --balance` measures.
-# "cuda_tensor_cores": bf16/fp16 products, or fp32 ones with TF32 allowed.
+# "cuda_tensor_cores": bf16/fp16 products, or fp32 ones in TF32 (`torch.set_float32_matmul_precision("high")`).
 FLOPS_PER_BYTE = {"cpu": 8.0, "cuda": 12.0, "cuda_tensor_cores": 100.0}
 
 
@@ -28,7 +28,7 @@ def device_balance(device: torch.device, dtype: torch.dtype) -> float:
     """The balance of the products this layer will run: its device, and whether tensor cores take them."""
     if device.type != "cuda":
         return FLOPS_PER_BYTE["cpu"]
-    tensor_cores = dtype in (torch.bfloat16, torch.float16) or (dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32)
+    tensor_cores = dtype in (torch.bfloat16, torch.float16) or (dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest")
     return FLOPS_PER_BYTE["cuda_tensor_cores" if tensor_cores else "cuda"]
 
 
