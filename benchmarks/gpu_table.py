@@ -2,7 +2,7 @@
 
 Every cell is read from the JSON the benchmark scripts wrote in that run; nothing here measures.
 
-    python benchmarks/gpu_table.py results/gpu/gpu_check.json     # print the tables again from a run's JSON
+    python benchmarks/gpu_table.py results/gpu/run1.json [results/gpu/run2.json ...]   # the tables again from runs' JSON
 """
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ def markdown(environment: dict, figures: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def combined(paths: list[Path]) -> tuple[dict, dict]:
+    """Several runs' JSON as one: a row measured again in a later run replaces the earlier run's (same label)."""
+    figures: dict = {"throughput": {}, "linear_paths": {}}
+    environment = {}
+    for path in paths:
+        data = json.loads(path.read_text())
+        environment = {**environment, **data["environment"]}
+        for kind in figures:
+            figures[kind].update(data.get(kind, {}))
+    return environment, figures
+
+
 if __name__ == "__main__":
-    data = json.loads(Path(sys.argv[1]).read_text())
-    print(markdown(data["environment"], data))
+    print(markdown(*combined([Path(p) for p in sys.argv[1:]])))

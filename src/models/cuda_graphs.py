@@ -3,8 +3,9 @@
 At evaluation batch sizes a GPU spends much of a forward launching kernels rather than running them, and the
 per-sample path launches more kernels than the static model. A CUDA graph records a forward's kernels once and
 replays them with one launch, for both: the static model and the per-sample merge get the same treatment, so a
-ratio of their speeds stays honest. The replayed kernels are the captured ones on the same inputs, so outputs
-are bit-identical to the eager forward's.
+ratio of their speeds stays honest. A replay runs the captured kernels, so outputs equal the eager forward's,
+except to float rounding where a library takes another path while a stream is captured (transformers then
+skips its check for an all-ones attention mask) or a padded batch changes a kernel's shape.
 
 A graph fixes every shape and address, so there is one graph per input signature (shapes after the batch
 dimension, dtypes, autocast), captured at the first batch of that signature; a smaller batch (a split's last) is padded

@@ -116,7 +116,9 @@ class TaskVectorMerger(nn.Module):
                 continue
             key = f"vectors__{length}"
             self.register_buffer(key, torch.stack([self.stack(n) for n in names]), persistent=False)
-            self.register_buffer(f"{key}__layers", torch.tensor([self.layer_index[n] for n in names]), persistent=False)
+            # on the stacks' device: indexing with a host tensor would copy it in every forward (and break CUDA-graph capture)
+            layers = torch.tensor([self.layer_index[n] for n in names], device=getattr(self, key).device)
+            self.register_buffer(f"{key}__layers", layers, persistent=False)
             for index, name in enumerate(names):
                 delattr(self, self._key(name))
                 self._bucket_of[name] = (key, index)
