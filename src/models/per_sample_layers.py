@@ -239,10 +239,18 @@ def per_sample_forward(
         return layer_norm
     if type(module) is nn.Conv2d and module.padding_mode == "zeros":
 
+        patches = module.groups == 1 and module.stride == module.kernel_size and module.dilation == (1, 1) and module.padding in ((0, 0), "valid")
+
         def conv2d(x: torch.Tensor) -> torch.Tensor:
             w = weight("weight")  # (B, O, I/g, k, k)
             batch, groups = w.shape[0], module.groups
             b = weight("bias")
+            if patches:  # non-overlapping patches (a ViT's patch embedding): one batched product over the unfolded patches
+                unfolded = F.unfold(x, module.kernel_size, stride=module.stride)  # (B, I·k·k, L), in the weight's (I, k, k) order
+                flat = w.flatten(2)
+                out = torch.bmm(flat, unfolded) if b is None else torch.baddbmm(b.unsqueeze(-1), flat, unfolded)
+                size = [(x.shape[2 + i] - module.kernel_size[i]) // module.stride[i] + 1 for i in range(2)]
+                return out.view(batch, -1, *size)
             out = F.conv2d(
                 x.reshape(1, -1, *x.shape[2:]),
                 w.reshape(-1, *w.shape[2:]),
