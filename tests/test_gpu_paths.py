@@ -202,3 +202,19 @@ def test_per_sample_convolution_is_exact_as_unfolded_patches_and_as_a_grouped_co
     with torch.no_grad():
         expected = _reference_per_sample(model, tvs, inputs, coefficients)
         torch.testing.assert_close(merger(inputs, coefficients), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_low_rank_layer_adds_three_operations_to_the_static_forward():
+    """Per LoRA layer, whatever the number of tasks: the projection on every A_t, the per-sample scaling and one product
+    with every B_t that adds onto the static output (launches are the GPU's cost at small batches)."""
+    from benchmarks.kernel_count import kernel_count
+    from tests.test_merged_forward import _lora_text_model
+
+    model, stacked, _, inputs = _lora_text_model()
+    merger = TaskVectorMerger(model, stacked)
+    coefficients = torch.rand(5, T, merger.num_layers)
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        static = kernel_count(lambda: model(**inputs), cpu)
+        per_sample = kernel_count(lambda: merger(inputs, coefficients), cpu)
+    assert per_sample - static <= 3 * len(stacked) + 3, (per_sample, static, len(stacked))

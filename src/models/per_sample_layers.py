@@ -68,12 +68,16 @@ def mix_factored(factors: FactorStack, coef: torch.Tensor) -> torch.Tensor:
     return out if coef.dim() > 1 else out[0]
 
 
-def low_rank_per_sample(x: torch.Tensor, factors: FactorStack, coef: torch.Tensor) -> torch.Tensor:
-    """Σ_t coef[b, t] B_t (A_t x_b) for x (B, ..., in), coef (B, T): exact, no per-sample weight."""
-    flat = x.reshape(x.shape[0], -1, x.shape[-1])
-    projected = flat @ factors.A.T  # (B, N, T·r)
-    projected = projected * coef.to(projected.dtype).repeat_interleave(factors.rank, dim=1).unsqueeze(1)
-    return (projected @ factors.B.T).view(*x.shape[:-1], factors.B.shape[0])
+def low_rank_per_sample(x: torch.Tensor, factors: FactorStack, coef: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """base + Σ_t coef[b, t] B_t (A_t x_b) for x (B, ..., in), coef (B, T), base (B, ..., out): exact, no per-sample weight.
+
+    Three operations whatever T: the projection on every A_t at once, its scaling by each sample's coefficients
+    (broadcast over the rank, not repeated into a tensor), and one product with every B_t that adds onto `base`.
+    """
+    batch, rank = x.shape[0], factors.rank
+    projected = (x.reshape(-1, x.shape[-1]) @ factors.A.t()).view(batch, -1, factors.tasks, rank)  # (B, N, T, r)
+    scaled = (projected * coef.view(batch, 1, factors.tasks, 1).to(projected.dtype)).view(-1, factors.tasks * rank)
+    return torch.addmm(base.reshape(-1, base.shape[-1]), scaled, factors.B.t()).view(base.shape)
 
 
 # Per-sample Linear weights are built for all output rows at once up to this size, in row blocks above it.
@@ -182,7 +186,7 @@ def per_sample_forward(
                 base = F.linear(x, module.weight, None if "bias" in taus else module.bias)
                 if bias is not None:
                     base = base + _batch_view(bias, x)
-                return base + low_rank_per_sample(x, taus["weight"], coef("weight"))
+                return low_rank_per_sample(x, taus["weight"], coef("weight"), base)
             flat = x.reshape(x.shape[0], -1, x.shape[-1])
             out_features, in_features = module.weight.shape
             b = weight("bias")
