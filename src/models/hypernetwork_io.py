@@ -29,11 +29,9 @@ def read_hypernetwork(path: str | Path) -> tuple[dict[str, torch.Tensor], dict |
         with torch.serialization.safe_globals([nn.Sequential, nn.Linear, nn.ReLU]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types; all mean "not a safe hypernetwork file"
-        # torch's own message goes on to advise weights_only=False, which would run whatever the file holds: only its first line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise HypernetworkLoadError(
             f"Cannot read '{path}' safely (only this project's trainable.pt exports and the original DAWE code's "
-            f"pickled Sequential(Linear, ReLU, Linear) are accepted): {first[:200]}"
+            f"pickled Sequential(Linear, ReLU, Linear) are accepted): {_why_unsafe(err)}"
         ) from None
     if isinstance(obj, nn.Sequential):  # the original code's format
         return {f"net.{k}": v for k, v in obj.state_dict().items()}, None
@@ -95,3 +93,14 @@ def load_into(hypernetwork: nn.Module, path: str | Path, expected: dict) -> None
         raise HypernetworkLoadError(f"'{path}' has another hidden depth than hidden_layers={hypernetwork.hidden_layers}: {err}") from err
     for name in standardizer:
         getattr(hypernetwork, name).copy_(state[name])
+
+
+def _why_unsafe(err: Exception) -> str:
+    """What the safe unpickler refused, without torch's advice to load with weights_only=False (which would run
+    whatever a malicious file holds)."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+        return f"it holds objects other than tensors ({reason[:160]})"
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return "it holds objects other than tensors" if "weights_only" in text or "Weights only" in first else first[:200]
