@@ -33,6 +33,7 @@ from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warni
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 from src.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
+from src.taskpool.user_inputs import read_user_inputs  # noqa: E402  (after the warning filters)
 
 DESCRIPTION = (
     "Train-and-merge: fine-tune task experts (fit with ExpertFineTuning), merge them (task arithmetic, TIES, AdaMerging, "
@@ -128,6 +129,9 @@ class MergeCLI(LightningCLI):
     def before_predict(self) -> None:
         self._name_the_start()
         self._check_inputs()
+        data = self.datamodule
+        if getattr(data, "predict_file", None) is not None:  # the user's file, read before any model loads
+            read_user_inputs(data.predict_file, self.model.modelpool.input_column, data.task_names, data.predict_task)
 
     def _name_the_start(self) -> None:
         """An adaptive method run without --ckpt_path evaluates its un-adapted start: under its own name, never the adapted run's."""

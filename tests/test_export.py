@@ -196,6 +196,40 @@ def test_a_bad_predict_file_is_one_line(tiny_pool, data_config, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", "is not UTF-8 text (byte 0 is b'\\x89')"),
+        (b'{"text": 12345}\n', 'Input 1 of \'{path}\' has "text": 12345; give a non-empty string (the text).'),
+        (b'{"text": null}\n', 'Input 1 of \'{path}\' has "text": null; give a non-empty string (the text).'),
+        (b'{"text": "ok", "task": 3}\n', 'Input 1 of \'{path}\' has "task": 3; name a task (tasks: a, b).'),
+        (b'{"text": "ok", "text_pair": ["x"], "task": "a"}\n', 'Input 1 of \'{path}\' has "text_pair": ["x"]; give a non-empty string'),
+    ],
+    ids=["binary", "number", "null", "task-number", "pair-list"],
+)
+def test_predict_file_values_of_the_wrong_kind_are_one_line(content, message, tmp_path):
+    from src.taskpool.user_inputs import InputFileError, read_user_inputs
+
+    path = tmp_path / "inputs.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputFileError) as caught:
+        read_user_inputs(str(path), "text", ["a", "b"], "a")
+    assert message.format(path=path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_bad_predict_file_is_refused_before_any_model_loads(tiny_pool, data_config, tmp_path, monkeypatch):
+    from src.errors import UserFacingError
+    from src.modelpool.base import ModelPool
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded before the predict file was checked")
+
+    monkeypatch.setattr(ModelPool, "pretrained_model", loaded)
+    (tmp_path / "bad.jsonl").write_text('{"text": null, "task": "rotten_tomatoes"}\n')
+    with pytest.raises(UserFacingError, match='has "text": null'):
+        _run("predict", "task_arithmetic", data_config, tiny_pool, tmp_path, "--data.init_args.predict_file", str(tmp_path / "bad.jsonl"))
+
+
 def test_predict_files_keep_sentence_pairs(tmp_path):
     from src.taskpool.user_inputs import InputFileError, read_user_inputs
 

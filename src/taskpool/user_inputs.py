@@ -31,7 +31,7 @@ def read_user_inputs(path: str, column: str, tasks: list[str], default_task: str
         if not records:
             raise InputFileError(f"Predict input folder '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
     elif source.suffix == ".txt" and column == "text":
-        records = [{"text": line} for line in source.read_text().splitlines() if line.strip()]
+        records = [{"text": line} for line in _text(source).splitlines() if line.strip()]
     else:
         records = _jsonl(source, column)
     if not records:
@@ -39,6 +39,8 @@ def read_user_inputs(path: str, column: str, tasks: list[str], default_task: str
     grouped: dict[str, list[dict]] = {}
     for index, record in enumerate(records):
         task = record.get("task", default_task)
+        if task is not None and not isinstance(task, str):
+            raise InputFileError(f"Input {index + 1} of '{path}' has \"task\": {json.dumps(task)[:60]}; name a task (tasks: {', '.join(tasks)}).")
         if task is None:
             raise InputFileError(
                 f"Input {index + 1} of '{path}' names no task: add \"task\" to each line or set data.init_args.predict_task "
@@ -46,6 +48,9 @@ def read_user_inputs(path: str, column: str, tasks: list[str], default_task: str
             )
         if task not in tasks:
             raise ConfigError(f"Input {index + 1} of '{path}' asks for task '{task}', which is not in the TaskPool (tasks: {', '.join(tasks)}).")
+        for key in (column, "text_pair"):
+            if key in record and (not isinstance(record[key], str) or not record[key].strip()):
+                raise InputFileError(f"Input {index + 1} of '{path}' has \"{key}\": {json.dumps(record[key])[:60]}; give a non-empty string ({'an image path' if column == 'image' else 'the text'}).")
         value = _image(record[column], source, index) if column == "image" else record[column]
         row = {column: value, "index": index}
         if column == "text" and "text_pair" in record:  # a sentence-pair task's second text
@@ -57,9 +62,19 @@ def read_user_inputs(path: str, column: str, tasks: list[str], default_task: str
     return {t: grouped[t] for t in tasks if t in grouped}
 
 
+def _text(source: Path) -> str:
+    try:
+        return source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(
+            f"Predict input '{source}' is not UTF-8 text (byte {err.start} is {err.object[err.start:err.start + 1]!r}): "
+            "give a .jsonl file (one JSON object per line), a .txt file, or for images a folder or a .jsonl of their paths."
+        ) from None
+
+
 def _jsonl(source: Path, column: str) -> list[dict]:
     records = []
-    for number, line in enumerate(source.read_text().splitlines(), start=1):
+    for number, line in enumerate(_text(source).splitlines(), start=1):
         if not line.strip():
             continue
         try:
