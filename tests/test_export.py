@@ -154,6 +154,31 @@ def test_dawe_bf16_export_halves_the_task_vectors_and_a_wrong_base_model_is_refu
         load_dawe(full)
 
 
+@pytest.mark.parametrize("damage", ["cut in half", "not safetensors", "hypernetwork of another shape"])
+def test_a_damaged_dawe_folder_is_one_line_naming_the_file(damage, tiny_pool, tmp_path):
+    from safetensors.torch import save_file
+
+    from src.errors import UserFacingError
+    from src.export import load_dawe
+    from src.families.text import SentenceFeatures, TextModelPool, TextTask, TextTaskPool
+    from src.methods import DAWE
+
+    taskpool = TextTaskPool([TextTask(name=t, max_train=24, max_test=8) for t in TASKS], batch_size=4, adapt_batch_size=4, val_size=4)
+    method = DAWE(TextModelPool(tiny_pool["pretrained"], tiny_pool["experts_dir"], max_length=32), SentenceFeatures(tiny_pool["pretrained"]))
+    method.merge(taskpool)
+    folder = method.export(tmp_path / "dawe")
+    target = folder / ("hypernetwork.safetensors" if damage.startswith("hypernetwork") else "task_vectors.safetensors")
+    if damage == "cut in half":
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    elif damage == "not safetensors":
+        target.write_text("not tensors at all")
+    else:
+        save_file({"net.0.weight": torch.zeros(2, 2)}, str(target))
+    with pytest.raises(UserFacingError) as caught:
+        load_dawe(folder)
+    assert f"'{target}'" in str(caught.value) and "export the model again" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_predict_writes_one_row_per_input_with_probabilities_and_dawe_coefficients(tiny_pool, data_config, tmp_path):
     _run("predict", "task_arithmetic", data_config, tiny_pool, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "results/tiny/task_arithmetic/predictions.jsonl").read_text().splitlines()]

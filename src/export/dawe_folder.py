@@ -97,9 +97,9 @@ def load_dawe(folder: str | Path, device: str | torch.device = "cpu") -> DAWEMod
             "Point modelpool.init_args.pretrained in dawe_config.json at the original weights."
         )
     infos = [TaskInfo(**{**t, "classes": tuple(t["classes"]), "templates": tuple(t.get("templates", ()))}) for t in config["tasks"] if "classes" in t]
-    saved = load_file(str(folder / "heads.safetensors")) if (folder / "heads.safetensors").is_file() else {}
+    saved = _tensors(folder / "heads.safetensors") if (folder / "heads.safetensors").is_file() else {}
     heads = nn.ModuleDict({i.name: pool.restore_head(i, pretrained, _prefixed(saved, i.name)).requires_grad_(False) for i in infos})
-    tensors = load_file(str(folder / "task_vectors.safetensors"))
+    tensors = _tensors(folder / "task_vectors.safetensors")
     stacked, low_precision = {}, False
     for name in config["merged_tensors"]:
         if f"lora_A.{name}" in tensors:
@@ -112,13 +112,24 @@ def load_dawe(folder: str | Path, device: str | torch.device = "cpu") -> DAWEMod
     merger = TaskVectorMerger(pretrained, stacked, store_dtype=torch.bfloat16 if low_precision else None)
     shape = config["hypernetwork"]
     hypernetwork = Hypernetwork(shape["in_features"], shape["out_features"], shape["hidden_layers"], 0.0, shape["standardize"])
-    hypernetwork.load_state_dict(load_file(str(folder / "hypernetwork.safetensors")))
+    try:
+        hypernetwork.load_state_dict(_tensors(folder / "hypernetwork.safetensors"))
+    except RuntimeError as err:  # missing, unexpected or misshapen tensors
+        raise ExportLoadError(f"'{folder / 'hypernetwork.safetensors'}' does not fit dawe_config.json's hypernetwork ({str(err).splitlines()[0][:160]}); export the model again.") from None
     features = instantiate(config["feature_extractor"]).requires_grad_(False)
     if features.dim != shape["in_features"]:
         raise ExportLoadError(f"The feature extractor gives {features.dim} features, the hypernetwork reads {shape['in_features']}.")
     names = [t["name"] for t in config["tasks"]]
     model = DAWEModel(pool, features, merger, hypernetwork, heads, [next((i for i in infos if i.name == n), n) for n in names], config["mode"])
     return model.to(device).eval()
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file of the folder, or one line naming it when it is cut short or not safetensors at all."""
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types (and OSError) for damaged files
+        raise ExportLoadError(f"'{path}' cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:120]}): the file is damaged or cut short; export the model again.") from None
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
