@@ -111,6 +111,7 @@ def check_exportable(model, stage: str, export_dir: str | None = None) -> None:
     from src.methods.base import MergedModelModule
 
     if export_dir is not None:
+        _check_not_a_source(model, Path(export_dir))
         check_export_target(Path(export_dir))
 
     if type(model).merged_module is MergedModelModule.merged_module:
@@ -119,3 +120,24 @@ def check_exportable(model, stage: str, export_dir: str | None = None) -> None:
         raise ConfigError(f"--export_dir works with `test` (and an adaptive method's `fit`), not `{stage}`.")
     if stage == "fit" and not model.loads_checkpoints:
         raise ConfigError(f"'{model.report_name}' is not trained by `fit`: export it with `test --export_dir ...`.")
+
+
+def _check_not_a_source(model, out: Path) -> None:
+    """An export must not replace, or be written into, anything the run reads its models from."""
+    pool = getattr(model, "modelpool", None)
+    features = getattr(model, "feature_extractor", None)
+    sources = {
+        "the pretrained model": getattr(pool, "pretrained", None),
+        "the experts' folder": getattr(pool, "experts_dir", None),
+        **{f"the expert of '{task}'": path for task, path in (getattr(pool, "experts", None) or {}).items()},
+        "the feature extractor": getattr(features, "name", None),
+        "the hypernetwork to start from": getattr(model, "hypernetwork_init", None),
+    }
+    target = out.expanduser().resolve()
+    for what, source in sources.items():
+        if not isinstance(source, str) or not Path(source).expanduser().exists():
+            continue  # hub ids and absent paths are not folders an export could touch
+        path = Path(source).expanduser().resolve()
+        overlaps = target == path or path.is_relative_to(target) or (path.is_dir() and target.is_relative_to(path))
+        if overlaps:
+            raise ConfigError(f"--export_dir '{out}' would write over {what} ('{source}'), which this run reads: choose another folder.")

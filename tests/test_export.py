@@ -67,9 +67,46 @@ def test_export_refuses_what_it_cannot_export_before_any_work(tiny_pool, data_co
         _run("test", "individual", data_config, tiny_pool, tmp_path, "--export_dir", str(tmp_path / "out"))
     (tmp_path / "occupied").mkdir()
     (tmp_path / "occupied/notes.txt").write_text("mine")
-    with pytest.raises(UserFacingError, match="not an earlier export"):
+    with pytest.raises(UserFacingError, match=r"holds files this project did not write there \(notes.txt\)"):
         _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(tmp_path / "occupied"))
     assert (tmp_path / "occupied/notes.txt").read_text() == "mine"
+    assert not (tmp_path / "results/tiny/task_arithmetic/report.json").exists(), "refused before the evaluation"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_earlier_export_with_the_users_files_added_is_refused_and_left_as_it_was(tiny_pool, data_config, tmp_path):
+    from src.errors import UserFacingError
+
+    out = tmp_path / "merged"
+    _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(out))
+    first = _snapshot(out)
+    _run("test", "ties", data_config, tiny_pool, tmp_path, "--export_dir", str(out))  # only its own files: replaced
+    assert json.loads((out / "merge_info.json").read_text())["method"] == "ties" and set(_snapshot(out)) == set(first)
+    (out / "NOTES.txt").write_text("my notes")
+    (out / "eval").mkdir()
+    (out / "eval/scores.csv").write_text("task,score\n")
+    before = _snapshot(out)
+    with pytest.raises(UserFacingError, match=r"did not write there \(NOTES.txt, eval/scores.csv\)"):
+        _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(out))
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("place", ["pretrained", "inside pretrained", "holding the experts", "under a file"])
+def test_an_export_over_what_the_run_reads_or_under_a_file_is_refused_up_front(place, tiny_pool, data_config, tmp_path):
+    from src.errors import UserFacingError
+
+    pretrained = Path(tiny_pool["pretrained"])
+    (tmp_path / "a_file").write_text("x")
+    out = {"pretrained": pretrained, "inside pretrained": pretrained / "export", "holding the experts": Path(tiny_pool["experts_dir"]).parent,
+           "under a file": tmp_path / "a_file" / "export"}[place]  # fmt: skip
+    watched = {p: _snapshot(p) for p in (pretrained, Path(tiny_pool["experts_dir"]))}
+    match = "is a file, not a folder" if place == "under a file" else "which this run reads"
+    with pytest.raises(UserFacingError, match=match):
+        _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(out))
+    assert {p: _snapshot(p) for p in watched} == watched
     assert not (tmp_path / "results/tiny/task_arithmetic/report.json").exists(), "refused before the evaluation"
 
 

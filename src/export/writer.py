@@ -1,12 +1,15 @@
 """Write what a method produced: a `from_pretrained` folder (static merges, AdaMerging) or a DAWE folder.
 
 A folder appears whole or not at all: it is written beside its target under a temporary name, then
-renamed; an earlier export at the same place is replaced, anything else there is refused.
+renamed. An earlier export at the same place is replaced only when it holds nothing but the files its
+`merge_info.json` lists (its inventory): a file the user added, or a folder this project did not write,
+is refused before any work, so the project never deletes what it did not write.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -22,7 +25,6 @@ from src.export.spec import file_digests, tensors_digest
 from src.modelpool.base import parameter_state_dict
 from src.paths import hub_snapshot, is_hub_id
 
-MARKERS = ("merge_info.json", "dawe_config.json")
 DAWE_USAGE = ("from src.export import load_dawe  # this project, installed\nmodel = load_dawe({folder!r})\n"
               "logits, coefficients = model([...inputs...], task=\"<task>\", return_coefficients=True)")
 
@@ -44,8 +46,10 @@ def export_method(method, out: Path, task_vector_dtype: str | None = None, comma
             method.modelpool.save_model(module, tmp)
             _save_heads(method.heads, tmp)
             usage = method.modelpool.load_snippet
-        (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "README.md").write_text(card_markdown(info, usage.format(folder=str(out))))
+        info["files"] = sorted([*_files(tmp), "merge_info.json"])  # the inventory: what a later export may replace
+        (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        _check_target(out)  # again: the folder may have changed during the evaluation
         if out.exists():
             shutil.rmtree(out)
         tmp.replace(out)
@@ -55,9 +59,47 @@ def export_method(method, out: Path, task_vector_dtype: str | None = None, comma
 
 
 def check_export_target(out: Path) -> None:
-    """An export may replace an earlier export or fill an empty folder; anything else there is the user's."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any((out / m).is_file() for m in MARKERS))):
-        raise ConfigError(f"Export folder '{out}' exists and is not an earlier export: choose an empty or new folder.")
+    """An export may fill a new or empty folder, or replace an earlier export holding only its inventory's files;
+    the place must be writable. Anything else is refused, naming what is in the way."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--export_dir '{out}' is a file: choose a folder path.")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = _not_in_inventory(out)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise ConfigError(
+                f"--export_dir '{out}' holds files this project did not write there ({shown}): an export replaces only an "
+                "earlier export's own files. Move them out, or choose another folder."
+            )
+    _check_writable_place(out)
+
+
+def _not_in_inventory(out: Path) -> list[str]:
+    """The files of `out` that its merge_info.json does not list (all of them when there is no inventory)."""
+    present = _files(out)
+    try:
+        inventory = set(json.loads((out / "merge_info.json").read_text()).get("files") or ())
+    except (OSError, ValueError, AttributeError):
+        inventory = set()
+    return [f for f in present if f not in inventory]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+def _check_writable_place(out: Path) -> None:
+    """The first existing folder on the way to `out` must be a folder in which one can be made (probed, then removed)."""
+    place = out.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise ConfigError(f"--export_dir '{out}' cannot be made: '{place}' is a file, not a folder.")
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".export-probe-", dir=place))
+        probe.rmdir()
+    except OSError as err:
+        raise ConfigError(f"--export_dir '{out}' cannot be written ('{place}': {err.strerror or err}); choose another folder.") from None
 
 
 def _check_target(out: Path) -> None:
