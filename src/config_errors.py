@@ -34,6 +34,23 @@ def _init_options(class_path: str) -> list[str]:
     return _init_options_of(cls)
 
 
+def _nested_value(message: str, keys: list[str]) -> str | None:
+    """A wrong value deep inside a nested entry (a task of the TaskPool's list): its key path, entry and value."""
+    if len(keys) < 2:
+        return None
+    last = message.rfind(f'Parser key "{keys[-1]}"')
+    tail = message[last:]
+    kinds = re.search(r"Subtypes: \[([^\]]*)\]", tail)
+    given = re.search(r"Given value: (.*)", tail)
+    if not kinds or not given:
+        return None
+    names = [("null" if k == "NoneType" else k) for k in re.findall(r"<class '(?:[\w.]+\.)?(\w+)'>", kinds.group(1))]
+    value = given.group(1).strip()
+    entry = re.search(r"\{'name': '([^']+)'[^{}]*'" + re.escape(keys[-1]) + "': '" + re.escape(value) + "'", message)
+    path = ".init_args.".join(keys[:-1]) + (f" (entry '{entry.group(1)}')" if entry else "")
+    return f"{path}: {keys[-1]}: '{value}' is not a valid {' or '.join(names)}"
+
+
 def one_line(message: str) -> str:
     """The user's mistake in `message` (a jsonargparse ArgumentError's text) as one line with a suggestion."""
     keys = PARSER_KEY.findall(message)
@@ -52,6 +69,8 @@ def one_line(message: str) -> str:
         choices = [c.strip().strip("'\"") for c in m.group(1).split(",")]
         value = m.group(2).strip()
         return f"{where}: '{value}' is not one of {', '.join(choices)}{_closest(value, choices)}"
+    if nested := _nested_value(message, keys):
+        return nested
     if m := EXPECTED.search(message):
         kind = m.group(1) or m.group(2)
         return f"{where}: '{m.group(3).strip()}' is not a valid {kind}"

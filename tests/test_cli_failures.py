@@ -76,13 +76,16 @@ def _cases(tmp_path: Path, pool: dict) -> dict[str, tuple[list[str], str]]:
                        "model.init_args.mode: 'taskwise' is not one of task_wise, layer_wise; did you mean 'task_wise'?"),  # fmt: skip
         "misspelled trainer option": (["test", "--config", data, "--config", method_config("pretrained"), "--trainer.max_stepz", "3", *common],
                                       "unknown option --trainer.max_stepz; did you mean 'max_steps'?"),  # fmt: skip
+        "word for a number in a task entry": (["test", "--config", data, "--config", method_config("pretrained"), "--data.init_args.tasks",
+                                               '[{"name": "rotten_tomatoes", "max_test": "eight"}]', *common],
+                                              "data.init_args.tasks (entry 'rotten_tomatoes'): max_test: 'eight' is not a valid int or null"),  # fmt: skip
     }
 
 
 CASES = [
     "empty task list", "duplicate task names", "malformed YAML", "missing config file", "missing checkpoint", "text file as checkpoint",
     "checkpoint for a static method", "negative lr", "zero lr", "batch size 0", "no adaptation steps",
-    "unknown class_path", "misspelled init argument", "wrong mode", "misspelled trainer option",
+    "unknown class_path", "misspelled init argument", "wrong mode", "misspelled trainer option", "word for a number in a task entry",
 ]  # fmt: skip
 
 
