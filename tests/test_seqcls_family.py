@@ -198,6 +198,24 @@ def test_an_expert_for_another_number_of_classes_is_named(gpt2):
         TaskArithmetic(pool).merge(taskpool)
 
 
+def test_a_plain_base_model_as_an_expert_is_refused_naming_its_missing_head(gpt2, tmp_path):
+    """transformers would initialise the missing classifier at random and say so only in a table; here it is an error."""
+    from transformers import GPT2Model
+
+    from src.errors import UserFacingError
+    from src.methods import TaskArithmetic
+
+    body = GPT2Model.from_pretrained(gpt2 / "gpt2")
+    with torch.no_grad():
+        for p in body.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # fine-tuned, but saved without its head
+    body.save_pretrained(tmp_path / "body_only")
+    pool, taskpool = _pools(gpt2)
+    pool.experts = {"rotten_tomatoes": str(tmp_path / "body_only")}
+    with pytest.raises(UserFacingError, match=r"The expert of task 'rotten_tomatoes' .* lacks weights a classifier needs \(score.weight\)"):
+        TaskArithmetic(pool).merge(taskpool)
+
+
 @pytest.mark.parametrize("architecture", ["bert", "roberta"])
 def test_individual_equals_transformers_for_other_heads(architecture, tmp_path):
     """BERT's head reads the pooler output, RoBERTa's an MLP on the first token: transformers' own code runs either."""

@@ -70,7 +70,18 @@ class SeqClsModelPool(ModelPool):
         return SequenceClassifierBody(self._with_padding(getattr(classifier, classifier.base_model_prefix)))
 
     def _classifier(self, task: str) -> nn.Module:
-        return self._with_padding(AutoModelForSequenceClassification.from_pretrained(self.expert_path(task)))
+        """The expert as its classifier; refused when transformers had to initialise any of its weights at random
+        (a plain base model has no head: its random one would be used as the task's own)."""
+        classifier, info = AutoModelForSequenceClassification.from_pretrained(self.expert_path(task), output_loading_info=True)
+        missing = sorted(info.get("missing_keys") or ())
+        if missing:
+            shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+            raise ConfigError(
+                f"The expert of task '{task}' ({self.expert_reference(task)}) lacks weights a classifier needs ({shown}): "
+                "it is not a fine-tuned sequence classifier (a plain base model has no head). Point it at the folder "
+                "AutoModelForSequenceClassification.save_pretrained wrote after fine-tuning."
+            )
+        return self._with_padding(classifier)
 
     def load_expert(self, task: str) -> SequenceClassifierBody:
         classifier = self._classifier(task)
