@@ -32,6 +32,7 @@ from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: 
 from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
+from src.run_folder import check_no_earlier_checkpoints, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
 from src.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
 from src.taskpool.user_inputs import read_user_inputs  # noqa: E402  (after the warning filters)
 
@@ -116,6 +117,23 @@ class MergeCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_inputs()
+        run = Path(self.trainer.default_root_dir)
+        if self.config[self.subcommand].get("ckpt_path") is None:
+            for folder in self._checkpoint_folders():
+                check_no_earlier_checkpoints(folder, run)
+        if self.trainer.is_global_zero:  # DDP ranks are this run: rank 0 holds the lock for them
+            take_run_lock(run)
+
+    def _checkpoint_folders(self) -> set[Path]:
+        """Where this fit's checkpoints go: a callback's own folder, else <run>/checkpoints when no logger versions them."""
+        folders = set()
+        for callback in self.trainer.checkpoint_callbacks:
+            if callback.dirpath is not None:
+                folders.add(Path(callback.dirpath))
+            elif not self.trainer.loggers:
+                folders.add(Path(self.trainer.default_root_dir) / "checkpoints")
+        return folders
+
 
     def before_test(self) -> None:
         self._name_the_start()
@@ -204,15 +222,19 @@ class MergeCLI(LightningCLI):
                   file=sys.stderr)  # fmt: skip
 
     def after_fit(self) -> None:
-        """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export."""
+        """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export; then the run
+        folder is free for the next fit."""
         if not self.trainer.is_global_zero:
             return
-        out = self._results_folder()
-        out.mkdir(parents=True, exist_ok=True)
-        if getattr(self.model, "history", None) is not None:
-            write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
-        self._write_config(out)
-        self._export()
+        try:
+            out = self._results_folder()
+            out.mkdir(parents=True, exist_ok=True)
+            if getattr(self.model, "history", None) is not None:
+                write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
+            self._write_config(out)
+            self._export()
+        finally:
+            release_run_lock(Path(self.trainer.default_root_dir))
 
     def _write_config(self, out: Path) -> None:
         text = self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False)

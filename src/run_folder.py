@@ -1,0 +1,87 @@
+"""One `fit` per run folder: never two at once, and never a silent second run beside an earlier one's checkpoints.
+
+Two fits into one folder interleave their checkpoints (`last.ckpt` from one, `last-v1.ckpt` from the other) and a
+later `test --ckpt_path …/last.ckpt` evaluates one run under the other's config. So a `fit` takes a lock file in its
+run folder for as long as its process lives (the DDP ranks it launches share it: only rank 0 takes it), and a `fit`
+without `--ckpt_path` into a folder that already holds checkpoints is refused: resume them, or choose another folder.
+A lock whose process is gone (killed, crashed) is taken over with a warning.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import warnings
+from pathlib import Path
+
+from src.errors import ConfigError
+
+LOCK = ".fit.lock"
+
+
+def check_no_earlier_checkpoints(checkpoints: Path, run: Path) -> None:
+    """Refuse a fresh `fit` whose checkpoint folder holds an earlier run's checkpoints (Lightning would add `-v1` files)."""
+    earlier = sorted(p.name for p in checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []
+    if earlier:
+        shown = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
+        raise ConfigError(
+            f"Run folder '{run}' holds an earlier fit's checkpoints ({shown}): resume it with --ckpt_path "
+            f"{checkpoints / ('last.ckpt' if 'last.ckpt' in earlier else earlier[-1])}, or give another "
+            "--trainer.default_root_dir (or move those checkpoints away to start afresh there)."
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def take_run_lock(run: Path) -> Path:
+    """Create `run/.fit.lock` for this process, or refuse naming the live process holding it; returns the lock's path."""
+    run.mkdir(parents=True, exist_ok=True)
+    lock = run / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            pid, host = holder.get("pid"), holder.get("host")
+            if holder == me:  # this process's own earlier fit (from Python, one after another): still its lock
+                return lock
+            if isinstance(pid, int) and (host != me["host"] or _alive(pid)):
+                where = "" if host == me["host"] else f" on {host}"
+                raise ConfigError(
+                    f"Run folder '{run}' is in use by another fit (process {pid}{where}, lock {lock}): wait for it, or give "
+                    "this run another --trainer.default_root_dir."
+                ) from None
+            warnings.warn(f"Run folder '{run}': taking over the lock of process {pid}, which is gone.", stacklevel=2)
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        atexit.register(_release, lock, me["pid"])
+        return lock
+    raise ConfigError(f"Run folder '{run}': could not take its lock {lock}; another fit may be starting there.")
+
+
+def release_run_lock(run: Path) -> None:
+    """Give the lock back when the fit is over (a process that dies gives it back by being gone)."""
+    _release(run / LOCK, os.getpid())
+
+
+def _release(lock: Path, pid: int) -> None:
+    try:
+        if json.loads(lock.read_text()).get("pid") == pid:
+            lock.unlink()
+    except (OSError, ValueError):
+        pass
