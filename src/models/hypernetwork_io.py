@@ -100,7 +100,7 @@ def _why_unsafe(err: Exception) -> str:
     whatever a malicious file holds)."""
     text = str(err)
     if "WeightsUnpickler error:" in text:
-        reason = text.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].split(". ")[0]
         return f"it holds objects other than tensors ({reason[:160]})"
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     return "it holds objects other than tensors" if "weights_only" in text or "Weights only" in first else first[:200]
