@@ -64,3 +64,14 @@ def test_gpu_tables_combine_runs_with_a_later_row_replacing_an_earlier_one(tmp_p
         ("a", "second", 300.0), ("b", "first", 200.0)]  # fmt: skip
     table = markdown(environment, figures)
     assert "| a | 300 | 150 | 0.50 |" in table and table.rstrip().endswith("| first |")
+
+
+def test_the_committed_gpu_tables_are_what_the_committed_runs_print():
+    """results/gpu/gpu_check.md and the table in benchmarks/README.md come from the runs' JSON, not typed in."""
+    from benchmarks.gpu_table import combined, markdown
+
+    runs = sorted((ROOT / "results/gpu").glob("run*_gpu_check.json"))
+    printed = markdown(*combined(runs))
+    assert (ROOT / "results/gpu/gpu_check.md").read_text().rstrip("\n") == printed.rstrip("\n")
+    readme = (ROOT / "benchmarks/README.md").read_text()
+    assert all(line in readme for line in printed.splitlines() if line.startswith("| "))
