@@ -43,6 +43,20 @@ DESCRIPTION = (
 )
 
 
+def _then_release(after):
+    """An `after_<subcommand>` hook that gives the results folder's lock back once its files are written (src/run_folder.py)."""
+
+    def run(self) -> None:
+        try:
+            after(self)
+        finally:
+            if self.trainer.is_global_zero:
+                release_run_lock(self._results_folder())
+
+    run.__doc__ = after.__doc__
+    return run
+
+
 class MergeCLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
         given = kwargs.get("args")
@@ -114,6 +128,7 @@ class MergeCLI(LightningCLI):
             check_exportable(self.model, self.subcommand, config.get("export_dir"))
         if self.trainer.is_global_zero:
             check_writable(self._results_folder())
+            take_run_lock(self._results_folder(), "Results folder", "--results_dir (or --model.init_args.name)")
 
     def before_fit(self) -> None:
         self._check_inputs()
@@ -163,6 +178,7 @@ class MergeCLI(LightningCLI):
         print(f"note: no --ckpt_path: {self.subcommand} runs {adapted}'s un-adapted start (task arithmetic with its init_lambda) "
               f"and writes it as '{model.report_name}'; results of the adapted '{adapted}' are left as they are.", file=sys.stderr)  # fmt: skip
 
+    @_then_release
     def after_validate(self) -> None:
         """Rank 0 writes the report on the validation splits (held out from training data) as validation.json."""
         report = getattr(self.model, "validation_report", None)
@@ -173,6 +189,7 @@ class MergeCLI(LightningCLI):
         rows = [f"  {task}: {100 * values['accuracy']:.2f}" for task, values in report.items()]
         print(f"\nValidation accuracy (held-out training data), written to {out / 'validation.json'}:\n" + "\n".join(rows))
 
+    @_then_release
     def after_predict(self) -> None:
         """Rank 0 writes predictions.jsonl: one line per input with its task, class, probabilities (and coefficients)."""
         if not self.trainer.is_global_zero:
@@ -188,6 +205,7 @@ class MergeCLI(LightningCLI):
         out = self.model.export(config.export_dir, task_vector_dtype=config.get("export_task_vector_dtype"), command=self.command)
         print(f"Merged model exported to {out}")
 
+    @_then_release
     def after_test(self) -> None:
         """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table.
 
@@ -221,6 +239,7 @@ class MergeCLI(LightningCLI):
             print(f"warning: {what} could not be written ({err.strerror or err}); the report was written. Free space and rerun to add it.",
                   file=sys.stderr)  # fmt: skip
 
+    @_then_release
     def after_fit(self) -> None:
         """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export; then the run
         folder is free for the next fit."""

@@ -1,8 +1,9 @@
-"""One `fit` per run folder: never two at once, and never a silent second run beside an earlier one's checkpoints.
+"""One run per folder: never two at once, and never a silent second `fit` beside an earlier one's checkpoints.
 
 Two fits into one folder interleave their checkpoints (`last.ckpt` from one, `last-v1.ckpt` from the other) and a
-later `test --ckpt_path …/last.ckpt` evaluates one run under the other's config. So a `fit` takes a lock file in its
-run folder for as long as its process lives (the DDP ranks it launches share it: only rank 0 takes it), and a `fit`
+later `test --ckpt_path …/last.ckpt` evaluates one run under the other's config; two `test`s into one results
+folder leave whichever report came last. So a run takes a lock file in its run folder (`fit`) and its results folder
+(every subcommand) for as long as it runs (the DDP ranks it launches share it: only rank 0 takes it), and a `fit`
 without `--ckpt_path` into a folder that already holds checkpoints is refused: resume them, or choose another folder.
 A lock whose process is gone (killed, crashed) is taken over with a warning.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from src.errors import ConfigError
 
-LOCK = ".fit.lock"
+LOCK = ".run.lock"
 
 
 def check_no_earlier_checkpoints(checkpoints: Path, run: Path) -> None:
@@ -42,8 +43,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def take_run_lock(run: Path) -> Path:
-    """Create `run/.fit.lock` for this process, or refuse naming the live process holding it; returns the lock's path."""
+def take_run_lock(run: Path, what: str = "Run folder", option: str = "--trainer.default_root_dir") -> Path:
+    """Create `run/.run.lock` for this process, or refuse naming the live process holding it; returns the lock's path."""
     run.mkdir(parents=True, exist_ok=True)
     lock = run / LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -61,17 +62,17 @@ def take_run_lock(run: Path) -> Path:
             if isinstance(pid, int) and (host != me["host"] or _alive(pid)):
                 where = "" if host == me["host"] else f" on {host}"
                 raise ConfigError(
-                    f"Run folder '{run}' is in use by another fit (process {pid}{where}, lock {lock}): wait for it, or give "
-                    "this run another --trainer.default_root_dir."
+                    f"{what} '{run}' is in use by another run (process {pid}{where}, lock {lock}): wait for it, or give "
+                    f"this run another {option}."
                 ) from None
-            warnings.warn(f"Run folder '{run}': taking over the lock of process {pid}, which is gone.", stacklevel=2)
+            warnings.warn(f"{what} '{run}': taking over the lock of process {pid}, which is gone.", stacklevel=2)
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as handle:
             json.dump(me, handle)
         atexit.register(_release, lock, me["pid"])
         return lock
-    raise ConfigError(f"Run folder '{run}': could not take its lock {lock}; another fit may be starting there.")
+    raise ConfigError(f"{what} '{run}': could not take its lock {lock}; another run may be starting there.")
 
 
 def release_run_lock(run: Path) -> None:

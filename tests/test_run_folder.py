@@ -1,4 +1,4 @@
-"""One fit per run folder: a second fit beside an earlier one's checkpoints, or while another holds the folder, is refused."""
+"""One run per folder: a second fit beside an earlier one's checkpoints, or a run into a folder another live run holds, is refused."""
 from __future__ import annotations
 
 import json
@@ -26,7 +26,7 @@ def _snapshot(folder):
 def test_a_second_fit_into_a_run_folder_with_checkpoints_is_refused_and_resuming_works(tiny_pool, tmp_path):
     run = tmp_path / "runs/ada"
     _fit(tmp_path, tiny_pool, run)
-    assert (run / "checkpoints/last.ckpt").is_file() and not (run / ".fit.lock").exists()  # the lock went with the fit
+    assert (run / "checkpoints/last.ckpt").is_file() and not (run / ".run.lock").exists()  # the lock went with the fit
     before = _snapshot(run)
     with pytest.raises(UserFacingError, match=r"holds an earlier fit's checkpoints .* resume it with --ckpt_path .*last.ckpt"):
         _fit(tmp_path, tiny_pool, run, "--trainer.max_steps", "3")
@@ -40,8 +40,8 @@ def test_a_fit_into_a_folder_another_live_fit_holds_is_refused_and_a_dead_ones_l
     run.mkdir(parents=True)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        (run / ".fit.lock").write_text(json.dumps({"pid": other.pid, "host": os.uname().nodename}))
-        with pytest.raises(UserFacingError, match=rf"is in use by another fit \(process {other.pid},"):
+        (run / ".run.lock").write_text(json.dumps({"pid": other.pid, "host": os.uname().nodename}))
+        with pytest.raises(UserFacingError, match=rf"Run folder .* is in use by another run \(process {other.pid},"):
             _fit(tmp_path, tiny_pool, run)
         assert not (run / "checkpoints").exists()
     finally:
@@ -49,4 +49,22 @@ def test_a_fit_into_a_folder_another_live_fit_holds_is_refused_and_a_dead_ones_l
         other.wait()
     with pytest.warns(UserWarning, match=f"taking over the lock of process {other.pid}, which is gone"):
         _fit(tmp_path, tiny_pool, run)
-    assert (run / "checkpoints/last.ckpt").is_file() and not (run / ".fit.lock").exists()
+    assert (run / "checkpoints/last.ckpt").is_file() and not (run / ".run.lock").exists()
+
+
+def test_a_test_into_a_results_folder_another_live_run_holds_is_refused(tiny_pool, tmp_path):
+    data = small_data_config(tmp_path / "data.yaml")
+    args = ["test", "--config", str(data), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path)]
+    run_cli(args)  # writes results/tiny/task_arithmetic and gives its lock back
+    folder = tmp_path / "results/tiny/task_arithmetic"
+    assert (folder / "report.json").is_file() and not (folder / ".run.lock").exists()
+    before = _snapshot(folder)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (folder / ".run.lock").write_text(json.dumps({"pid": other.pid, "host": os.uname().nodename}))
+        with pytest.raises(UserFacingError, match=rf"Results folder .* is in use by another run \(process {other.pid},.* another --results_dir"):
+            run_cli(args)
+    finally:
+        other.kill()
+        other.wait()
+    assert {k: v for k, v in _snapshot(folder).items() if k != ".run.lock"} == {k: v for k, v in before.items()}
