@@ -32,7 +32,7 @@ from src.reports.artifacts import write_adaptation, write_coefficients  # noqa: 
 from src.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from src.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
-from src.run_folder import check_no_earlier_checkpoints, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
+from src.run_folder import check_no_earlier_checkpoints, release_held_locks, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
 from src.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
 from src.taskpool.user_inputs import read_user_inputs  # noqa: E402  (after the warning filters)
 
@@ -263,14 +263,17 @@ class MergeCLI(LightningCLI):
 def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
     from lightning import LightningDataModule
 
-    return MergeCLI(
-        MergedModelModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_callback=None,  # the resolved config goes beside each stage's outputs instead
-        parser_kwargs={"exit_on_error": False, "description": DESCRIPTION},  # config mistakes reach MergeCLI as errors, made one line there
-        auto_configure_optimizers=False,  # every trained method owns its optimizer and lr (model.init_args.lr): no --optimizer
-        args=args,
-        run=run,
-    )
+    try:
+        return MergeCLI(
+            MergedModelModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=None,  # the resolved config goes beside each stage's outputs instead
+            parser_kwargs={"exit_on_error": False, "description": DESCRIPTION},  # config mistakes reach MergeCLI as errors, made one line there
+            auto_configure_optimizers=False,  # every trained method owns its optimizer and lr (model.init_args.lr): no --optimizer
+            args=args,
+            run=run,
+        )
+    finally:  # a run that failed gives its folders back at once, not only when its process ends
+        release_held_locks()

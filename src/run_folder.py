@@ -19,6 +19,7 @@ from pathlib import Path
 from src.errors import ConfigError
 
 LOCK = ".run.lock"
+_HELD: set[Path] = set()  # the locks this process took
 
 
 def check_no_earlier_checkpoints(checkpoints: Path, run: Path) -> None:
@@ -57,7 +58,8 @@ def take_run_lock(run: Path, what: str = "Run folder", option: str = "--trainer.
             except (OSError, ValueError):
                 holder = {}
             pid, host = holder.get("pid"), holder.get("host")
-            if holder == me:  # this process's own earlier fit (from Python, one after another): still its lock
+            if holder == me:  # this process's own (a fit, then its run folder's results): still its lock
+                _HELD.add(lock)
                 return lock
             if isinstance(pid, int) and (host != me["host"] or _alive(pid)):
                 where = "" if host == me["host"] else f" on {host}"
@@ -70,19 +72,28 @@ def take_run_lock(run: Path, what: str = "Run folder", option: str = "--trainer.
             continue
         with os.fdopen(fd, "w") as handle:
             json.dump(me, handle)
-        atexit.register(_release, lock, me["pid"])
+        if not _HELD:
+            atexit.register(release_held_locks)
+        _HELD.add(lock)
         return lock
     raise ConfigError(f"{what} '{run}': could not take its lock {lock}; another run may be starting there.")
 
 
 def release_run_lock(run: Path) -> None:
-    """Give the lock back when the fit is over (a process that dies gives it back by being gone)."""
-    _release(run / LOCK, os.getpid())
+    """Give the lock back when the run is over (a process that dies gives it back by being gone)."""
+    _release(run / LOCK)
 
 
-def _release(lock: Path, pid: int) -> None:
+def release_held_locks() -> None:
+    """Every lock this process still holds: after a failed run, and when the process exits."""
+    for lock in list(_HELD):
+        _release(lock)
+
+
+def _release(lock: Path) -> None:
+    _HELD.discard(lock)
     try:
-        if json.loads(lock.read_text()).get("pid") == pid:
+        if json.loads(lock.read_text()).get("pid") == os.getpid():
             lock.unlink()
     except (OSError, ValueError):
         pass
