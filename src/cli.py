@@ -34,7 +34,6 @@ from src.reports.writer import write_report  # noqa: E402  (after the warning fi
 from src.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 from src.run_folder import check_no_earlier_checkpoints, release_held_locks, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
 from src.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
-from src.taskpool.user_inputs import read_user_inputs  # noqa: E402  (after the warning filters)
 
 DESCRIPTION = (
     "Train-and-merge: fine-tune task experts (fit with ExpertFineTuning), merge them (task arithmetic, TIES, AdaMerging, "
@@ -149,7 +148,6 @@ class MergeCLI(LightningCLI):
                 folders.add(Path(self.trainer.default_root_dir) / "checkpoints")
         return folders
 
-
     def before_test(self) -> None:
         self._name_the_start()
         self._check_inputs()
@@ -162,9 +160,8 @@ class MergeCLI(LightningCLI):
     def before_predict(self) -> None:
         self._name_the_start()
         self._check_inputs()
-        data = self.datamodule
-        if getattr(data, "predict_file", None) is not None:  # the user's file, read before any model loads
-            read_user_inputs(data.predict_file, self.model.modelpool.input_column, data.task_names, data.predict_task)
+        if isinstance(self.datamodule, TaskPool) and self.datamodule.predict_file is not None:  # read before any model loads
+            self.datamodule.user_inputs(self.model.modelpool.input_column)
 
     def _name_the_start(self) -> None:
         """An adaptive method run without --ckpt_path evaluates its un-adapted start: under its own name, never the adapted run's."""

@@ -94,6 +94,20 @@ def test_an_earlier_export_with_the_users_files_added_is_refused_and_left_as_it_
     assert _snapshot(out) == before
 
 
+def test_an_export_written_before_inventories_is_named_and_left_as_it_was(tmp_path):
+    from src.errors import UserFacingError
+    from src.export.writer import check_export_target
+
+    old = tmp_path / "old_export"
+    old.mkdir()
+    (old / "merge_info.json").write_text(json.dumps({"method": "ties"}))  # no "files": what was the export's is unknown
+    (old / "model.safetensors").write_bytes(b"weights")
+    before = _snapshot(old)
+    with pytest.raises(UserFacingError, match="written before exports listed their files"):
+        check_export_target(old)
+    assert _snapshot(old) == before
+
+
 @pytest.mark.parametrize("place", ["pretrained", "inside pretrained", "holding the experts", "under a file"])
 def test_an_export_over_what_the_run_reads_or_under_a_file_is_refused_up_front(place, tiny_pool, data_config, tmp_path):
     from src.errors import UserFacingError

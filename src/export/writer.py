@@ -65,6 +65,11 @@ def check_export_target(out: Path) -> None:
         raise ConfigError(f"--export_dir '{out}' is a file: choose a folder path.")
     if out.is_dir() and any(out.iterdir()):
         foreign = _not_in_inventory(out)
+        if foreign and _is_export_without_inventory(out):
+            raise ConfigError(
+                f"--export_dir '{out}' holds an export written before exports listed their files, so what it holds beside "
+                "them cannot be told apart: remove it yourself, or choose another folder."
+            )
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise ConfigError(
@@ -82,6 +87,13 @@ def _not_in_inventory(out: Path) -> list[str]:
     except (OSError, ValueError, AttributeError):
         inventory = set()
     return [f for f in present if f not in inventory]
+
+
+def _is_export_without_inventory(out: Path) -> bool:
+    try:
+        return "files" not in json.loads((out / "merge_info.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _files(folder: Path) -> list[str]:

@@ -1,9 +1,9 @@
 """`--trainer.callbacks+=src.methods.CudaGraphs`: evaluation forwards replayed from CUDA graphs.
 
 The merged model's forward (static, or DAWE's exact per-sample merge) is captured once per input signature and
-replayed with one launch per batch (src/models/cuda_graphs.py). Reports agree with eager evaluation to float rounding
-(src/models/cuda_graphs.py says where the rounding can differ). Left off where it cannot be right: on a CPU, in training steps (gradients), and for a merge per batch
-(DAWE with `per_sample_eval: false`), whose padded last batch would change the batch's mean coding.
+replayed with one launch per batch (src/models/cuda_graphs.py, which says where the rounding can differ: reports agree
+with eager evaluation to float rounding). Left off where it cannot be right: on a CPU, in training steps (gradients),
+and for a merge per batch (DAWE with `per_sample_eval: false`), whose padded last batch would change its mean coding.
 """
 from __future__ import annotations
 

@@ -195,8 +195,7 @@ def per_sample_forward(
             stack, c = taus["weight"], coef("weight")
             if not isinstance(stack, LowPrecisionStack) and "weight" in extended:
                 dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else stack.dtype
-                size = torch.empty((), dtype=dtype).element_size()
-                if stacked_inputs_cheaper(*flat.shape[:2], c.shape[1], in_features, out_features, size, device_balance(x.device, dtype)):
+                if stacked_inputs_cheaper(*flat.shape[:2], c.shape[1], in_features, out_features, dtype.itemsize, device_balance(x.device, dtype)):
                     out = stacked_inputs_linear(flat, stack, rows(extended["weight"]))
                     return (out if b is None else out + b.unsqueeze(1)).view(*x.shape[:-1], out_features)
             block = max(1, _BLOCK_BYTES // (c.shape[0] * in_features * stack.element_size()))

@@ -90,6 +90,7 @@ class TaskPool(L.LightningDataModule):
         if predict_task is not None and predict_task not in names:
             raise ConfigError(f"data.init_args.predict_task '{predict_task}' is not a task of this TaskPool ({', '.join(names)}).")
         self.predict_split, self.predict_file = predict_split, predict_file
+        self._user_inputs: dict[str, list[dict]] | None = None  # `user_inputs`: the predict file, read once
         self.predict_task = predict_task or (names[0] if len(names) == 1 else None)
         self.predict_task_names: list[str] = []
         self.shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # same shuffles on every rank
@@ -227,13 +228,18 @@ class TaskPool(L.LightningDataModule):
             for t in self.task_names
         ]
 
+    def user_inputs(self, column: str) -> dict[str, list[dict]]:
+        """The predict file's inputs by task, read (and checked) once: the CLI reads them before any model loads."""
+        if self._user_inputs is None:
+            self._user_inputs = read_user_inputs(self.predict_file, column, self.task_names, self.predict_task)
+        return self._user_inputs
+
     def predict_dataloader(self) -> list[DataLoader]:
         """One unlabelled loader per task: its `predict_split`, or the `predict_file` inputs that task's head reads."""
         if self.predict_file is None:
             inputs = {t: self.split(t, self.predict_split) for t in self.task_names}
         else:
-            column = self.trainer.lightning_module.modelpool.input_column if self.trainer is not None else "text"
-            inputs = read_user_inputs(self.predict_file, column, self.task_names, self.predict_task)
+            inputs = self.user_inputs(self.trainer.lightning_module.modelpool.input_column if self.trainer is not None else "text")
         self.predict_task_names = list(inputs)
         return [self._loader(data, self.batch_size, shuffle=False, labelled=False, evaluation=True) for data in inputs.values()]
 
