@@ -13,6 +13,7 @@ import functools
 import importlib
 import os
 import re
+import warnings
 from pathlib import Path
 
 from src.errors import ConfigError, MissingPackageError, UserFacingError
@@ -30,21 +31,34 @@ def hub_offline() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def hub_reachable() -> bool:
-    """Whether the hub answers at all (asked once per process; False under HF_HUB_OFFLINE=1).
+    """Whether the hub serves files (asked once per process; False under HF_HUB_OFFLINE=1).
 
     Where it does not, every reference is read from the cache as if offline: libraries that find the hub
-    unreachable retry each missing optional file for tens of seconds before falling back to the cache.
+    unreachable or failing retry each missing optional file with backoff (tens of seconds a file) before
+    falling back to the cache. The probe asks for a file, not the front page: a hub can answer its front
+    page while every file request fails (HTTP 5xx), and then the cache must answer at once, said in one line.
     """
     if hub_offline():
         return False
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
-    try:
-        get_session().head(constants.ENDPOINT, timeout=5)
-        return True
+    try:  # a file route of a repo every hub has; any answer below 500 (found, missing, private) is a serving hub
+        status = get_session().head(f"{constants.ENDPOINT}/{PROBE_REPO}/resolve/main/config.json", timeout=5, follow_redirects=False).status_code
     except Exception:  # any transport failure (DNS, refused, timeout) means the same: no hub
         return False
+    if status >= 500 or status == 429:
+        warnings.warn(f"The Hugging Face hub at {constants.ENDPOINT} is failing (HTTP {status} for files): "
+                      f"this run reads every model and dataset from the local Hugging Face cache.", HubFailingWarning, stacklevel=2)  # fmt: skip
+        return False
+    return True
+
+
+class HubFailingWarning(UserWarning):
+    """The hub answers but does not serve files: the run goes on from the cache."""
+
+
+PROBE_REPO = "openai-community/gpt2"  # any public repo: only the status of the answer is read
 
 
 def hub_snapshot(repo_id: str, repo_type: str = "model", allow_patterns: list[str] | None = None) -> Path:

@@ -5,6 +5,7 @@ filled, online (answering from it when the network is absent) and offline.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -173,3 +174,31 @@ def fill_user_hub(root: Path) -> Path:
     image_datasets(cache, root)
     glue_dataset(cache, root)
     return cache
+
+
+@contextlib.contextmanager
+def failing_hub(status: int = 503):
+    """A local hub that answers its front page (200) and fails every other request with `status`, as a hub whose file
+    servers are down does; yields its endpoint (for HF_ENDPOINT)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            code = 200 if self.path in ("", "/") else status
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_POST = _answer
+
+        def log_message(self, *args) -> None:  # quiet: the test reads the run's own output
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

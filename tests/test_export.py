@@ -124,6 +124,31 @@ def test_an_export_over_what_the_run_reads_or_under_a_file_is_refused_up_front(p
     assert not (tmp_path / "results/tiny/task_arithmetic/report.json").exists(), "refused before the evaluation"
 
 
+def test_an_export_into_a_read_only_folder_is_refused_naming_it(tmp_path):
+    """A folder the user cannot write: refused by the up-front check, before any evaluation (root writes everywhere, so
+    as root the check runs as the unprivileged user `nobody`)."""
+    import os
+    import shutil
+    import tempfile
+
+    place = Path(tempfile.mkdtemp(prefix="read_only_place-"))  # not under pytest's 0700 folder: `nobody` must reach it
+    try:
+        place.chmod(0o555)
+        code = "import sys; from pathlib import Path; from src.export.writer import check_export_target; check_export_target(Path(sys.argv[1]))"
+        command = [sys.executable, "-c", code, str(place / "merged")]
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv: no unprivileged user to try a read-only folder with")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(place)})
+        assert proc.returncode != 0
+        assert f"--export_dir '{place / 'merged'}' cannot be written ('{place}': Permission denied); choose another folder." in proc.stderr
+        assert list(place.iterdir()) == []
+    finally:
+        place.chmod(0o755)
+        shutil.rmtree(place)
+
+
 def test_adamerging_export_via_python_api_reproduces_its_accuracies(tiny_pool, tmp_path):
     from src.families.text import TextModelPool, TextTask, TextTaskPool
     from src.methods import AdaMerging

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.hub_cache import CLIP_TASKS, GLUE_COLUMNS, fill_user_hub, hub_environment
+from tests.hub_cache import CLIP_TASKS, GLUE_COLUMNS, failing_hub, fill_user_hub, hub_environment
 
 pytestmark = pytest.mark.slow
 
@@ -117,3 +117,26 @@ def test_a_hub_adapter_given_as_the_pretrained_model_is_refused_with_the_fix(use
     code = "from src.paths import resolve_model_path; resolve_model_path('tanganke/flan-t5-base_glue-cola_lora-16')"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert "is a LoRA adapter (adapter_config.json), not a full model" in proc.stderr
+
+
+def test_a_hub_that_fails_every_file_request_is_read_from_the_cache_at_once_in_one_warning(user_hub, tmp_path):
+    """A hub that answers its front page and 503 for files: before, each optional file transformers probes was retried
+    with backoff (40-50 "Retrying in" lines, minutes); now one probe decides, one warning says so, and the cache answers."""
+    command = [sys.executable, "main.py", "test", "--config", "configs/benchmarks/clip_vit_b32.yaml", "--config", "configs/methods/task_arithmetic.yaml",
+               "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--data.init_args.num_workers", "0",
+               "--model.init_args.modelpool.init_args.head_cache_dir", str(tmp_path / "heads")]  # fmt: skip
+    reports = {}
+    for online in (False, True):
+        env = hub_environment(user_hub / "cache", online, tmp_path)
+        with failing_hub(503) as endpoint:
+            env["HF_ENDPOINT"] = endpoint
+            results = tmp_path / f"results_{online}"
+            proc = subprocess.run([*command, "--results_dir", str(results)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "Retrying in" not in proc.stderr
+        warned = [line for line in proc.stderr.splitlines() if "HubFailingWarning" in line]
+        assert len(warned) == (1 if online else 0), warned
+        report = json.loads(next(results.rglob("report.json")).read_text())
+        reports[online] = {k: v for k, v in report.items() if k not in ("seconds", "command")}
+    assert "is failing (HTTP 503 for files)" in warned[0] and "local Hugging Face cache" in warned[0]
+    assert reports[True] == reports[False]
