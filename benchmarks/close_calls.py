@@ -6,7 +6,7 @@ decisions fp32 changed:
 
     python main.py validate --config configs/benchmarks/text_minilm.yaml --config configs/methods/dawe_task_wise.yaml \
         --ckpt_path runs/text_minilm/dawe_task_wise/checkpoints/last.ckpt --trainer.precision bf16-mixed \
-        --trainer.callbacks+=src.methods.CloseCallThreshold --trainer.callbacks.ulps=.inf \
+        --trainer.callbacks+=dawe_merge.methods.CloseCallThreshold --trainer.callbacks.ulps=.inf \
         --data.init_args.benchmark text_minilm_close_calls
     python benchmarks/close_calls.py results/*_close_calls
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.models.close_calls import ULP_EDGES  # noqa: E402
+from dawe_merge.models.close_calls import ULP_EDGES  # noqa: E402
 
 
 def counts(folder: Path) -> dict[str, dict[str, list[int]]]:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from src.methods.dawe import DAWE
-from src.models.hypernetwork import Hypernetwork
+from dawe_merge.methods.dawe import DAWE
+from dawe_merge.models.hypernetwork import Hypernetwork
 
 
 class OracleDAWE(DAWE):

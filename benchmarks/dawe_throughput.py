@@ -76,18 +76,18 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.func import functional_call  # noqa: E402
 
-from src.merging.low_rank import FactorStack, LowRankDelta  # noqa: E402
-from src.merging.state_dict import stack_task_vectors  # noqa: E402
-from src.models.cuda_graphs import GraphedCall  # noqa: E402
-from src.models.hypernetwork import Hypernetwork  # noqa: E402
-from src.models.merged_forward import TaskVectorMerger  # noqa: E402
+from dawe_merge.merging.low_rank import FactorStack, LowRankDelta  # noqa: E402
+from dawe_merge.merging.state_dict import stack_task_vectors  # noqa: E402
+from dawe_merge.models.cuda_graphs import GraphedCall  # noqa: E402
+from dawe_merge.models.hypernetwork import Hypernetwork  # noqa: E402
+from dawe_merge.models.merged_forward import TaskVectorMerger  # noqa: E402
 
 if __package__:  # imported as benchmarks.dawe_throughput (the tests, python -m from the root)
     from .kernel_count import kernel_count
     from .peak_memory import PeakMemory, release_freed_memory
     from .throughput_models import Inputs, Setup, build_setup
     from .throughput_report import MIB, json_default, print_report, summarise, target_specs, to_json
-else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `src` comes from `pip install -e .`
+else:  # run by path from any folder: Python puts benchmarks/ first on sys.path; `dawe_merge` comes from `pip install -e .`
     from kernel_count import kernel_count
     from peak_memory import PeakMemory, release_freed_memory
     from throughput_models import Inputs, Setup, build_setup
@@ -323,7 +323,7 @@ def run_evaluation(args: argparse.Namespace, setup: Setup, work: Workload, devic
 
 # ---- adaptation --------------------------------------------------------------------------------------
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """H(p) per row, as in src/methods/adaptive.py."""
+    """H(p) per row, as in dawe_merge/methods/adaptive.py."""
     log_p = logits.log_softmax(-1)
     return -(log_p.exp() * log_p).sum(-1)
 
@@ -366,14 +366,14 @@ def run_adaptation(args: argparse.Namespace, setup: Setup, work: Workload, devic
     cache_seconds = time.perf_counter() - start
 
     def ours(codings: list[torch.Tensor]) -> list[torch.Tensor]:
-        return merger.forward_each(batches, torch.stack([to_tl(c) for c in codings]))  # as src/methods/adaptive.py
+        return merger.forward_each(batches, torch.stack([to_tl(c) for c in codings]))  # as dawe_merge/methods/adaptive.py
 
     def reference(codings: list[torch.Tensor]) -> list[torch.Tensor]:
         shaped = [c.view(args.tasks, layers) if args.mode == "layer" else c for c in codings]
         return [functional_call(model, reference_merge(theta0, per_task, c), args=(), kwargs=b) for c, b in zip(shaped, batches)]
 
     def per_task_step(hypernetwork: nn.Module, optimizer: torch.optim.Optimizer) -> float:
-        """As `backward_per_task: true` in src/methods/adaptive.py: one merged model alive at a time."""
+        """As `backward_per_task: true` in dawe_merge/methods/adaptive.py: one merged model alive at a time."""
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for t in range(args.tasks):

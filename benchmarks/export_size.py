@@ -25,11 +25,11 @@ def build(root: Path, tasks: int, tiny: bool):
     """θ0 and the feature extractor on disk, and the DAWE model over random task vectors."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, ConvNextImageProcessor, ResNetConfig, ResNetModel
 
-    from src.export.dawe_model import DAWEModel
-    from src.families.vision import CLIPModelPool
-    from src.models.features import ResNetFeatures
-    from src.models.hypernetwork import Hypernetwork
-    from src.models.merged_forward import TaskVectorMerger
+    from dawe_merge.export.dawe_model import DAWEModel
+    from dawe_merge.families.vision import CLIPModelPool
+    from dawe_merge.models.features import ResNetFeatures
+    from dawe_merge.models.hypernetwork import Hypernetwork
+    from dawe_merge.models.merged_forward import TaskVectorMerger
 
     torch.manual_seed(0)
     vision = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4} if tiny else {}
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     from PIL import Image
 
-    from src.export.dawe_folder import load_dawe, save_dawe
+    from dawe_merge.export.dawe_folder import load_dawe, save_dawe
 
     root = Path(tempfile.mkdtemp(prefix="export_size_"))
     try:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-import src.families.vision  # noqa: F401  (CLIP's class token batched under per-sample merging, as the vision family runs it)
-from src.families.text.encoder import SentenceEncoder, mean_pool
+import dawe_merge.families.vision  # noqa: F401  (CLIP's class token batched under per-sample merging, as the vision family runs it)
+from dawe_merge.families.text.encoder import SentenceEncoder, mean_pool
 
 Inputs = dict[str, torch.Tensor]
 

@@ -34,7 +34,7 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# `src` is installed (`make setup`: pip install -e .), but the hub test builders in tests/ are not: they are read from this checkout
+# `dawe_merge` is installed (`make setup`: pip install -e .), but the hub test builders in tests/ are not: they are read from this checkout
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
@@ -71,8 +71,8 @@ GRAPHED = ["task_arithmetic", "dawe_task_wise", "dawe_layer_wise"]  # tested aga
 RUN = r"""
 import json, sys
 import torch
-import src.families.seq2seq, src.families.vision, src.methods
-from src.cli import cli_main
+import dawe_merge.families.seq2seq, dawe_merge.families.vision, dawe_merge.methods
+from dawe_merge.cli import cli_main
 
 bench, accelerator, out, ckpt_from = sys.argv[1:5]
 static, adaptive, extra = json.loads(sys.argv[5]), json.loads(sys.argv[6]), json.loads(sys.argv[7])
@@ -96,7 +96,7 @@ for method in static + adaptive:
     cli = cli_main(["test", *args, "--trainer.default_root_dir", run, "--ckpt_path", ckpt, *export])
     reports[method] = cli.model.test_report
     if export:  # the exported folder, loaded on the same device, must give the report's accuracies
-        from src.export import load_dawe
+        from dawe_merge.export import load_dawe
 
         model = load_dawe(export[1], "cuda" if accelerator == "gpu" else "cpu")
         for i, task in enumerate(cli.datamodule.task_names):
@@ -166,7 +166,7 @@ def method_checks(root: Path, env: dict, accelerator: str, dry: bool) -> list[st
             continue
         second[(family, "device_ckpt_on_cpu")] = partial(run_methods, family, "cpu", base / "cross_cpu", env, ckpt_from=base / "device")
         second[(family, "graphs")] = partial(run_methods, family, accelerator, base / "graphs", env, ckpt_from=base / "device",
-                                             methods=(GRAPHED[:1], GRAPHED[1:]), extra=("--trainer.callbacks+=src.methods.CudaGraphs",))  # fmt: skip
+                                             methods=(GRAPHED[:1], GRAPHED[1:]), extra=("--trainer.callbacks+=dawe_merge.methods.CudaGraphs",))  # fmt: skip
         if not dry and (family, "cpu") not in errors:
             second[(family, "cpu_ckpt_on_device")] = partial(run_methods, family, accelerator, base / "cross_device", env, ckpt_from=base / "cpu")
     more, more_errors = in_parallel(second)

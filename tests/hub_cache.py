@@ -120,7 +120,7 @@ def gpt2_tokenizer(path: Path) -> Path:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2TokenizerFast
 
-    from src.families.text.corpora import load_shipped_corpus
+    from dawe_merge.families.text.corpora import load_shipped_corpus
 
     texts = list(load_shipped_corpus("rotten_tomatoes")[0]["train"]["text"][:400])
     bpe = ByteLevelBPETokenizer()

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from src.methods.adaptive import IncompatibleCheckpointError
+from dawe_merge.methods.adaptive import IncompatibleCheckpointError
 from tests.conftest import MINILM_FEATURES, ROOT, TASKS, TEXT_POOL, pool_overrides, quiet_trainer, run_cli
 
 FIT_STEPS = ["--trainer.max_steps", "3", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1"]
@@ -79,7 +79,7 @@ def test_shuffled_labels_leave_adapted_coefficients_unchanged(method, tiny_pool,
     for shuffle in (False, True):
         root = tmp_path / f"shuffle_{shuffle}"
         root.mkdir()
-        config = {"model": {"init_args": {"modelpool": TEXT_POOL}}, "features": MINILM_FEATURES, "data": {"class_path": "src.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "adapt_batch_size": 4, "tasks": _saved_tasks(root, shuffle)}}}
+        config = {"model": {"init_args": {"modelpool": TEXT_POOL}}, "features": MINILM_FEATURES, "data": {"class_path": "dawe_merge.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "adapt_batch_size": 4, "tasks": _saved_tasks(root, shuffle)}}}
         (root / "data.yaml").write_text(yaml.safe_dump(config))
         pool = {"pretrained": tiny_pool["pretrained"], "experts_dir": tiny_pool["experts_dir"]}
         overrides = pool_overrides(pool) + [

@@ -5,8 +5,8 @@ import datasets
 import pytest
 import yaml
 
-from src.errors import UserFacingError
-from src.taskpool import DatasetLoadError
+from dawe_merge.errors import UserFacingError
+from dawe_merge.taskpool import DatasetLoadError
 from tests.conftest import ROOT, TEXT_POOL, pool_overrides, quiet_trainer, run_cli, run_test_stage, small_data_config
 
 
@@ -19,7 +19,7 @@ def _saved_task(root, name: str, train: list[int], test: list[int], num_classes:
 
 def _data_with(root, task: dict):
     path = root / "data.yaml"
-    path.write_text(yaml.safe_dump({"model": {"init_args": {"modelpool": TEXT_POOL}}, "data": {"class_path": "src.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "tasks": [task]}}}))
+    path.write_text(yaml.safe_dump({"model": {"init_args": {"modelpool": TEXT_POOL}}, "data": {"class_path": "dawe_merge.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "tasks": [task]}}}))
     return path
 
 

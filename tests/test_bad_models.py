@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from src.errors import UserFacingError
-from src.merging.state_dict import IncompatibleExpertError
-from src.methods.adaptive import IncompatibleCheckpointError
-from src.run_checks import user_facing_cause
+from dawe_merge.errors import UserFacingError
+from dawe_merge.merging.state_dict import IncompatibleExpertError
+from dawe_merge.methods.adaptive import IncompatibleCheckpointError
+from dawe_merge.run_checks import user_facing_cause
 from tests.conftest import (
     ROOT,
     TASKS,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.errors import MissingPackageError, UserFacingError
+from dawe_merge.errors import MissingPackageError, UserFacingError
 from tests.conftest import (
     ROOT,
     earlier_results,
@@ -22,8 +22,8 @@ from tests.conftest import (
 
 
 def test_missing_optional_packages_say_what_to_install(monkeypatch):
-    from src.families.text import SentenceFeatures, corpora
-    from src.paths import resolve_model_path
+    from dawe_merge.families.text import SentenceFeatures, corpora
+    from dawe_merge.paths import resolve_model_path
 
     with pytest.raises(MissingPackageError, match="pip install no-such-model-pkg"):
         resolve_model_path("pkg:no_such_model_pkg")
@@ -68,10 +68,10 @@ def _cases(tmp_path: Path, pool: dict) -> dict[str, tuple[list[str], str]]:
         "batch size 0": (["test", "--config", data, "--config", method_config("pretrained"), "--data.init_args.batch_size", "0", *common], "batch_size must be >= 1"),
         "no adaptation steps": (["fit", "--config", data, "--config", method_config("adamerging_task_wise"), "--trainer.max_steps", "0", *common],
                                 "max_steps is 0"),  # fmt: skip
-        "unknown class_path": (["test", "--config", data, "--config", method_config("task_arithmetic"), "--model.class_path", "src.methods.TaskArithmetc", *common],
-                               "model.class_path: 'src.methods.TaskArithmetc' does not exist; did you mean 'src.methods.TaskArithmetic'?"),  # fmt: skip
+        "unknown class_path": (["test", "--config", data, "--config", method_config("task_arithmetic"), "--model.class_path", "dawe_merge.methods.TaskArithmetc", *common],
+                               "model.class_path: 'dawe_merge.methods.TaskArithmetc' does not exist; did you mean 'dawe_merge.methods.TaskArithmetic'?"),  # fmt: skip
         "misspelled init argument": (["test", "--config", data, "--config", method_config("task_arithmetic"), "--model.init_args.scaling_factr", "0.3", *common],
-                                     "model.init_args.scaling_factr: src.methods.TaskArithmetic has no option 'scaling_factr'; did you mean 'scaling_factor'?"),  # fmt: skip
+                                     "model.init_args.scaling_factr: dawe_merge.methods.TaskArithmetic has no option 'scaling_factr'; did you mean 'scaling_factor'?"),  # fmt: skip
         "wrong mode": (["fit", "--config", data, "--config", method_config("dawe_task_wise"), "--model.init_args.mode", "taskwise", *common],
                        "model.init_args.mode: 'taskwise' is not one of task_wise, layer_wise; did you mean 'task_wise'?"),  # fmt: skip
         "misspelled trainer option": (["test", "--config", data, "--config", method_config("pretrained"), "--trainer.max_stepz", "3", *common],
@@ -136,7 +136,7 @@ def test_help_describes_the_project_and_every_method_option():
     proc = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "Train-and-merge" in proc.stdout and "Lightning Trainer command line tool" not in proc.stdout
     for method in ("DAWE", "AdaMerging", "TaskArithmetic", "TiesMerging", "ExpertFineTuning"):
-        proc = subprocess.run([sys.executable, "main.py", "test", "--model.help", f"src.methods.{method}"], cwd=ROOT, capture_output=True,
+        proc = subprocess.run([sys.executable, "main.py", "test", "--model.help", f"dawe_merge.methods.{method}"], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)  # fmt: skip
         lines = proc.stdout.splitlines()
         undocumented = []

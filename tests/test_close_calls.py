@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from src.errors import ConfigError
-from src.methods import CloseCallThreshold
-from src.methods.base import MergedModelModule
-from src.models.close_calls import ULP_EDGES, CloseCallCount, margin_in_ulps, select_rows
-from src.models.task_metrics import ClassAnswers
+from dawe_merge.errors import ConfigError
+from dawe_merge.methods import CloseCallThreshold
+from dawe_merge.methods.base import MergedModelModule
+from dawe_merge.models.close_calls import ULP_EDGES, CloseCallCount, margin_in_ulps, select_rows
+from dawe_merge.models.task_metrics import ClassAnswers
 
 
 def test_the_margin_is_counted_in_spacings_of_bf16_at_the_top_logits():

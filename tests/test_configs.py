@@ -15,7 +15,7 @@ TRAINER_CONFIGS = sorted((ROOT / "configs/trainer").glob("*.yaml"))
 def test_method_config_instantiates(config):
     from lightning import LightningDataModule
 
-    from src.methods.base import MergedModelModule
+    from dawe_merge.methods.base import MergedModelModule
 
     cli = run_cli_no_run(["--config", str(TEXT), "--config", str(config)])
     assert isinstance(cli.model, MergedModelModule)
@@ -49,7 +49,7 @@ def test_every_config_key_is_commented():
 
 
 def run_cli_no_run(args: list[str]):
-    from src.cli import cli_main
+    from dawe_merge.cli import cli_main
 
     return cli_main(args, run=False)
 
@@ -64,7 +64,7 @@ def test_print_config_resolves_every_config(config, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     expected = yaml.safe_load(config.read_text())["model"]["class_path"]
     assert printed["model"]["class_path"] == expected
-    assert printed["model"]["init_args"]["modelpool"]["class_path"] == "src.families.text.TextModelPool"
+    assert printed["model"]["init_args"]["modelpool"]["class_path"] == "dawe_merge.families.text.TextModelPool"
 
 
 def test_help_works_for_a_config_and_lists_the_family_classes():
@@ -79,7 +79,7 @@ def test_help_works_for_a_config_and_lists_the_family_classes():
     dawe_help = run("--config", str(TEXT), "--config", str(ROOT / "configs/methods/dawe_task_wise.yaml"), "--help")
     assert "--model CONFIG" in dawe_help and "--features" in dawe_help
     method_help = run("--model.help", "DAWE")
-    assert "--model.modelpool" in method_help and "src.families.text.TextModelPool" in method_help  # a known ModelPool
+    assert "--model.modelpool" in method_help and "dawe_merge.families.text.TextModelPool" in method_help  # a known ModelPool
     assert "--data.tasks" in run("--data.help", "TextTaskPool")  # the base's options reach the family's help
 
 
@@ -92,7 +92,7 @@ def test_lora_benchmark_stacks_before_every_method():
 
 
 def test_seqcls_benchmark_stacks_before_every_method():
-    from src.families.seqcls import SeqClsModelPool
+    from dawe_merge.families.seqcls import SeqClsModelPool
 
     for name in ("task_arithmetic", "dawe_task_wise", "adamerging_layer_wise", "expert"):
         cli = run_cli_no_run(["--config", str(ROOT / "configs/benchmarks/seqcls_minilm.yaml"), "--config", str(ROOT / f"configs/methods/{name}.yaml")])
@@ -107,7 +107,7 @@ def test_method_configs_name_no_family_model_or_folder(config):
 
     values = yaml.safe_load(config.read_text())
     text = yaml.safe_dump(values)
-    for family_specific in ("src.families", "modelpool", "feature_extractor", "pkg:", "models/", "experts/", "runs/", "default_root_dir", "data:"):
+    for family_specific in ("dawe_merge.families", "modelpool", "feature_extractor", "pkg:", "models/", "experts/", "runs/", "default_root_dir", "data:"):
         assert family_specific not in text, f"{config.name} names {family_specific!r}"
 
 
@@ -117,7 +117,7 @@ def test_every_benchmark_names_its_results_folder_and_dawe_features(config):
 
     values = yaml.safe_load(config.read_text())
     assert values["data"]["init_args"]["benchmark"] == config.stem, "the file is named as its results folder"
-    assert values["features"]["class_path"].startswith("src."), "DAWE's default feature view"
+    assert values["features"]["class_path"].startswith("dawe_merge."), "DAWE's default feature view"
 
 
 def test_dawe_takes_the_benchmark_features_and_an_explicit_extractor_wins(capsys):
@@ -134,7 +134,7 @@ def test_dawe_takes_the_benchmark_features_and_an_explicit_extractor_wins(capsys
 def test_dawe_without_any_features_says_where_to_name_them(tmp_path):
     import yaml
 
-    from src.errors import ConfigError
+    from dawe_merge.errors import ConfigError
 
     values = yaml.safe_load(TEXT.read_text())
     del values["features"]

@@ -6,7 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-from src.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
+from dawe_merge.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
 
 
 @pytest.fixture(scope="module", params=SHIPPED_CORPORA)

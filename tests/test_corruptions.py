@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
-from src.families.vision.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from dawe_merge.families.vision.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.families.text import SentenceFeatures
-from src.models.features import ResNetFeatures
-from src.models.hypernetwork import Hypernetwork
+from dawe_merge.families.text import SentenceFeatures
+from dawe_merge.models.features import ResNetFeatures
+from dawe_merge.models.hypernetwork import Hypernetwork
 
 
 @pytest.mark.parametrize(("d", "k", "params"), [(512, 8, 266_760), (512, 1264, 911_088), (384, 8, 150_920), (2048, 8, 4_212_744)])

@@ -44,7 +44,7 @@ def test_two_process_bf16_counts_each_close_call_once(tiny_pool, tmp_path):
     data = small_data_config(tmp_path / "data.yaml", max_test=3)
     base = ["test", "--config", str(data), "--config", "configs/methods/task_arithmetic.yaml", *pool_overrides(tiny_pool)]
     _run(base, tmp_path / "single", tmp_path / "runs1")
-    every = ["--trainer.precision", "bf16-mixed", "--trainer.callbacks+=src.methods.CloseCallThreshold", "--trainer.callbacks.ulps=.inf"]
+    every = ["--trainer.precision", "bf16-mixed", "--trainer.callbacks+=dawe_merge.methods.CloseCallThreshold", "--trainer.callbacks.ulps=.inf"]
     _run(base + every + ["--trainer", "configs/trainer/ddp.yaml"], tmp_path / "ddp", tmp_path / "runs2")
     single = json.loads((tmp_path / "single/tiny/task_arithmetic/report.json").read_text())
     ddp = json.loads((tmp_path / "ddp/tiny/task_arithmetic/report.json").read_text())

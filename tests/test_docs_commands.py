@@ -42,10 +42,10 @@ def test_the_docs_show_commands():
 
 @pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[f"{p}:{i}" for i, (p, _) in enumerate(COMMANDS)])
 def test_a_shown_command_parses(page, command, monkeypatch):
-    import src.families.text  # noqa: F401  (short class names, as main.py imports them)
-    import src.methods  # noqa: F401
-    from src.cli import cli_main
-    from src.run_checks import check_config_files
+    import dawe_merge.families.text  # noqa: F401  (short class names, as main.py imports them)
+    import dawe_merge.methods  # noqa: F401
+    from dawe_merge.cli import cli_main
+    from dawe_merge.run_checks import check_config_files
 
     monkeypatch.chdir(ROOT)
     args = shlex.split(command)[2:]
@@ -75,10 +75,10 @@ def test_every_candidate_of_a_shown_selection_parses(page, command, monkeypatch,
     """Each grid value reaches its option as the candidate's `fit` gets it (a quoted Literal choice would fail here)."""
     import json
 
-    import src.families.text  # noqa: F401
-    import src.methods  # noqa: F401
+    import dawe_merge.families.text  # noqa: F401
+    import dawe_merge.methods  # noqa: F401
+    from dawe_merge.cli import cli_main
     from scripts.select_settings import candidates_of, fit_args, parse
-    from src.cli import cli_main
 
     monkeypatch.chdir(ROOT)
     args, config, extra = parse(shlex.split(command)[2:])

@@ -61,7 +61,7 @@ def test_static_export_loads_with_plain_transformers_and_reproduces_the_test_acc
 
 
 def test_export_refuses_what_it_cannot_export_before_any_work(tiny_pool, data_config, tmp_path):
-    from src.errors import UserFacingError
+    from dawe_merge.errors import UserFacingError
 
     with pytest.raises(UserFacingError, match="no merged model to export"):
         _run("test", "individual", data_config, tiny_pool, tmp_path, "--export_dir", str(tmp_path / "out"))
@@ -78,25 +78,28 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_an_earlier_export_with_the_users_files_added_is_refused_and_left_as_it_was(tiny_pool, data_config, tmp_path):
-    from src.errors import UserFacingError
+    from dawe_merge.errors import UserFacingError
 
     out = tmp_path / "merged"
     _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(out))
     first = _snapshot(out)
-    _run("test", "ties", data_config, tiny_pool, tmp_path, "--export_dir", str(out))  # only its own files: replaced
+    with pytest.raises(UserFacingError, match="holds an earlier export: give --export_overwrite"):
+        _run("test", "ties", data_config, tiny_pool, tmp_path, "--export_dir", str(out))
+    assert _snapshot(out) == first and not (tmp_path / "results/tiny/ties/report.json").exists(), "refused before the evaluation"
+    _run("test", "ties", data_config, tiny_pool, tmp_path, "--export_dir", str(out), "--export_overwrite", "true")  # only its own files
     assert json.loads((out / "merge_info.json").read_text())["method"] == "ties" and set(_snapshot(out)) == set(first)
     (out / "NOTES.txt").write_text("my notes")
     (out / "eval").mkdir()
     (out / "eval/scores.csv").write_text("task,score\n")
     before = _snapshot(out)
     with pytest.raises(UserFacingError, match=r"did not write there \(NOTES.txt, eval/scores.csv\)"):
-        _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(out))
+        _run("test", "task_arithmetic", data_config, tiny_pool, tmp_path, "--export_dir", str(out), "--export_overwrite", "true")
     assert _snapshot(out) == before
 
 
 def test_an_export_written_before_inventories_is_named_and_left_as_it_was(tmp_path):
-    from src.errors import UserFacingError
-    from src.export.writer import check_export_target
+    from dawe_merge.errors import UserFacingError
+    from dawe_merge.export.writer import check_export_target
 
     old = tmp_path / "old_export"
     old.mkdir()
@@ -110,7 +113,7 @@ def test_an_export_written_before_inventories_is_named_and_left_as_it_was(tmp_pa
 
 @pytest.mark.parametrize("place", ["pretrained", "inside pretrained", "holding the experts", "under a file"])
 def test_an_export_over_what_the_run_reads_or_under_a_file_is_refused_up_front(place, tiny_pool, data_config, tmp_path):
-    from src.errors import UserFacingError
+    from dawe_merge.errors import UserFacingError
 
     pretrained = Path(tiny_pool["pretrained"])
     (tmp_path / "a_file").write_text("x")
@@ -134,7 +137,7 @@ def test_an_export_into_a_read_only_folder_is_refused_naming_it(tmp_path):
     place = Path(tempfile.mkdtemp(prefix="read_only_place-"))  # not under pytest's 0700 folder: `nobody` must reach it
     try:
         place.chmod(0o555)
-        code = "import sys; from pathlib import Path; from src.export.writer import check_export_target; check_export_target(Path(sys.argv[1]))"
+        code = "import sys; from pathlib import Path; from dawe_merge.export.writer import check_export_target; check_export_target(Path(sys.argv[1]))"
         command = [sys.executable, "-c", code, str(place / "merged")]
         if os.geteuid() == 0:
             if shutil.which("setpriv") is None:
@@ -150,8 +153,8 @@ def test_an_export_into_a_read_only_folder_is_refused_naming_it(tmp_path):
 
 
 def test_adamerging_export_via_python_api_reproduces_its_accuracies(tiny_pool, tmp_path):
-    from src.families.text import TextModelPool, TextTask, TextTaskPool
-    from src.methods import AdaMerging
+    from dawe_merge.families.text import TextModelPool, TextTask, TextTaskPool
+    from dawe_merge.methods import AdaMerging
 
     taskpool = TextTaskPool([TextTask(name=t, max_train=24, max_test=8) for t in TASKS], batch_size=4, adapt_batch_size=4, val_size=4)
     method = AdaMerging(TextModelPool(tiny_pool["pretrained"], tiny_pool["experts_dir"], max_length=32), mode="layer_wise", lr=5e-2)
@@ -168,7 +171,7 @@ def test_adamerging_export_via_python_api_reproduces_its_accuracies(tiny_pool, t
 
 FRESH_PROCESS = """
 import json, sys
-from src.export import load_dawe
+from dawe_merge.export import load_dawe
 folder, inputs = sys.argv[1], json.load(open(sys.argv[2]))
 model = load_dawe(folder)
 out = {}
@@ -208,10 +211,10 @@ def test_dawe_folder_runs_in_a_fresh_process_without_a_taskpool(mode, tiny_pool,
 
 
 def test_dawe_bf16_export_halves_the_task_vectors_and_a_wrong_base_model_is_refused(tiny_pool, tmp_path):
-    from src.errors import UserFacingError
-    from src.export import load_dawe
-    from src.families.text import SentenceFeatures, TextModelPool, TextTask, TextTaskPool
-    from src.methods import DAWE
+    from dawe_merge.errors import UserFacingError
+    from dawe_merge.export import load_dawe
+    from dawe_merge.families.text import SentenceFeatures, TextModelPool, TextTask, TextTaskPool
+    from dawe_merge.methods import DAWE
     from tests.conftest import make_tiny_bert
 
     taskpool = TextTaskPool([TextTask(name=t, max_train=24, max_test=8) for t in TASKS], batch_size=4, adapt_batch_size=4, val_size=4)
@@ -234,10 +237,10 @@ def test_dawe_bf16_export_halves_the_task_vectors_and_a_wrong_base_model_is_refu
 def test_a_damaged_dawe_folder_is_one_line_naming_the_file(damage, tiny_pool, tmp_path):
     from safetensors.torch import save_file
 
-    from src.errors import UserFacingError
-    from src.export import load_dawe
-    from src.families.text import SentenceFeatures, TextModelPool, TextTask, TextTaskPool
-    from src.methods import DAWE
+    from dawe_merge.errors import UserFacingError
+    from dawe_merge.export import load_dawe
+    from dawe_merge.families.text import SentenceFeatures, TextModelPool, TextTask, TextTaskPool
+    from dawe_merge.methods import DAWE
 
     taskpool = TextTaskPool([TextTask(name=t, max_train=24, max_test=8) for t in TASKS], batch_size=4, adapt_batch_size=4, val_size=4)
     method = DAWE(TextModelPool(tiny_pool["pretrained"], tiny_pool["experts_dir"], max_length=32), SentenceFeatures(tiny_pool["pretrained"]))
@@ -309,7 +312,7 @@ def test_a_bad_predict_file_is_one_line(tiny_pool, data_config, tmp_path):
     ids=["binary", "number", "null", "task-number", "pair-list"],
 )
 def test_predict_file_values_of_the_wrong_kind_are_one_line(content, message, tmp_path):
-    from src.taskpool.user_inputs import InputFileError, read_user_inputs
+    from dawe_merge.taskpool.user_inputs import InputFileError, read_user_inputs
 
     path = tmp_path / "inputs.jsonl"
     path.write_bytes(content)
@@ -319,8 +322,8 @@ def test_predict_file_values_of_the_wrong_kind_are_one_line(content, message, tm
 
 
 def test_a_bad_predict_file_is_refused_before_any_model_loads(tiny_pool, data_config, tmp_path, monkeypatch):
-    from src.errors import UserFacingError
-    from src.modelpool.base import ModelPool
+    from dawe_merge.errors import UserFacingError
+    from dawe_merge.modelpool.base import ModelPool
 
     def loaded(*args, **kwargs):
         raise AssertionError("a model was loaded before the predict file was checked")
@@ -332,12 +335,13 @@ def test_a_bad_predict_file_is_refused_before_any_model_loads(tiny_pool, data_co
 
 
 def test_predict_files_keep_sentence_pairs(tmp_path):
-    from src.taskpool.user_inputs import InputFileError, read_user_inputs
+    from dawe_merge.taskpool.user_inputs import InputFileError, read_user_inputs
 
     lines = [{"text": "a", "text_pair": "b", "task": "mrpc"}, {"text": "c", "text_pair": "d", "task": "mrpc"}, {"text": "e", "task": "sst2"}]
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     rows = read_user_inputs(str(tmp_path / "pairs.jsonl"), "text", ["mrpc", "sst2"], None)
-    assert rows == {"mrpc": [{"text": "a", "index": 0, "text_pair": "b"}, {"text": "c", "index": 1, "text_pair": "d"}], "sst2": [{"text": "e", "index": 2}]}
+    assert rows == {"mrpc": [{"text": "a", "index": 0, "source": "a", "text_pair": "b"}, {"text": "c", "index": 1, "source": "c", "text_pair": "d"}],
+                    "sst2": [{"text": "e", "index": 2, "source": "e"}]}  # fmt: skip
     (tmp_path / "mixed.jsonl").write_text(json.dumps(lines[0]) + "\n" + json.dumps({"text": "x", "task": "mrpc"}) + "\n")
     with pytest.raises(InputFileError, match="on some lines only"):
         read_user_inputs(str(tmp_path / "mixed.jsonl"), "text", ["mrpc", "sst2"], None)

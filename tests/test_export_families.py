@@ -27,7 +27,7 @@ def _vision_run(subcommand: str, method: str, root, tmp_path, *extra: str):
 def test_clip_merge_loads_as_a_plain_clip_model_and_dawe_as_a_folder(vision, tmp_path):  # noqa: F811
     from transformers import CLIPImageProcessor, CLIPModel
 
-    from src.export import load_dawe
+    from dawe_merge.export import load_dawe
 
     cli = _vision_run("test", "task_arithmetic", vision, tmp_path, "--export_dir", str(tmp_path / "ta"))
     report = json.loads((tmp_path / "results/tiny_vision/task_arithmetic/report.json").read_text())
@@ -79,7 +79,7 @@ def _t5_run(subcommand: str, method: str, root, tmp_path, *extra: str):
 def test_seq2seq_lora_merge_loads_as_a_plain_seq2seq_model_and_dawe_keeps_lora_factored(t5, tmp_path):  # noqa: F811
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from src.export import load_dawe
+    from dawe_merge.export import load_dawe
 
     cli = _t5_run("test", "task_arithmetic", t5, tmp_path, "--export_dir", str(tmp_path / "ta"))
     report = json.loads((tmp_path / "results/tiny_t5/task_arithmetic/report.json").read_text())

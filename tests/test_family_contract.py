@@ -3,7 +3,7 @@
 `digits`: a small MLP over scikit-learn's 8×8 digits. Unlike the text family, each expert trains and
 keeps its own linear head (no zero-shot head), tasks have different class counts, and a LoRA variant
 gives low-rank task vectors on one tensor only. Every method runs on it through the real CLI with no
-change to `src/methods/`; that is the point of the contract.
+change to `dawe_merge/methods/`; that is the point of the contract.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import torch
 import yaml
 from torch import nn
 
-from src.merging.low_rank import LowRankDelta
-from src.modelpool.base import ModelPool
-from src.models.features import FeatureExtractor
-from src.taskpool.base import TaskPool
-from src.taskpool.tasks import Task, TaskInfo
+from dawe_merge.merging.low_rank import LowRankDelta
+from dawe_merge.modelpool.base import ModelPool
+from dawe_merge.models.features import FeatureExtractor
+from dawe_merge.taskpool.base import TaskPool
+from dawe_merge.taskpool.tasks import Task, TaskInfo
 from tests.conftest import ROOT, run_cli
 
 HIDDEN = 32
@@ -140,7 +140,7 @@ def digits(tmp_path_factory):
     (root / "pretrained").mkdir()
     torch.save(DigitsMLP().state_dict(), root / "pretrained/model.pt")
     benchmark = _benchmark(root, root / "experts")
-    expert = _method(root, "expert", "src.methods.ExpertFineTuning", task="digits", lr=1e-2, warmup_steps=1)
+    expert = _method(root, "expert", "dawe_merge.methods.ExpertFineTuning", task="digits", lr=1e-2, warmup_steps=1)
     for task in ("digits", "mirrored_parity"):
         run_cli(["fit", "--config", str(benchmark), "--config", str(expert), "--model.init_args.task", task, "--trainer.max_epochs", "3",
                  "--trainer.default_root_dir", str(root / "runs" / task), "--results_dir", str(root / "results"), *QUIET])  # fmt: skip
@@ -183,14 +183,14 @@ def test_experts_train_their_own_heads_through_the_cli(digits):
         head = torch.load(digits / "experts" / task / "head.pt")
         assert head["weight"].shape == (classes, HIDDEN)
         assert json.loads((digits / "experts" / task / "expert_info.json").read_text())["val_accuracy"] > 0.8
-    individual = _run(digits, "test", _method(digits, "individual", "src.methods.Individual"))
-    pretrained = _run(digits, "test", _method(digits, "pretrained", "src.methods.Pretrained"))
+    individual = _run(digits, "test", _method(digits, "individual", "dawe_merge.methods.Individual"))
+    pretrained = _run(digits, "test", _method(digits, "pretrained", "dawe_merge.methods.Pretrained"))
     assert individual["average"]["accuracy"] > 0.85
     assert individual["average"]["accuracy"] > pretrained["average"]["accuracy"] + 0.2
 
 
 def test_task_arithmetic_matches_a_hand_merged_model(digits):
-    report = _run(digits, "test", _method(digits, "task_arithmetic", "src.methods.TaskArithmetic", scaling_factor=0.5))
+    report = _run(digits, "test", _method(digits, "task_arithmetic", "dawe_merge.methods.TaskArithmetic", scaling_factor=0.5))
     pool = DigitsTaskPool([DigitsTask(**t) for t in TASKS])
     theta0 = torch.load(digits / "pretrained/model.pt")
     merged = {k: v + 0.5 * sum(torch.load(digits / "experts" / t / "model.pt")[k] - v for t in pool.task_names) for k, v in theta0.items()}
@@ -205,14 +205,14 @@ def test_task_arithmetic_matches_a_hand_merged_model(digits):
 
 def test_ties_average_and_adaptive_methods_run_end_to_end(digits):
     fit = ("--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.check_val_every_n_epoch", "null", "--trainer.limit_val_batches", "1")
-    for name, class_path in (("ties", "src.methods.TiesMerging"), ("simple_average", "src.methods.SimpleAverage")):
+    for name, class_path in (("ties", "dawe_merge.methods.TiesMerging"), ("simple_average", "dawe_merge.methods.SimpleAverage")):
         report = _run(digits, "test", _method(digits, name, class_path))
         assert set(report) >= {"digits", "mirrored_parity", "average"}
     methods = {
-        "adamerging_task": ("src.methods.AdaMerging", {"mode": "task_wise", "lr": 1e-2}),
-        "adamerging_layer": ("src.methods.AdaMerging", {"mode": "layer_wise", "lr": 1e-2}),
-        "dawe_task": ("src.methods.DAWE", {"mode": "task_wise", "hidden_layers": 0, "standardize_features": True, "lr": 1e-3}),
-        "dawe_layer": ("src.methods.DAWE", {"mode": "layer_wise", "hidden_layers": 0, "standardize_features": True, "lr": 1e-3}),
+        "adamerging_task": ("dawe_merge.methods.AdaMerging", {"mode": "task_wise", "lr": 1e-2}),
+        "adamerging_layer": ("dawe_merge.methods.AdaMerging", {"mode": "layer_wise", "lr": 1e-2}),
+        "dawe_task": ("dawe_merge.methods.DAWE", {"mode": "task_wise", "hidden_layers": 0, "standardize_features": True, "lr": 1e-3}),
+        "dawe_layer": ("dawe_merge.methods.DAWE", {"mode": "layer_wise", "hidden_layers": 0, "standardize_features": True, "lr": 1e-3}),
     }
     for name, (class_path, args) in methods.items():
         if name.startswith("dawe"):
@@ -228,7 +228,7 @@ def test_ties_average_and_adaptive_methods_run_end_to_end(digits):
 
 
 def test_lora_task_vectors_stay_factored_and_touch_one_tensor(digits):
-    method = _method(digits, "dawe_lora", "src.methods.DAWE", mode="layer_wise", hidden_layers=0, standardize_features=True,
+    method = _method(digits, "dawe_lora", "dawe_merge.methods.DAWE", mode="layer_wise", hidden_layers=0, standardize_features=True,
                      lr=1e-3, feature_extractor={"class_path": f"{HERE}.PixelFeatures"})  # fmt: skip
     _run(digits, "fit", method, "lora_experts", ("--trainer.max_steps", "3", "--trainer.limit_val_batches", "0"))
     last = _last_checkpoint(digits / "runs/lora_experts/dawe_lora")
@@ -237,7 +237,7 @@ def test_lora_task_vectors_stay_factored_and_touch_one_tensor(digits):
     merger = cli.model.merger
     assert merger.names == ["layers.0.weight"] and merger._factored == {"layers.0.weight"}
     assert not any(name.startswith("stack__") for name, _ in merger.named_buffers())  # no dense copy of the update
-    ta = _run(digits, "test", _method(digits, "task_arithmetic_lora", "src.methods.TaskArithmetic"), "lora_experts")
+    ta = _run(digits, "test", _method(digits, "task_arithmetic_lora", "dawe_merge.methods.TaskArithmetic"), "lora_experts")
     assert ta["average"]["accuracy"] > 0.0
 
 
@@ -246,8 +246,8 @@ CORE = ["methods", "models", "merging", "reports", "modelpool", "taskpool"]
 
 def test_no_core_module_imports_a_family():
     for package in CORE:
-        for path in (ROOT / "src" / package).rglob("*.py"):
+        for path in (ROOT / "dawe_merge" / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-                bad = [n for n in names if n.startswith("src.families")]
+                bad = [n for n in names if n.startswith("dawe_merge.families")]
                 assert not bad, f"{path.relative_to(ROOT)} imports {bad}: core modules must not depend on a family"

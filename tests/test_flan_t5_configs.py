@@ -72,8 +72,8 @@ def flan_cache(tmp_path_factory):
 SCRIPT = r"""
 import json, sys
 import torch
-import src.families.seq2seq, src.methods
-from src.cli import cli_main
+import dawe_merge.families.seq2seq, dawe_merge.methods
+from dawe_merge.cli import cli_main
 
 glue, reference = sys.argv[1], sys.argv[2]
 quiet = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]

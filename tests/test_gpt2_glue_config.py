@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = r"""
 import json, sys
-import src.methods
-from src.cli import cli_main
+import dawe_merge.methods
+from dawe_merge.cli import cli_main
 
 out = sys.argv[1]
 common = ["--config", "configs/benchmarks/gpt2_glue.yaml", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-import src.models.per_sample_layers as per_sample_layers
-from src.models import cuda_graphs
-from src.models.merged_forward import TaskVectorMerger
-from src.models.per_sample_linear import FLOPS_PER_BYTE, device_balance, stacked_inputs_cheaper, stacked_inputs_linear
+import dawe_merge.models.per_sample_layers as per_sample_layers
+from dawe_merge.models import cuda_graphs
+from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.models.per_sample_linear import FLOPS_PER_BYTE, device_balance, stacked_inputs_cheaper, stacked_inputs_linear
 from tests.test_merged_forward import T, _reference_per_sample, _tiny_text_model, _VisionTower
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_the_cuda_graphs_callback_wraps_the_merged_model_and_passes_its_outputs_
     """Off a GPU nothing is wrapped; the wrappers themselves (eager on a CPU) return the forward's outputs."""
     from types import SimpleNamespace
 
-    from src.methods.cuda_graphs import CudaGraphs, _graphed_merger, _graphed_module
+    from dawe_merge.methods.cuda_graphs import CudaGraphs, _graphed_merger, _graphed_module
 
     model, tvs, inputs = _tiny_text_model()
     merger = TaskVectorMerger(model, tvs)

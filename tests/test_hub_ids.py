@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from src.paths import is_hub_id
+from dawe_merge.paths import is_hub_id
 from tests.conftest import ROOT
 
 VERIFIED = yaml.safe_load((ROOT / "tests/verified_hub_ids.yaml").read_text())

@@ -34,8 +34,8 @@ def user_hub(tmp_path_factory) -> Path:
 
 SCRIPT = r"""
 import json, sys, time
-import src.families.seq2seq, src.families.vision, src.methods
-from src.cli import cli_main
+import dawe_merge.families.seq2seq, dawe_merge.families.vision, dawe_merge.methods
+from dawe_merge.cli import cli_main
 
 family, out, methods = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 bench = {"clip": "configs/benchmarks/clip_vit_b32.yaml", "flan_t5": "configs/benchmarks/flan_t5_base.yaml"}[family]
@@ -114,7 +114,7 @@ def test_main_py_online_with_the_hub_out_of_reach(user_hub, family, method, tmp_
 
 def test_a_hub_adapter_given_as_the_pretrained_model_is_refused_with_the_fix(user_hub, tmp_path):
     env = hub_environment(user_hub / "cache", True, tmp_path)
-    code = "from src.paths import resolve_model_path; resolve_model_path('tanganke/flan-t5-base_glue-cola_lora-16')"
+    code = "from dawe_merge.paths import resolve_model_path; resolve_model_path('tanganke/flan-t5-base_glue-cola_lora-16')"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert "is a LoRA adapter (adapter_config.json), not a full model" in proc.stderr
 

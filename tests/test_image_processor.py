@@ -13,7 +13,7 @@ BUILD = r"""
 import sys
 import numpy as np
 from PIL import Image
-from src.models.image_processor import load_image_processor
+from dawe_merge.models.image_processor import load_image_processor
 
 image = Image.fromarray(np.full((40, 50, 3), 255, dtype=np.uint8))
 processor = load_image_processor(sys.argv[1])

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from src.families.text import TextModelPool
-from src.merging.low_rank import LowRankDelta
-from src.modelpool.lora import merged_adapter
+from dawe_merge.families.text import TextModelPool
+from dawe_merge.merging.low_rank import LowRankDelta
+from dawe_merge.modelpool.lora import merged_adapter
 from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, run_cli, small_data_config
 
 LORA = ["--model.init_args.modelpool.init_args.lora", json.dumps({"rank": 4, "alpha": 8, "dropout": 0.0})]
@@ -68,7 +68,7 @@ def test_an_adapter_made_for_another_model_is_named_as_such(lora_experts, tmp_pa
 
     import peft
 
-    from src.errors import UserFacingError
+    from dawe_merge.errors import UserFacingError
     from tests.conftest import make_tiny_bert
     from tests.test_seq2seq_family import make_tiny_t5
 
@@ -123,7 +123,7 @@ def test_a_gpt2_adapter_on_conv1d_layers_fits_its_own_base(tmp_path):
     import peft
     from transformers import GPT2Config, GPT2Model
 
-    from src.modelpool.lora import check_adapter_fits
+    from dawe_merge.modelpool.lora import check_adapter_fits
 
     torch.manual_seed(0)
     base = GPT2Model(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
@@ -131,7 +131,7 @@ def test_a_gpt2_adapter_on_conv1d_layers_fits_its_own_base(tmp_path):
     peft.get_peft_model(GPT2Model.from_pretrained(tmp_path / "gpt2"), peft.LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True)).save_pretrained(tmp_path / "adapter")
     check_adapter_fits(GPT2Model.from_pretrained(tmp_path / "gpt2"), tmp_path / "adapter")  # no error
     wider = GPT2Model(GPT2Config(vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=2))
-    from src.errors import UserFacingError
+    from dawe_merge.errors import UserFacingError
 
     with pytest.raises(UserFacingError, match=r"its update of 'h.0.attn.c_attn' is 48×16, the pretrained model's layer is 72×24"):
         check_adapter_fits(wider, tmp_path / "adapter")

@@ -8,10 +8,10 @@ import torch
 from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
 from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
-import src.families.vision  # noqa: F401  (registers CLIP's class token as batched)
-from src.families.text.encoder import SentenceEncoder
-from src.models.merged_forward import TaskVectorMerger
-from src.models.per_sample_layers import BATCHED_PARAMETERS
+import dawe_merge.families.vision  # noqa: F401  (registers CLIP's class token as batched)
+from dawe_merge.families.text.encoder import SentenceEncoder
+from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.models.per_sample_layers import BATCHED_PARAMETERS
 
 T = 3
 
@@ -178,7 +178,7 @@ def test_theta0_is_stored_once_and_stays_linked_through_moves():
 
 def test_per_sample_linear_in_row_blocks_is_exact(monkeypatch):
     """Large layers build per-sample weights a block of output rows at a time; blocks must not change results."""
-    import src.models.per_sample_layers as per_sample_layers
+    import dawe_merge.models.per_sample_layers as per_sample_layers
 
     monkeypatch.setattr(per_sample_layers, "_BLOCK_BYTES", 5 * 16 * 4 * 3)  # a few rows per block, uneven last block
     model, tvs, inputs = _tiny_text_model()
@@ -207,8 +207,8 @@ def test_tensors_no_expert_changed_stay_theta0_and_are_not_rebuilt():
 
 def _lora_text_model(rank: int = 2):
     """Tiny BERT with low-rank updates on the query and value projections only (ranks differ by task)."""
-    from src.merging.low_rank import LowRankDelta
-    from src.merging.state_dict import stack_task_vectors
+    from dawe_merge.merging.low_rank import LowRankDelta
+    from dawe_merge.merging.state_dict import stack_task_vectors
 
     model, _, inputs = _tiny_text_model()
     names = [n for n, _ in model.named_parameters() if n.endswith(("query.weight", "value.weight"))]
@@ -273,7 +273,7 @@ def test_bf16_task_vector_store_equals_the_merge_of_rounded_task_vectors():
 
 def test_bf16_merge_is_theta0_plus_the_bf16_product_of_rounded_coefficients_and_task_vectors():
     """What the README states, bit for bit: θ0 (fp32) + bf16(bf16(c) · τ), the product accumulated by the matmul."""
-    from src.merging.low_precision import LowPrecisionStack
+    from dawe_merge.merging.low_precision import LowPrecisionStack
 
     torch.manual_seed(0)
     tau, theta0, coef = torch.randn(T, 6, 5).to(torch.bfloat16), torch.randn(6, 5), torch.rand(4, T) + 0.123456789
@@ -292,7 +292,7 @@ def test_per_sample_forward_adds_about_one_operation_per_merged_matrix(linear_pa
     sum over the stack, bias; Embedding: gather, weighted sum, add; LayerNorm: scale and shift), a product and a
     gather per bucket of vectors, and three to extend the coefficients once.
     Before the vectors shared buckets and the coefficients were extended once, every tensor cost three more."""
-    import src.models.per_sample_layers as per_sample_layers
+    import dawe_merge.models.per_sample_layers as per_sample_layers
     from benchmarks.kernel_count import kernel_count
 
     monkeypatch.setattr(per_sample_layers, "stacked_inputs_cheaper", lambda *args: linear_path == "stacked")

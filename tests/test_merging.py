@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from src.merging import simple_average, stack_task_vectors, task_arithmetic, task_vector, ties_merge
-from src.merging.state_dict import IncompatibleExpertError, check_compatible
+from dawe_merge.merging import simple_average, stack_task_vectors, task_arithmetic, task_vector, ties_merge
+from dawe_merge.merging.state_dict import IncompatibleExpertError, check_compatible
 
 
 def _random_state(seed: int) -> dict[str, torch.Tensor]:

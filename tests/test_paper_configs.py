@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.errors import UserFacingError
-from src.models.hypernetwork import Hypernetwork
-from src.models.hypernetwork_io import load_into
+from dawe_merge.errors import UserFacingError
+from dawe_merge.models.hypernetwork import Hypernetwork
+from dawe_merge.models.hypernetwork_io import load_into
 from tests.conftest import ROOT
 from tests.hub_cache import cache_repo
 
@@ -43,7 +43,7 @@ def clip_cache(tmp_path_factory):
     for size in ("clip-vit-base-patch32", "clip-vit-large-patch14"):
         clip = make_tiny_clip(root / size)
         cache_model(cache, f"openai/{size}", clip)
-        from src.families.vision import CLIPModelPool
+        from dawe_merge.families.vision import CLIPModelPool
 
         vision = CLIPModelPool(str(clip)).load_pretrained().vision
         for i, task in enumerate(CLIP_TASKS[:2]):  # two experts are enough to build task vectors through the cache
@@ -61,8 +61,8 @@ def clip_cache(tmp_path_factory):
 
 SCRIPT = r"""
 import json, sys
-import src.families.vision, src.methods
-from src.cli import cli_main
+import dawe_merge.families.vision, dawe_merge.methods
+from dawe_merge.cli import cli_main
 out = []
 methods = [("pretrained", []), ("individual", []), ("simple_average", []), ("task_arithmetic", []), ("ties", []),
            ("adamerging_task_wise", []), ("adamerging_layer_wise", [])]

@@ -54,8 +54,8 @@ def test_expert_fit_saves_loadable_expert(tiny_pool, data_config, tmp_path):
 
 def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
 
-    from src.families.text import TextModelPool, TextTask, TextTaskPool
-    from src.methods import TaskArithmetic
+    from dawe_merge.families.text import TextModelPool, TextTask, TextTaskPool
+    from dawe_merge.methods import TaskArithmetic
 
     run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/methods/task_arithmetic.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path))
     cli_report = json.loads((tmp_path / "results/tiny/task_arithmetic/report.json").read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import method_config, pool_overrides, quiet_trainer, run_cli
 
-THRESHOLD = ["--trainer.callbacks+=src.methods.CloseCallThreshold", "--trainer.callbacks.ulps"]
+THRESHOLD = ["--trainer.callbacks+=dawe_merge.methods.CloseCallThreshold", "--trainer.callbacks.ulps"]
 VARIANTS = {  # name: options
     "fp32": ["--trainer.precision", "32-true"],
     "plain": ["--trainer.precision", "bf16-mixed", *THRESHOLD, "-1"],  # bf16's own decisions throughout

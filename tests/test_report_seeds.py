@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from src.reports.writer import write_comparison
+from dawe_merge.reports.writer import write_comparison
 
 TASKS = ["a", "b"]
 

@@ -1,8 +1,8 @@
 """The side-by-side table of one setting's values is read from the reports, never retyped."""
 from __future__ import annotations
 
-from src.reports.variants import main
-from src.reports.writer import write_report
+from dawe_merge.reports.variants import main
+from dawe_merge.reports.writer import write_report
 
 
 def _report(a: float, b: float) -> dict:

@@ -1,7 +1,7 @@
 """The committed tree holds everything the project runs from.
 
 An ignore pattern meant for build folders (`models/` for the offline benchmarks' pretrained models) once also
-matched `src/models/`, so a new module there was never committed and a fresh clone could not import it while every
+matched `dawe_merge/models/`, so a new module there was never committed and a fresh clone could not import it while every
 local run passed. This asks git itself which project files it would leave out.
 """
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_FOLDERS = ("src", "tests", "configs", "scripts", "benchmarks", "results", "docs", ".ci")
+SOURCE_FOLDERS = ("dawe_merge", "tests", "scripts", "benchmarks", "results", "docs", ".ci")
 SOURCE_SUFFIXES = {".py", ".yaml", ".yml", ".sh", ".md", ".json", ".csv", ".txt", ""}
 
 
 def project_files() -> list[str]:
-    files = [ROOT / name for name in ("main.py", "Makefile", "README.md", "requirements.txt")]
+    files = [ROOT / name for name in ("main.py", "Makefile", "README.md", "pyproject.toml", "constraints.txt")]
     for folder in SOURCE_FOLDERS:
         files += [p for p in (ROOT / folder).rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES]
     return [str(p.relative_to(ROOT)) for p in files if "__pycache__" not in p.parts and p.exists()]
@@ -26,7 +26,7 @@ def project_files() -> list[str]:
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_no_project_file_is_ignored_by_git():
     files = project_files()
-    assert "src/models/pretraining.py" in files  # the file that was once left out is among those asked about
+    assert "dawe_merge/models/pretraining.py" in files  # the file that was once left out is among those asked about
     ignored = subprocess.run(
         ["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, input="\n".join(files), text=True,
         capture_output=True,

@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
-from src.methods.adaptive import AdaptationDiverged
-from src.run_checks import user_facing_cause
+from dawe_merge.methods.adaptive import AdaptationDiverged
+from dawe_merge.run_checks import user_facing_cause
 from tests.conftest import (
     ROOT,
     TASKS,
@@ -87,7 +87,7 @@ def test_corrupt_report_of_another_method_is_named_and_skipped(tiny_pool, tmp_pa
 
 
 def test_non_finite_report_is_refused_and_nothing_is_overwritten(tmp_path):
-    from src.reports.writer import InvalidReportError, write_report
+    from dawe_merge.reports.writer import InvalidReportError, write_report
 
     before = earlier_results(tmp_path)
     report = {t: {"accuracy": 0.5, "loss": float("nan")} for t in TASKS} | {"average": {"accuracy": 0.5, "loss": float("nan")}}
@@ -181,7 +181,7 @@ def test_a_disk_filling_up_after_the_evaluation_prints_the_report_and_names_what
 
 
 def _writer(args: tuple[str, int, int]) -> int:
-    from src.reports.writer import write_report
+    from dawe_merge.reports.writer import write_report
 
     results, worker, count = args
     failures = 0
@@ -208,7 +208,7 @@ def test_runs_writing_one_benchmark_at_once_never_collide(tmp_path):
 
 @pytest.mark.parametrize("probe_dir_kind", ["new"])
 def test_the_writability_probe_leaves_nothing_behind(probe_dir_kind, tmp_path):
-    from src.run_checks import check_writable
+    from dawe_merge.run_checks import check_writable
 
     check_writable(tmp_path / "results")
     assert list((tmp_path / "results").iterdir()) == []

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from src.errors import UserFacingError
+from dawe_merge.errors import UserFacingError
 from tests.conftest import ROOT, pool_overrides, quiet_trainer, run_cli, small_data_config
 
 

@@ -8,8 +8,8 @@ import lightning as L
 import pytest
 import torch
 
-from src.errors import ConfigError
-from src.models.compatibility import IncompatibleCheckpointError
+from dawe_merge.errors import ConfigError
+from dawe_merge.models.compatibility import IncompatibleCheckpointError
 from tests.conftest import TASKS, method_config, pool_overrides, quiet_trainer, run_cli
 
 STEPS = ["--trainer.max_steps", "4", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
@@ -72,7 +72,7 @@ def test_a_checkpoint_monitored_on_test_labels_has_no_selected_state(tiny_pool, 
 
 
 def test_choose_prefers_accuracy_then_fewer_steps_then_the_earlier_candidate():
-    from src.reports.selection import choose
+    from dawe_merge.reports.selection import choose
 
     def curve(*pairs):
         return [{"step": float(s), "average": a} for s, a in pairs]
@@ -99,7 +99,7 @@ def test_the_selection_script_reads_no_test_label(tiny_pool, tmp_path):
         root = tmp_path / f"garbage_{garbage}"
         root.mkdir()
         config = {"model": {"init_args": {"modelpool": TEXT_POOL}}, "features": MINILM_FEATURES,
-                  "data": {"class_path": "src.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "adapt_batch_size": 4, "tasks": _saved_tasks(root, garbage)}}}  # fmt: skip
+                  "data": {"class_path": "dawe_merge.families.text.TextTaskPool", "init_args": {"benchmark": "tiny", "adapt_batch_size": 4, "tasks": _saved_tasks(root, garbage)}}}  # fmt: skip
         (root / "data.yaml").write_text(yaml.safe_dump(config))
         experts = json.dumps({"animals": f"{tiny_pool['experts_dir']}/rotten_tomatoes", "colours": f"{tiny_pool['experts_dir']}/election_tweets"})
         fit = [*pool_overrides(tiny_pool), "--model.init_args.modelpool.init_args.experts", experts, "--trainer.accelerator", "cpu",
@@ -168,8 +168,8 @@ def test_dawe_monitoring_reads_the_validation_inputs_own_features(tiny_pool, dat
 
 def test_choose_across_takes_the_best_mean_gain_not_the_best_on_one_benchmark(tmp_path):
     """Setting a wins big on one benchmark and falls below its start on the other; b gains a little on both."""
+    from dawe_merge.reports.selection import choose_across
     from scripts.select_across import main
-    from src.reports.selection import choose_across
 
     def record(benchmark, start, a, b):
         curve = lambda values: [{"step": float(25 * i), "average": v} for i, v in enumerate([start, *values])]  # noqa: E731

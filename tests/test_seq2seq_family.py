@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from src.errors import UserFacingError
-from src.families.seq2seq import LabelWordHead, LabelWordTrainingHead, PromptTask, Seq2SeqModelPool, Seq2SeqTaskPool
-from src.merging.low_rank import LowRankDelta
+from dawe_merge.errors import UserFacingError
+from dawe_merge.families.seq2seq import LabelWordHead, LabelWordTrainingHead, PromptTask, Seq2SeqModelPool, Seq2SeqTaskPool
+from dawe_merge.merging.low_rank import LowRankDelta
 from tests.conftest import MINILM_FEATURES, ROOT, run_cli
 
 TASKS = [
@@ -40,8 +40,8 @@ def t5(tmp_path_factory):
     benchmark = {
         "seed_everything": 0,
         "features": MINILM_FEATURES,
-        "data": {"class_path": "src.families.seq2seq.Seq2SeqTaskPool", "init_args": {"benchmark": "tiny_t5", "batch_size": 4, "adapt_batch_size": 4, "val_size": 4, "tasks": TASKS}},
-        "model": {"init_args": {"modelpool": {"class_path": "src.families.seq2seq.Seq2SeqModelPool",
+        "data": {"class_path": "dawe_merge.families.seq2seq.Seq2SeqTaskPool", "init_args": {"benchmark": "tiny_t5", "batch_size": 4, "adapt_batch_size": 4, "val_size": 4, "tasks": TASKS}},
+        "model": {"init_args": {"modelpool": {"class_path": "dawe_merge.families.seq2seq.Seq2SeqModelPool",
                                               "init_args": {"pretrained": str(model), "experts_dir": str(root / "experts"), "max_length": 32, "lora": lora}}}},
     }  # fmt: skip
     (root / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))

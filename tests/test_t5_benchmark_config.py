@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from src.families.text.corpora import load_shipped_corpus
+from dawe_merge.families.text.corpora import load_shipped_corpus
 from tests.conftest import ROOT
 
 
@@ -26,7 +26,7 @@ def test_label_words_are_distinct_single_wordpiece_tokens_one_per_class():
 
 
 def test_small_t5_benchmark_stacks_before_method_configs():
-    from src.cli import cli_main
+    from dawe_merge.cli import cli_main
 
     for method in ("task_arithmetic", "dawe_task_wise", "expert"):
         cli = cli_main(["--config", str(ROOT / "configs/benchmarks/t5_small.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")], run=False)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from src.families.seq2seq import Seq2SeqModelPool
-from src.families.seq2seq.pretraining import SpanCorruptionCollate, sentinel_ids, t5, training_token_lists
-from src.families.seq2seq.span_corruption import corrupt_spans
-from src.families.text.corpora import load_shipped_corpus
-from src.taskpool.tasks import TaskInfo
+from dawe_merge.families.seq2seq import Seq2SeqModelPool
+from dawe_merge.families.seq2seq.pretraining import SpanCorruptionCollate, sentinel_ids, t5, training_token_lists
+from dawe_merge.families.seq2seq.span_corruption import corrupt_spans
+from dawe_merge.families.text.corpora import load_shipped_corpus
+from dawe_merge.taskpool.tasks import TaskInfo
 
 SENTINELS = list(range(1000, 1100))  # ids no test sequence below uses
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.errors import UserFacingError
-from src.models.hypernetwork_io import read_hypernetwork
+from dawe_merge.errors import UserFacingError
+from dawe_merge.models.hypernetwork_io import read_hypernetwork
 from tests.conftest import ROOT, TASKS, make_tiny_bert, perturbed_copy, pool_overrides, quiet_trainer, run_cli
 
 REFERENCE_NET = ["--model.init_args.hidden_layers", "1", "--model.init_args.standardize_features", "false"]  # the original hypernetwork
@@ -122,7 +122,7 @@ def test_raw_feature_hypernetworks_are_refused_by_a_standardising_run(tiny_pool,
 
 
 def test_a_folder_or_a_foreign_file_as_hypernetwork_gets_one_line_without_unsafe_advice(tmp_path):
-    from src.models.hypernetwork_io import HypernetworkLoadError, read_hypernetwork
+    from dawe_merge.models.hypernetwork_io import HypernetworkLoadError, read_hypernetwork
 
     with pytest.raises(HypernetworkLoadError, match="is a folder: give the file inside it"):
         read_hypernetwork(tmp_path)

@@ -11,7 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
-from src.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
+from dawe_merge.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
 from tests.conftest import ROOT, run_cli
 
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -63,9 +63,9 @@ def vision(tmp_path_factory):
     tasks = [{"name": t, "hub_path": str(root / "data" / t), "image_column": "picture", "label_column": "digit", "templates": "digits", "max_test": 24}
              for t in ("digits", "mirrored")]  # fmt: skip
     benchmark = {
-        "features": {"class_path": "src.models.features.ResNetFeatures", "init_args": {"model": str(root / "resnet")}},  # DAWE's view
-        "data": {"class_path": "src.families.vision.ImageTaskPool", "init_args": {"benchmark": "tiny_vision", "batch_size": 8, "adapt_batch_size": 4, "tasks": tasks}},
-        "model": {"init_args": {"modelpool": {"class_path": "src.families.vision.CLIPModelPool",
+        "features": {"class_path": "dawe_merge.models.features.ResNetFeatures", "init_args": {"model": str(root / "resnet")}},  # DAWE's view
+        "data": {"class_path": "dawe_merge.families.vision.ImageTaskPool", "init_args": {"benchmark": "tiny_vision", "batch_size": 8, "adapt_batch_size": 4, "tasks": tasks}},
+        "model": {"init_args": {"modelpool": {"class_path": "dawe_merge.families.vision.CLIPModelPool",
                                               "init_args": {"pretrained": str(clip), "experts_dir": str(root / "experts"), "head_cache_dir": str(root / "heads")}}}},
     }  # fmt: skip
     (root / "benchmark.yaml").write_text(yaml.safe_dump(benchmark))
@@ -179,7 +179,7 @@ def test_corrupted_test_sets_are_seeded_and_differ_from_clean(vision):
 
 
 def test_shipped_image_sets_load_with_fixed_disjoint_splits():
-    from src.families.vision.shipped import SHIPPED_IMAGE_SETS, load_shipped_images
+    from dawe_merge.families.vision.shipped import SHIPPED_IMAGE_SETS, load_shipped_images
 
     sizes = {"fashion_mnist": (60000, 10000), "mnist_5k": (4000, 1000), "animal_mnist": (8000, 2000), "digits": (1437, 360)}
     for name in SHIPPED_IMAGE_SETS:

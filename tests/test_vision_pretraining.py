@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from src.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
-from src.families.vision.pretraining import SETS, ContrastiveCLIP, clip, resnet, training_images
-from src.families.vision.robustness import robustness_rows
-from src.families.vision.shipped import load_shipped_images
-from src.models.features import ResNetFeatures
-from src.taskpool.tasks import TaskInfo
+from dawe_merge.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
+from dawe_merge.families.vision.pretraining import SETS, ContrastiveCLIP, clip, resnet, training_images
+from dawe_merge.families.vision.robustness import robustness_rows
+from dawe_merge.families.vision.shipped import load_shipped_images
+from dawe_merge.models.features import ResNetFeatures
+from dawe_merge.taskpool.tasks import TaskInfo
 
 
 def _digest(image: np.ndarray) -> str:
@@ -97,7 +97,7 @@ def test_robustness_rows_average_the_seeds_every_column_has():
 
 @pytest.mark.parametrize("method", ["pretrained", "task_arithmetic", "ties", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise", "expert"])
 def test_offline_vision_benchmark_stacks_before_every_method(method, tmp_path):
-    from src.cli import cli_main
+    from dawe_merge.cli import cli_main
     from tests.conftest import ROOT
 
     args = ["--config", str(ROOT / "configs/benchmarks/vision_small.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")]

@@ -1,0 +1,350 @@
+"""LightningCLI subclass: `class_path` picks the method and TaskPool; `test` writes the report, `validate` the
+report on the validation splits, `predict` predictions.jsonl; `--export_dir` writes the merged model.
+
+Each stage's resolved config is written beside that stage's outputs, as
+`results/<benchmark>/<method>/<stage>_config.yaml`, only when the stage succeeded: a `test` never
+overwrites its `fit`'s config, and nothing lands in the working directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+import warnings
+from argparse import ArgumentError
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+# Frozen models sit in eval mode on purpose (merged backbones, feature extractors): Lightning's
+# reminder about it, and two deprecation notices from inside the libraries, are noise for users.
+for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"'set_vital' is deprecated"):
+    warnings.filterwarnings("ignore", message=_message)
+
+from dawe_merge.config_errors import one_line  # noqa: E402  (after the warning filters)
+from dawe_merge.errors import ConfigError  # noqa: E402  (after the warning filters)
+from dawe_merge.export.hub_push import push_export  # noqa: E402  (after the warning filters)
+from dawe_merge.export.trainer import MergeTrainer  # noqa: E402  (after the warning filters)
+from dawe_merge.legacy_names import current_class_paths  # noqa: E402  (after the warning filters)
+from dawe_merge.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
+from dawe_merge.methods.dawe import DAWE_NEEDS_FEATURES  # noqa: E402  (after the warning filters)
+from dawe_merge.models.features import FeatureExtractor  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.predictions import in_input_order  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.writer import write_report  # noqa: E402  (after the warning filters)
+from dawe_merge.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
+from dawe_merge.run_folder import check_no_earlier_checkpoints, release_held_locks, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
+from dawe_merge.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
+
+DESCRIPTION = (
+    "Train-and-merge: fine-tune task experts (fit with ExpertFineTuning), merge them (task arithmetic, TIES, AdaMerging, "
+    "DAWE), evaluate on a TaskPool (test), on validation splits (validate), predict, or write the merge (export). Stack configs: "
+    "--config configs/benchmarks/<benchmark>.yaml --config configs/methods/<method>.yaml (from any folder, the shipped configs are "
+    "found by name: --config benchmarks/<benchmark>.yaml; paths inside them are read from the working folder); "
+    "`<subcommand> --help` lists every option."
+)
+
+
+def _then_release(after):
+    """An `after_<subcommand>` hook that gives the results folder's lock back once its files are written (dawe_merge/run_folder.py)."""
+
+    def run(self) -> None:
+        try:
+            after(self)
+        finally:
+            if self.trainer.is_global_zero:
+                release_run_lock(self._results_folder())
+
+    run.__doc__ = after.__doc__
+    return run
+
+
+RECIPE_KEYS = ("seed_everything", "trainer", "model", "data", "features", "results_dir", "ckpt_path", "export_dir", "export_task_vector_dtype")
+
+
+class MergeCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's four, and `export`: the merged model written without an evaluation (MergeTrainer.export)."""
+        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+
+    def __init__(self, *args, **kwargs) -> None:
+        given = kwargs.get("args")
+        program = "merge-cli" if Path(sys.argv[0]).name == "merge-cli" else "python main.py"
+        self.command = f"{program} " + shlex.join(sys.argv[1:] if given is None else [str(a) for a in given])
+        try:
+            super().__init__(*args, **kwargs)
+        except ArgumentError as err:  # a config mistake, however deep in a class_path block: one line
+            raise ConfigError(one_line(str(err))) from err
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        """Without --trainer.default_root_dir, checkpoints go to runs/<benchmark>/<method>, beside where results go.
+
+        Method configs then name no run folder, so a run of any family never writes into another benchmark's runs.
+        """
+        if config.get("default_root_dir") is None and isinstance(self.datamodule, TaskPool):
+            config = {**config, "default_root_dir": str(Path("runs") / self.datamodule.benchmark / self.model.report_name)}
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_instantiate_classes(self) -> None:
+        """A method with a `feature_extractor` argument and none given takes the benchmark's `features`.
+
+        Method configs then stay family-agnostic: the benchmark, which knows its inputs, names the view.
+        A checkpoint's own extractor (restored into the method's arguments) always wins over the benchmark's.
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        method_args = config.model.get("init_args")
+        if method_args is None or "feature_extractor" not in method_args:
+            return
+        if method_args.feature_extractor is None:
+            if config.get("features") is None:
+                raise ConfigError(DAWE_NEEDS_FEATURES)
+            method_args.feature_extractor = config.features
+        elif config.get("features") is not None and config.features != method_args.feature_extractor:
+            print(f"note: {config.model.class_path.rsplit('.', 1)[-1]} uses the feature_extractor its config or checkpoint names "
+                  f"({method_args.feature_extractor.class_path}), not the benchmark's `features`.", file=sys.stderr)  # fmt: skip
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads the checkpoint's hyperparameters here, before any hook: check the file first."""
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_checkpoint_file(self.config[subcommand].get("ckpt_path"), subcommand)
+        super()._parse_ckpt_path()
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_subclass_arguments(
+            FeatureExtractor, "features", required=False, instantiate=False,
+            help="The benchmark's frozen feature view for methods that read per-input features (DAWE), used when the method "
+                 "config names no feature_extractor. Benchmark configs name their default; an overlay in configs/features/ swaps it.",
+        )  # fmt: skip
+        parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
+        parser.add_argument(
+            "--export_dir", type=Optional[str], default=None,
+            help="Write the merged model here (`export`, or at the end of `test` and an adaptive method's `fit`): a "
+                 "from_pretrained folder, or for DAWE a folder that dawe_merge.export.load_dawe runs; with a model card and recipe.yaml.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--export_overwrite", type=bool, default=False,
+            help="Replace an earlier export at --export_dir (only the files its merge_info.json lists; a folder holding anything else is refused).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--export_push_to_hub", type=Optional[str], default=None,
+            help="After writing --export_dir, upload it to this hub repo (owner/name; created if missing). A failed push keeps the folder.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--export_task_vector_dtype", type=Optional[Literal["float32", "bfloat16"]], default=None,
+            help="DAWE export: store dense task vectors in this dtype (bfloat16 halves the folder); default: as the run held them.",
+        )  # fmt: skip
+
+    def _results_folder(self) -> Path:
+        return Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
+
+    def _check_inputs(self) -> None:
+        """Before any work: the checkpoint is one this method can load, and the results can be written."""
+        config = self.config[self.subcommand]
+        check_checkpoint_use(config.get("ckpt_path"), self.model.loads_checkpoints, self.model.report_name)
+        if config.get("export_push_to_hub") is not None and config.get("export_dir") is None:
+            raise ConfigError("--export_push_to_hub uploads the folder --export_dir writes: give --export_dir too.")
+        if config.get("export_dir") is not None:
+            check_exportable(self.model, self.subcommand, config.get("export_dir"), config.get("export_overwrite"))
+        if self.trainer.is_global_zero and self.subcommand != "export":
+            check_writable(self._results_folder())
+            take_run_lock(self._results_folder(), "Results folder", "--results_dir (or --model.init_args.name)")
+
+    def before_fit(self) -> None:
+        self._check_inputs()
+        run = Path(self.trainer.default_root_dir)
+        if self.config[self.subcommand].get("ckpt_path") is None:
+            for folder in self._checkpoint_folders():
+                check_no_earlier_checkpoints(folder, run)
+        if self.trainer.is_global_zero:  # DDP ranks are this run: rank 0 holds the lock for them
+            take_run_lock(run)
+
+    def _checkpoint_folders(self) -> set[Path]:
+        """Where this fit's checkpoints go: a callback's own folder, else <run>/checkpoints when no logger versions them."""
+        folders = set()
+        for callback in self.trainer.checkpoint_callbacks:
+            if callback.dirpath is not None:
+                folders.add(Path(callback.dirpath))
+            elif not self.trainer.loggers:
+                folders.add(Path(self.trainer.default_root_dir) / "checkpoints")
+        return folders
+
+    def before_test(self) -> None:
+        self._name_the_start()
+        self._check_inputs()
+        self._test_started = time.perf_counter()  # the report records how long `test` took: setup, merges, evaluation
+
+    def before_validate(self) -> None:
+        self._name_the_start()
+        self._check_inputs()
+
+    def before_export(self) -> None:
+        config, model = self.config[self.subcommand], self.model
+        if config.get("export_dir") is None:
+            raise ConfigError("`export` writes the merged model to --export_dir: give it (a new folder, or an earlier export with --export_overwrite).")
+        if model.loads_checkpoints and config.get("ckpt_path") is None and getattr(model, "hypernetwork_init", None) is None:
+            raise ConfigError(
+                f"'{model.report_name}' is adapted by `fit`: give --ckpt_path <run>/checkpoints/last.ckpt. (Its un-adapted start is "
+                "task arithmetic: export configs/methods/task_arithmetic.yaml for that.)"
+            )
+        self._check_inputs()
+
+    def after_export(self) -> None:
+        self._export()
+
+    def before_predict(self) -> None:
+        self._name_the_start()
+        self._check_inputs()
+        if isinstance(self.datamodule, TaskPool) and self.datamodule.predict_file is not None:  # read before any model loads
+            self.datamodule.user_inputs(self.model.modelpool.input_column)
+
+    def _name_the_start(self) -> None:
+        """An adaptive method run without --ckpt_path evaluates its un-adapted start: under its own name, never the adapted run's."""
+        model = self.model
+        if not model.loads_checkpoints or self.config[self.subcommand].get("ckpt_path") is not None:
+            return
+        if getattr(model, "hypernetwork_init", None) is not None:  # a hypernetwork adapted elsewhere: not the start
+            return
+        adapted = model.report_name
+        model.report_name = f"{adapted}_start"
+        print(f"note: no --ckpt_path: {self.subcommand} runs {adapted}'s un-adapted start (task arithmetic with its init_lambda) "
+              f"and writes it as '{model.report_name}'; results of the adapted '{adapted}' are left as they are.", file=sys.stderr)  # fmt: skip
+
+    @_then_release
+    def after_validate(self) -> None:
+        """Rank 0 writes the report on the validation splits (held out from training data) as validation.json."""
+        report = getattr(self.model, "validation_report", None)
+        if report is None or not self.trainer.is_global_zero:
+            return
+        out = self._results_folder()
+        write_text_atomic(out / "validation.json", json.dumps({"split": "val", "report": report, "command": self.command}, indent=2) + "\n")
+        rows = [f"  {task}: {100 * values['accuracy']:.2f}" for task, values in report.items()]
+        print(f"\nValidation accuracy (held-out training data), written to {out / 'validation.json'}:\n" + "\n".join(rows))
+
+    @_then_release
+    def after_predict(self) -> None:
+        """Rank 0 writes predictions.jsonl: one line per input with its task, class, probabilities (and coefficients)."""
+        if not self.trainer.is_global_zero:
+            return
+        out, rows = self._results_folder() / "predictions.jsonl", self.model.predictions
+        if isinstance(self.datamodule, TaskPool) and self.datamodule.predict_file is not None:  # the file's order, with its inputs
+            column = self.model.modelpool.input_column
+            rows = in_input_order(rows, self.datamodule.user_inputs(column), column)
+        write_text_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
+        print(f"\n{len(rows)} predictions written to {out}")
+
+    def _export(self) -> None:
+        config = self.config[self.subcommand]
+        if config.get("export_dir") is None or not self.trainer.is_global_zero:
+            return
+        out = self.model.export(config.export_dir, task_vector_dtype=config.get("export_task_vector_dtype"), command=self.command,
+                                recipe=self._recipe(), overwrite=bool(config.get("export_overwrite")))  # fmt: skip
+        print(f"Merged model exported to {out}")
+        if config.get("export_push_to_hub"):
+            print(f"Pushed to the hub: {push_export(out, config.export_push_to_hub)}")
+
+    def _recipe(self) -> str:
+        """This run as an `export` config: `merge-cli export --config recipe.yaml` makes the same folder again.
+
+        Paths that exist are written absolute (the recipe works from any folder); after `fit`, the checkpoint
+        named is the run's last one, which holds the state exported (the selected one under best_validation).
+        """
+        dumped = yaml.safe_load(current_class_paths(self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False)))
+        recipe = {key: _absolute_paths(dumped[key]) for key in RECIPE_KEYS if key in dumped}
+        if self.subcommand == "fit":
+            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
+            recipe["ckpt_path"] = str(Path(last).resolve()) if last and Path(last).is_file() else None
+        header = ["# Recipe of this export: merge-cli export --config recipe.yaml --export_dir <folder>", f"# written by: {self.command}",
+                  f"# working folder: {Path.cwd()}"]  # fmt: skip
+        return "\n".join(header) + "\n" + yaml.safe_dump(recipe, sort_keys=False)
+
+    @_then_release
+    def after_test(self) -> None:
+        """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table.
+
+        The report comes first; if it cannot be written the error says so and prints it, so the evaluation is
+        not lost. A file after it that fails (coefficients, config, export) is named, and the run still succeeds.
+        """
+        report = getattr(self.model, "test_report", None)
+        if report is None or not self.trainer.is_global_zero:
+            return
+        config = self.config[self.subcommand]
+        try:
+            out = write_report(report, results_dir=config.results_dir, benchmark=self.datamodule.benchmark, method=self.model.report_name,
+                               command=self.command, seed=config.seed_everything, seconds=time.perf_counter() - self._test_started)  # fmt: skip
+        except OSError as err:
+            print(json.dumps(report, indent=1), file=sys.stdout)
+            raise ResultsNotWritableError(
+                f"The evaluation finished, but its report could not be written to '{self._results_folder()}' ({err.strerror or err}); "
+                "the report is printed above. Free space or choose another --results_dir, and run `test` again."
+            ) from err
+        print(f"\nReport written to {out}\n")
+        print((out.parent / "README.md").read_text())
+        self._save_or_warn("coefficients", lambda: write_coefficients(self.model, out))
+        self._save_or_warn("test_config.yaml", lambda: self._write_config(out))
+        self._save_or_warn("the export", self._export)
+
+    def _save_or_warn(self, what: str, save) -> None:
+        """Write a secondary result; on a file-system error say what is missing instead of failing the finished run."""
+        try:
+            save()
+        except OSError as err:
+            print(f"warning: {what} could not be written ({err.strerror or err}); the report was written. Free space and rerun to add it.",
+                  file=sys.stderr)  # fmt: skip
+
+    @_then_release
+    def after_fit(self) -> None:
+        """Rank 0 writes the resolved config and, after adaptation, the curve and the trainable export; then the run
+        folder is free for the next fit."""
+        if not self.trainer.is_global_zero:
+            return
+        try:
+            out = self._results_folder()
+            out.mkdir(parents=True, exist_ok=True)
+            if getattr(self.model, "history", None) is not None:
+                write_adaptation(self.model, out, Path(self.trainer.default_root_dir))
+            self._write_config(out)
+            self._export()
+        finally:
+            release_run_lock(Path(self.trainer.default_root_dir))
+
+    def _write_config(self, out: Path) -> None:
+        text = current_class_paths(self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False))
+        write_text_atomic(out / f"{self.subcommand}_config.yaml", text)
+
+
+def _absolute_paths(value):
+    """Every string in a config that names an existing relative path, made absolute."""
+    if isinstance(value, dict):
+        return {k: _absolute_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_absolute_paths(v) for v in value]
+    if isinstance(value, str) and value and not os.path.isabs(value) and "/" in value and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
+def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
+    from lightning import LightningDataModule
+
+    try:
+        return MergeCLI(
+            MergedModelModule,
+            LightningDataModule,
+            trainer_class=MergeTrainer,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=None,  # the resolved config goes beside each stage's outputs instead
+            parser_kwargs={"exit_on_error": False, "description": DESCRIPTION},  # config mistakes reach MergeCLI as errors, made one line there
+            auto_configure_optimizers=False,  # every trained method owns its optimizer and lr (model.init_args.lr): no --optimizer
+            args=args,
+            run=run,
+        )
+    finally:  # a run that failed gives its folders back at once, not only when its process ends
+        release_held_locks()

@@ -1,0 +1,328 @@
+"""Test-time adaptation shared by AdaMerging and DAWE: entropy of every task head, summed over tasks.
+
+`fit` receives one unlabelled batch per task per step (the TaskPool strips labels), so the loss
+cannot see a label. Only the method's small trainable part (coefficients or hypernetwork) trains
+and is checkpointed, with the metadata needed to refuse an incompatible checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from dawe_merge.errors import ConfigError, UserFacingError, check_number
+from dawe_merge.merging.state_dict import stack_task_vectors
+from dawe_merge.methods.base import MergedModelModule
+from dawe_merge.modelpool.base import ModelPool
+from dawe_merge.models.compatibility import IncompatibleCheckpointError, check_metadata
+from dawe_merge.models.heads import adaptation_logits
+from dawe_merge.models.hypernetwork import expand_codings
+from dawe_merge.models.merged_forward import TaskVectorMerger
+
+MergeMode = Literal["task_wise", "layer_wise"]
+StoreDtype = Literal["float32", "bfloat16"]
+Selection = Literal["last", "best_validation"]
+
+
+class AdaptationDiverged(UserFacingError, FloatingPointError):
+    """Coefficients or loss became NaN/inf; nothing is saved from that step on."""
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(p) = −Σ_c p_c log p_c per row, computed stably from log-probabilities."""
+    log_p = logits.log_softmax(-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+class TestTimeAdaptation(MergedModelModule):
+    """Base of the adaptive merges; subclasses give `coefficients(batch, task, per_sample)`."""
+
+    loads_checkpoints = True
+
+    def __init__(
+        self,
+        modelpool: ModelPool,
+        mode: MergeMode = "task_wise",
+        lr: float = 1e-3,
+        backward_per_task: bool = False,
+        task_vector_dtype: StoreDtype = "float32",
+        selection: Selection = "last",
+        name: str | None = None,
+    ) -> None:
+        """
+        Args:
+            mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
+            lr: Adam learning rate.
+            backward_per_task: backpropagate each task's batch on its own and accumulate the gradients (the same
+                gradients): one merged model alive at a time instead of one per task, for large models and many tasks;
+                the task-vector stack is then read once per task instead of once per step.
+            task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own (also for a
+                float64 or float16 model); bfloat16 halves the memory that grows with the number of tasks, θ0 and
+                every merged weight staying in the model's precision.
+            selection: the adapted state `test`, `predict` and exports use: `last` (the last step's), or
+                `best_validation`: of the states monitored during `fit` on the validation splits (held out from the
+                training data) — step 0, the start (task arithmetic with init_lambda), then every val_check_interval —
+                the one with the highest average accuracy, the earlier on a tie: never below the start on that data.
+        """
+        super().__init__(modelpool, name=name)
+        self.backward_per_task = backward_per_task
+        if task_vector_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"task_vector_dtype must be 'float32' or 'bfloat16', got {task_vector_dtype!r}.")
+        self.task_vector_dtype = task_vector_dtype
+        self.automatic_optimization = not backward_per_task
+        if mode not in ("task_wise", "layer_wise"):
+            raise ConfigError(f"mode must be 'task_wise' or 'layer_wise', got {mode!r}.")
+        check_number("model.init_args.lr", lr, 0.0, inclusive=False)
+        self.mode = mode
+        self.lr = lr
+        if selection not in ("last", "best_validation"):
+            raise ConfigError(f"selection must be 'last' or 'best_validation', got {selection!r}.")
+        self.selection = selection
+        self.history: list[dict[str, float]] = []
+        self.best_validation: dict | None = None  # {"step", "average", "state"}: the best state monitored on validation data
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and (self.trainer.max_steps == 0 or self.trainer.max_epochs == 0):
+            raise ConfigError(
+                "trainer.max_steps is 0: adaptation would save its untrained start. Give max_steps >= 1, or evaluate "
+                "the start directly with `test` (it is task arithmetic with init_lambda)."
+            )
+        if stage == "fit" and self.selection == "best_validation":
+            self._check_selection_can_run()
+        super().setup(stage)
+
+    def _check_selection_can_run(self) -> None:
+        """best_validation compares monitored states on validation data, the start among them: all three must hold."""
+        trainer = self.trainer
+        if getattr(trainer.datamodule, "monitor_split", "val") != "val":
+            raise ConfigError(
+                "selection best_validation chooses by accuracy, which must not read test labels: set "
+                "--data.init_args.monitor_split val (the held-out training data), or --model.init_args.selection last."
+            )
+        if not trainer.limit_val_batches or trainer.val_check_interval is None:
+            raise ConfigError("selection best_validation needs monitoring: give trainer.limit_val_batches > 0 and a val_check_interval.")
+        if trainer.num_sanity_val_steps == 0:
+            raise ConfigError(
+                "selection best_validation keeps the start (step 0) among the candidates, which Lightning evaluates in its "
+                "sanity check: set --trainer.num_sanity_val_steps -1 (the method configs do)."
+            )
+
+    def build(self, pretrained: nn.Module) -> None:
+        stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, pretrained))
+        self.merger = TaskVectorMerger(pretrained, stacked, store_dtype=torch.bfloat16 if self.task_vector_dtype == "bfloat16" else None)
+        self.build_trainable()
+
+    def build_trainable(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def num_coefficients(self) -> int:
+        """K: outputs per input, T (task-wise) or T·L (layer-wise, row-major (task, tensor))."""
+        return len(self.task_names) * (self.merger.num_layers if self.mode == "layer_wise" else 1)
+
+    def expand(self, flat: torch.Tensor) -> torch.Tensor:
+        """(..., K) → (..., T, L)."""
+        return expand_codings(flat, len(self.task_names), self.merger.num_layers, self.mode == "layer_wise")
+
+    def coefficients(self, batch: dict, task: str, per_sample: bool) -> torch.Tensor:
+        """(T, L) shared by the batch, or (B, T, L) one set per sample."""
+        raise NotImplementedError
+
+    def embed(self, inputs: dict[str, torch.Tensor], task: str, batch: dict) -> torch.Tensor:
+        coefficients = self.coefficients(batch, task, per_sample=True)
+        if self.recheck_rows is not None:  # close calls again in fp32: their coefficients were recorded in bf16
+            if self.trainer.predicting and self._predicted_coefficients.dim() == 3:
+                self._predicted_coefficients = self._predicted_coefficients.to(torch.float32, copy=True)
+                self._predicted_coefficients[self.recheck_rows] = coefficients.detach().float()
+        elif self.trainer.testing:
+            self._record(task, coefficients.detach())
+        elif self.trainer.predicting:
+            self._predicted_coefficients = coefficients.detach()
+        return self.merger(inputs, coefficients)
+
+    def prediction_extras(self, count: int) -> list[dict]:
+        """Each input's coefficients: one per task (task-wise), or per task and merged tensor (layer-wise)."""
+        coefficients = self._predicted_coefficients
+        per_input = coefficients if coefficients.dim() == 3 else coefficients.expand(count, -1, -1)  # AdaMerging: shared
+        values = per_input[:, :, 0] if self.mode == "task_wise" else per_input
+        return [{"coefficients": values[k].double().round(decimals=6).tolist()} for k in range(count)]
+
+    def adapt(self, taskpool, **trainer_kwargs) -> TestTimeAdaptation:
+        """Test-time adaptation outside the CLI (`fit` on the TaskPool's unlabelled test inputs), e.g. before `export`.
+
+        `trainer_kwargs` go to `lightning.Trainer` (max_steps, accelerator, ...); the defaults keep a notebook quiet.
+        """
+        import lightning as L
+
+        defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "max_steps": 100,
+                    "limit_val_batches": 0, "use_distributed_sampler": False}  # fmt: skip
+        L.Trainer(**{**defaults, **trainer_kwargs}).fit(self, datamodule=taskpool)
+        return self
+
+    def _record(self, task: str, coefficients: torch.Tensor) -> None:
+        """Accumulate test-time coefficients per input task for the summary and plots.
+
+        Sums are kept in float64: after the cross-rank sum the summary then matches a single process's
+        to rounding of the last digits, whatever order the ranks' sums were added in.
+        """
+        per_sample = coefficients if coefficients.dim() == 3 else coefficients.unsqueeze(0)
+        total, count = self._coefficient_sums.get(task, (0.0, 0))
+        self._coefficient_sums[task] = (total + per_sample.double().sum(0).cpu(), count + per_sample.shape[0])
+
+    def on_test_epoch_start(self) -> None:
+        self._coefficient_sums: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self._sum_over_ranks()
+
+    def _sum_over_ranks(self) -> None:
+        """Every rank saw a shard of each task: add the shards' sums so rank 0 summarises the whole test set."""
+        if self.trainer.world_size == 1:
+            return
+        shape = (len(self.task_names), self.merger.num_layers)
+        totals = torch.stack([self._coefficient_sums.get(t, (torch.zeros(shape, dtype=torch.float64), 0))[0] for t in self.task_names])
+        counts = torch.tensor([self._coefficient_sums.get(t, (None, 0))[1] for t in self.task_names], dtype=torch.float64)
+        totals = self.trainer.strategy.reduce(totals.to(self.device), reduce_op="sum").cpu()
+        counts = self.trainer.strategy.reduce(counts.to(self.device), reduce_op="sum").cpu()
+        self._coefficient_sums = {t: (totals[i], int(counts[i])) for i, t in enumerate(self.task_names) if counts[i] > 0}
+
+    def coefficient_summary(self) -> dict | None:
+        """Mean (T, L) coefficients per input task: task-level heatmap rows and, layer-wise, per-tensor curves."""
+        sums = getattr(self, "_coefficient_sums", {})
+        if not sums:
+            return None
+        means = {t: total / count for t, (total, count) in sums.items()}
+        rows = [means[t].mean(-1).tolist() for t in self.task_names if t in means]
+        overall = torch.stack([means[t] for t in self.task_names if t in means]).mean(0)
+        return {
+            "tasks": list(self.task_names),
+            "by_input_task": rows,
+            "per_tensor": overall.tolist() if self.mode == "layer_wise" else None,
+            "tensor_names": list(self.merger.names) if self.mode == "layer_wise" else None,
+        }
+
+    # ---- adaptation -------------------------------------------------------------------------------
+    def step_coefficients(self, batch: dict[str, dict]) -> torch.Tensor:
+        """(K, T, L): the shared merge of each of this step's K task batches; (T, L) if all share one."""
+        return torch.stack([self.coefficients(b, task, per_sample=False) for task, b in batch.items()])
+
+    def training_step(self, batch: dict[str, dict], batch_idx: int) -> torch.Tensor:
+        batch = {task: b for task, b in batch.items() if b is not None}  # a shorter loader may be exhausted
+        if self.backward_per_task:
+            losses = self._backward_each_task(batch)
+        else:
+            inputs = [self.modelpool.prepare_inputs(b, self.device) for b in batch.values()]
+            embeddings = self.merger.forward_each(inputs, self.step_coefficients(batch))
+            losses = {task: self._entropy(task, e) for task, e in zip(batch, embeddings)}
+        loss = torch.stack(list(losses.values())).sum()
+        self._stop_if_diverged(loss)
+        self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})
+        self.log("train/entropy", loss, prog_bar=True)
+        return loss
+
+    def _entropy(self, task: str, embedding: torch.Tensor) -> torch.Tensor:
+        return softmax_entropy(adaptation_logits(self.heads[task], embedding)).mean()
+
+    def _backward_each_task(self, batch: dict[str, dict]) -> dict[str, torch.Tensor]:
+        """One forward and backward per task batch, gradients accumulated, then one optimiser step."""
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        losses = {}
+        for task, b in batch.items():
+            inputs = self.modelpool.prepare_inputs(b, self.device)
+            (embedding,) = self.merger.forward_each([inputs], self.step_coefficients({task: b}))
+            loss = self._entropy(task, embedding)
+            self._stop_if_diverged(loss)
+            self.manual_backward(loss)
+            losses[task] = loss.detach()
+        optimizer.step()
+        return losses
+
+    def _stop_if_diverged(self, loss: torch.Tensor | None = None) -> None:
+        """Raise on a non-finite loss or coefficient, before it reaches the optimiser or a checkpoint.
+
+        Checkpoints on disk then all hold finite values: the error names the last good one.
+        """
+        bad = [] if loss is None or torch.isfinite(loss) else [f"loss {loss.item()}"]
+        bad += [n for n, p in self.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+        if not bad:
+            return
+        last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
+        kept = (
+            f"The last good checkpoint is {last}: resume from it with a lower lr (fit ... --ckpt_path {last})."
+            if last and Path(last).exists()
+            else "No checkpoint was saved yet: lower the learning rate and start again."
+        )
+        raise AdaptationDiverged(f"Adaptation diverged at step {self.global_step} (non-finite: {', '.join(bad[:3])}); stopped. {kept}")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+    # ---- evaluation during adaptation (monitoring only: labels never reach the loss) -----------------
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.test_step(batch, batch_idx, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        report = self.validation_report = self.collect_report()
+        if self.trainer.state.fn != "fit":  # `validate`: a report on the validation splits, no curve
+            self.log("val/avg/acc", report["average"]["accuracy"], prog_bar=True)
+            return
+        row = {"step": float(self.global_step), **{t: report[t]["accuracy"] for t in self.task_names}}
+        row["average"] = report["average"]["accuracy"]
+        self.history = [r for r in self.history if r["step"] != row["step"]] + [row]  # a resume re-checks its start step
+        if getattr(self.trainer.datamodule, "monitor_split", None) == "val":
+            best = self.best_validation
+            if best is None or row["average"] > best["average"]:
+                state = {k: v.detach().clone().cpu() for k, v in self.saved_state().items()}
+                self.best_validation = {"step": int(self.global_step), "average": row["average"], "state": state}
+        self.log_dict({f"val/{k}/acc": v for k, v in row.items() if k != "step"}, prog_bar=False)
+        self.log("val/avg/acc", row["average"], prog_bar=True)
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def checkpoint_metadata(self) -> dict:
+        return {
+            **super().checkpoint_metadata(),
+            "mode": self.mode,
+            "merged_tensors": list(self.merger.names) if self.mode == "layer_wise" else None,
+            "num_coefficients": self.num_coefficients,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._stop_if_diverged()  # never write a checkpoint with NaN/inf coefficients
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["adaptation_history"] = list(self.history)  # a resumed run keeps the whole curve
+        if self.best_validation is not None:
+            checkpoint["best_validation"] = self.best_validation
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("merge_metadata")
+        if saved is None:
+            raise IncompatibleCheckpointError("Checkpoint has no merge metadata: it was not written by this project's adaptation.")
+        check_metadata(saved, self.checkpoint_metadata())
+        super().on_load_checkpoint(checkpoint)
+        self.history = list(checkpoint.get("adaptation_history", []))
+        self.best_validation = checkpoint.get("best_validation")
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        if self.selection == "best_validation" and not fitting:  # evaluate the selected state, not the last
+            if self.best_validation is None:
+                raise IncompatibleCheckpointError(
+                    "selection best_validation: this checkpoint holds no state selected on validation data (it was adapted "
+                    "with monitor_split test, or without monitoring). Use --model.init_args.selection last, or adapt again."
+                )
+            checkpoint["state_dict"] = {**checkpoint["state_dict"], **self.best_validation["state"]}
+            self._announce_selection()
+
+    def on_fit_end(self) -> None:
+        """With best_validation, the module leaves `fit` holding the selected state (for an export or `merge` right after)."""
+        super().on_fit_end()
+        if self.selection == "best_validation" and self.best_validation is not None:
+            self.load_state_dict(self.best_validation["state"], strict=False)
+            self._announce_selection()
+
+    def _announce_selection(self) -> None:
+        best, start = self.best_validation, next((r for r in self.history if r["step"] == 0), None)
+        versus = "" if start is None else f"; the start (step 0): {100 * start['average']:.2f}"
+        print(f"selection: the state of step {best['step']} (validation average {100 * best['average']:.2f}{versus})")

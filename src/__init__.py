@@ -1,1 +1,0 @@
-"""Train-and-merge template: fine-tune task experts, merge them, evaluate on a TaskPool."""

@@ -1,7 +1,0 @@
-"""The sequence-classification family: `AutoModelForSequenceClassification` experts with their own heads (GPT-2 on GLUE,
-BERT/RoBERTa classifiers), on text classification tasks (single texts or sentence pairs)."""
-from src.families.seqcls.heads import BodyOutputs, ExpertHead, SequenceClassifierBody
-from src.families.seqcls.modelpool import SeqClsModelPool
-from src.families.text import TextTask, TextTaskPool
-
-__all__ = ["BodyOutputs", "ExpertHead", "SeqClsModelPool", "SequenceClassifierBody", "TextTask", "TextTaskPool"]

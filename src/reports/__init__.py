@@ -1,4 +1,0 @@
-"""Report files (JSON, CSV, markdown) and plots under results/."""
-from src.reports.writer import write_report
-
-__all__ = ["write_report"]
