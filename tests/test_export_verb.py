@@ -64,6 +64,14 @@ def test_export_writes_a_static_merge_without_evaluating_and_its_recipe_makes_it
     assert _weights(again) == _weights(first) and set(_weights(first)) >= {"model.safetensors", "heads.safetensors", "config.json"}
     assert _without_times(json.loads((again / "merge_info.json").read_text())) == _without_times(info)
 
+    from dawe_merge.errors import UserFacingError
+
+    renamed = tmp_path / "renamed.yaml"  # a recipe naming a class renamed since: one line naming the key
+    renamed.write_text((first / "recipe.yaml").read_text().replace("dawe_merge.methods.TaskArithmetic", "dawe_merge.methods.RenamedArithmetic"))
+    with pytest.raises(UserFacingError, match=r"^model.class_path: 'dawe_merge.methods.RenamedArithmetic' does not exist"):
+        run_cli(["export", "--config", str(renamed), "--export_dir", str(tmp_path / "never")])
+    assert not (tmp_path / "never").exists()
+
 
 def test_export_of_dawe_from_its_checkpoint_and_from_a_fit_recipe_is_bit_identical(tiny_pool, data_config, tmp_path, monkeypatch):
     from dawe_merge.errors import UserFacingError
@@ -115,8 +123,24 @@ def test_the_cards_snippet_reproduces_predict_on_inputs_longer_than_the_tokens_k
     run_cli(_args("export", "task_arithmetic", data_config, tiny_pool, tmp_path, *short, "--export_dir", str(tmp_path / "merged")))
     snippet = re.search(r"## Load it\n\n```python\n(.*?)```", (tmp_path / "merged/README.md").read_text(), re.S).group(1)
     assert "max_length=8" in snippet
+    from transformers import AutoTokenizer
+
+    saved = AutoTokenizer.from_pretrained(tmp_path / "merged")  # the tokens kept, where transformers reads them
+    assert saved.model_max_length == 8 and len(saved(long_text, truncation=True)["input_ids"]) == 8
     for row in rows:
         code = snippet.replace('"<task>"', repr(row["task"])).replace('["a text"]', repr([row["text"]]))
         scope: dict = {}
         exec(code, scope)  # the card's own code, as a user would paste it
         torch.testing.assert_close(scope["logits"].softmax(-1)[0], torch.tensor(row["probabilities"]), atol=2e-6, rtol=0)
+
+
+def test_export_with_best_validation_selection_writes_the_state_test_evaluates(tiny_pool, data_config, tmp_path):
+    monitored = ["--model.init_args.lr", "5e-2", "--trainer.max_steps", "3", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1"]
+    run_cli(_args("fit", "adamerging_task_wise", data_config, tiny_pool, tmp_path, *monitored))
+    chosen = ["--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt"), "--model.init_args.selection", "best_validation"]
+    cli = run_cli(_args("test", "adamerging_task_wise", data_config, tiny_pool, tmp_path, *chosen, "--export_dir", str(tmp_path / "tested")))
+    run_cli(_args("export", "adamerging_task_wise", data_config, tiny_pool, tmp_path, *chosen, "--export_dir", str(tmp_path / "exported")))
+    assert _weights(tmp_path / "exported") == _weights(tmp_path / "tested")
+    best = cli.model.best_validation
+    learned = json.loads((tmp_path / "exported/merge_info.json").read_text())["coefficients"]
+    assert learned["values"] == [[round(float(v), 6)] for v in best["state"]["lambdas"]], "the selected state's λ, not the last"

@@ -162,7 +162,7 @@ def export_info(method, module: nn.Module, command: str | None) -> dict:
         "parameters": parameters["init_args"],
         "pretrained": pool.pretrained,
         "pretrained_digest": tensors_digest(parameter_state_dict(theta0 if theta0 is not None else pool.pretrained_model())),
-        "tasks": [{"name": t, "classes": list(method.task_infos[t].classes) if t in method.task_infos else None} for t in method.task_names],
+        "tasks": [_task_entry(t, method.task_infos.get(t)) for t in method.task_names],
         "heads": {t: {"type": type(h).__name__, **{k: getattr(h, k) for k in ("logit_scale", "entropy_over") if hasattr(h, k)}}
                   for t, h in method.heads.items()},  # fmt: skip
         "coefficients": method.learned(),
@@ -176,6 +176,16 @@ def export_info(method, module: nn.Module, command: str | None) -> dict:
     if isinstance(module, DAWEModel):
         info["feature_extractor"] = module.feature_extractor.name
     return info
+
+
+def _task_entry(name: str, info) -> dict:
+    """A task as its head was built: classes (in label order), the templates that embedded them (CLIP), the metric."""
+    if info is None:
+        return {"name": name, "classes": None}
+    entry = {"name": name, "classes": list(info.classes), "metric": info.metric}
+    if info.templates:
+        entry["templates"] = list(info.templates)
+    return entry
 
 
 def _expert_files(pool, task: str) -> dict:

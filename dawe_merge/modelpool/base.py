@@ -71,6 +71,17 @@ class ModelPool(RecordsInit):
         """How inputs are prepared before the model (e.g. tokens kept): recorded in exports and filled into `load_snippet`."""
         return {}
 
+    def save_tokenizer(self, tokenizer, out: Path) -> None:
+        """The tokenizer with the tokens this pool keeps as its `model_max_length`, where transformers reads it:
+        `tokenizer(text, truncation=True)` on the saved folder then truncates as the run did."""
+        tokenizer.save_pretrained(out)
+        max_length = self.preprocessing().get("max_length")
+        config_path = Path(out) / "tokenizer_config.json"
+        if max_length is not None and config_path.is_file():
+            config = json.loads(config_path.read_text())
+            config["model_max_length"] = max_length
+            config_path.write_text(json.dumps(config, indent=2) + "\n")
+
     def __init__(self, pretrained: str, experts_dir: str | None = None, experts: dict[str, str] | None = None) -> None:
         self.pretrained = pretrained
         # jsonargparse hands `--…modelpool.init_args.experts_dir null` to a nested class as the string 'None'

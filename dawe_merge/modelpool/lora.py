@@ -12,6 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from dawe_merge.errors import ConfigError, require
+from dawe_merge.library_versions import check_library_pairs
 from dawe_merge.merging.low_rank import LowRankDelta, TaskVector
 from dawe_merge.merging.state_dict import IncompatibleExpertError
 from dawe_merge.paths import is_adapter
@@ -48,6 +49,7 @@ def wrap_for_training(model: nn.Module, settings: LoraSettings) -> nn.Module:
 def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     """`model` (modified in place) with the adapter saved in `folder`, frozen; an adapter made for another model is named first."""
     peft = require("peft", "peft", "LoRA experts")
+    check_library_pairs("loading LoRA experts", ("peft", "transformers"))
     check_adapter_fits(model, Path(folder))
     return peft.PeftModel.from_pretrained(model, str(folder), is_trainable=False)
 

@@ -96,7 +96,7 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
     def save_model(self, model: FirstStepLM, out: Path) -> None:
         """The `AutoModelForSeq2SeqLM` weights (LoRA experts arrive merged into them) plus the tokenizer."""
         model.model.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
+        self.save_tokenizer(self.tokenizer, out)
 
     # ---- inputs and heads -----------------------------------------------------------------------
     def prepare_inputs(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:

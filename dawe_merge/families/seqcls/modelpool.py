@@ -126,7 +126,7 @@ class SeqClsModelPool(ModelPool):
     def save_model(self, model: SequenceClassifierBody, out: Path) -> None:
         """The merged base model (AutoModel format) and the tokenizer; the export adds every task's head beside it."""
         model.base.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
+        self.save_tokenizer(self.tokenizer, out)
 
     # ---- inputs ---------------------------------------------------------------------------------
     def prepare_inputs(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:

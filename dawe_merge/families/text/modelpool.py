@@ -82,7 +82,7 @@ class TextModelPool(PeftExperts, ModelPool):
     def save_model(self, model: SentenceEncoder, out: Path) -> None:
         """The encoder as `AutoModel` weights plus the tokenizer; pooling (mean, then L2) has no weights."""
         model.backbone.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
+        self.save_tokenizer(self.tokenizer, out)
 
     # ---- inputs and heads -----------------------------------------------------------------------
     @cached_property
