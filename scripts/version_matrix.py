@@ -127,7 +127,8 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         results.append(result)
     torch_note = (f"torch is `{torch_pin}` in every row: this machine's indexes hold a CPU build of that version only (any other torch "
-                  f"from PyPI pulls the CUDA packages), so torch's lower bound ({bounds.get('torch')}) is declared, not tested here.")  # fmt: skip
+                  f"from PyPI pulls the CUDA packages). torch's lower bound ({bounds.get('torch')}) is the torch of the GPU machine "
+                  "`make gpu-check` ran on (results/gpu/), not a row here.")  # fmt: skip
     text = page(results, torch_note)
     print(text)
     if not args.no_page:
