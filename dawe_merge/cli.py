@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 # Frozen models sit in eval mode on purpose (merged backbones, feature extractors): Lightning's
@@ -33,6 +34,8 @@ from dawe_merge.legacy_names import current_class_paths  # noqa: E402  (after th
 from dawe_merge.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
 from dawe_merge.methods.dawe import DAWE_NEEDS_FEATURES  # noqa: E402  (after the warning filters)
 from dawe_merge.models.features import FeatureExtractor  # noqa: E402  (after the warning filters)
+from dawe_merge.progress import StepProgressBar  # noqa: E402  (after the warning filters)
+from dawe_merge.quiet import asked_verbose, quiet_libraries  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.predictions import in_input_order  # noqa: E402  (after the warning filters)
@@ -71,10 +74,13 @@ class MergeCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """Lightning's four, and `export`: the merged model written without an evaluation (MergeTrainer.export)."""
-        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+        lightning = LightningCLI.subcommands()
+        # `verbose` is the project's option for every subcommand (below); test and validate pass it on to Lightning
+        return {**lightning, "test": {*lightning["test"], "verbose"}, "validate": {*lightning["validate"], "verbose"}, "export": {"model", "datamodule"}}
 
     def __init__(self, *args, **kwargs) -> None:
         given = kwargs.get("args")
+        quiet_libraries(asked_verbose(sys.argv[1:] if given is None else [str(a) for a in given]))
         program = "merge-cli" if Path(sys.argv[0]).name == "merge-cli" else "python main.py"
         self.command = f"{program} " + shlex.join(sys.argv[1:] if given is None else [str(a) for a in given])
         try:
@@ -89,6 +95,9 @@ class MergeCLI(LightningCLI):
         """
         if config.get("default_root_dir") is None and isinstance(self.datamodule, TaskPool):
             config = {**config, "default_root_dir": str(Path("runs") / self.datamodule.benchmark / self.model.report_name)}
+        given = [*callbacks, *(config.get("callbacks") or [])]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
+            callbacks = [*callbacks, StepProgressBar()]  # steps k/N, not Lightning's epochs of an endless stream
         return super()._instantiate_trainer(config, callbacks)
 
     def before_instantiate_classes(self) -> None:
@@ -123,6 +132,11 @@ class MergeCLI(LightningCLI):
                  "config names no feature_extractor. Benchmark configs name their default; an overlay in configs/features/ swaps it.",
         )  # fmt: skip
         parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
+        parser.add_argument(
+            "--verbose", type=bool, default=False,
+            help="Also print Lightning's device lines, tips and metric tables, and the weight-loading bars (by default a run prints "
+                 "its own lines and one results table).",
+        )  # fmt: skip
         parser.add_argument(
             "--export_dir", type=Optional[str], default=None,
             help="Write the merged model here (`export`, or at the end of `test` and an adaptive method's `fit`): a "
@@ -179,6 +193,14 @@ class MergeCLI(LightningCLI):
         self._name_the_start()
         self._check_inputs()
         self._test_started = time.perf_counter()  # the report records how long `test` took: setup, merges, evaluation
+
+    def test(self, **kwargs) -> None:
+        """Lightning's `test`, its metric tables printed only with --verbose (the run prints the project's own table)."""
+        self.trainer.test(**kwargs, verbose=bool(self.config[self.subcommand].get("verbose")))
+
+    def validate(self, **kwargs) -> None:
+        """Lightning's `validate`, its metric tables printed only with --verbose."""
+        self.trainer.validate(**kwargs, verbose=bool(self.config[self.subcommand].get("verbose")))
 
     def before_validate(self) -> None:
         self._name_the_start()
@@ -284,8 +306,7 @@ class MergeCLI(LightningCLI):
                 f"The evaluation finished, but its report could not be written to '{self._results_folder()}' ({err.strerror or err}); "
                 "the report is printed above. Free space or choose another --results_dir, and run `test` again."
             ) from err
-        print(f"\nReport written to {out}\n")
-        print((out.parent / "README.md").read_text())
+        print(f"\n{(out / 'report.md').read_text()}\nReport written to {out}; the comparison table of every method: {out.parent / 'README.md'}")
         self._save_or_warn("coefficients", lambda: write_coefficients(self.model, out))
         self._save_or_warn("test_config.yaml", lambda: self._write_config(out))
         self._save_or_warn("the export", self._export)

@@ -34,15 +34,15 @@ class DAWE(TestTimeAdaptation):
         modelpool: ModelPool,
         feature_extractor: FeatureExtractor | None = None,
         mode: MergeMode = "task_wise",
-        hidden_layers: int = 1,
+        hidden_layers: int = 0,
         init_lambda: float = 0.3,
-        lr: float = 1e-5,
+        lr: float = 1e-4,
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
-        standardize_features: bool = False,
+        standardize_features: bool = True,
         name: str | None = None,
     ) -> None:
         """
@@ -51,20 +51,22 @@ class DAWE(TestTimeAdaptation):
                 view: a SentenceTransformer on texts, a ResNet on images). From the command line: the benchmark
                 config's `features` unless given here.
             mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
-            lr: Adam learning rate of the adaptation.
+            lr: Adam learning rate of the adaptation (reference: 1e-5; the default is the method configs' choice).
             backward_per_task: backpropagate each task's batch on its own, gradients accumulated (the same gradients, one
                 merged model alive at a time: for large models and many tasks).
             task_vector_dtype: precision of the stored dense task vectors: float32 keeps the model's own; bfloat16 halves
                 the memory that grows with the number of tasks.
             selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
                 monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
-            hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1).
+            hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1; the default is what the method
+                configs chose on validation data).
             init_lambda: bias of the hypernetwork's last layer, whose weight starts at 0 (step 0 = task arithmetic).
             per_sample_eval: evaluate with each sample's own coefficients (exact DAWE); False uses the batch mean.
             hypernetwork_init: start from (or, with `test`, evaluate) a hypernetwork adapted elsewhere, e.g. with
                 another primary model: a `trainable.pt` export or a hypernetwork pickled by the original DAWE code.
             standardize_features: standardise each feature coordinate with the mean and std over every adaptation
-                input before the hypernetwork (not in the reference); the statistics are saved with the hypernetwork.
+                input before the hypernetwork (not in the reference, which `false` reproduces); the statistics are saved with
+                the hypernetwork.
         """
         super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection, name=name or f"dawe_{mode}")
         check_number("model.init_args.hidden_layers", hidden_layers, 0)
@@ -93,7 +95,8 @@ class DAWE(TestTimeAdaptation):
         one exactly, and every DDP rank sees the same feature for the same example.
         """
         for task, loader in self.taskpool.feature_loaders().items():
-            for batch in tqdm(loader, desc=f"features {task}", leave=False, disable=not self.trainer.is_global_zero):
+            shown = self.trainer.is_global_zero and self.trainer.progress_bar_callback is not None and self.trainer.progress_bar_callback.is_enabled
+            for batch in tqdm(loader, desc=f"features {task}", leave=False, disable=not shown):
                 self.features(batch, task)
         # from the same cached features on every rank and on resume: the same statistics each time
         if self.standardize_features and not self.hypernetwork.standardizer_fitted:

@@ -1,0 +1,36 @@
+"""A method built in Python with its class defaults is the method its config runs: a README example, a notebook and
+`main.py` give the same numbers. One class serves two configs (task- and layer-wise): `mode` and the settings listed
+in PER_MODE are what a mode's config sets on top of the defaults."""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+CONFIGS = sorted(p for p in (ROOT / "configs/methods").glob("*.yaml") if p.stem != "expert")
+# (config, key): set by that mode's config on purpose, documented in the config beside the value
+PER_MODE = {("adamerging_layer_wise", "lr")}
+BUILT_ELSEWHERE = {"modelpool", "feature_extractor"}  # the benchmark config gives them
+
+
+def _class(class_path: str):
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_setting_of_a_method_config_is_its_class_default(config):
+    import dawe_merge.methods  # noqa: F401
+
+    model = yaml.safe_load(config.read_text())["model"]
+    defaults = inspect.signature(_class(model["class_path"]).__init__).parameters
+    differing = {
+        key: (value, defaults[key].default)
+        for key, value in (model.get("init_args") or {}).items()
+        if key not in BUILT_ELSEWHERE | {"mode"} and (config.stem, key) not in PER_MODE and defaults[key].default != value
+    }
+    assert not differing, f"{config.name} sets (config, class default): {differing}; make the class default the config's value"
