@@ -67,7 +67,7 @@ class _NumpyOnly(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refused global {module}.{name}")
         if name == "_reconstruct":
-            return np.core.multiarray._reconstruct if hasattr(np, "core") else np._core.multiarray._reconstruct
+            return np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct  # numpy 2 renamed core
         return getattr(np, name)
 
 
