@@ -299,7 +299,8 @@ class MergeCLI(LightningCLI):
         config = self.config[self.subcommand]
         try:
             out = write_report(report, results_dir=config.results_dir, benchmark=self.datamodule.benchmark, method=self.model.report_name,
-                               command=self.command, seed=config.seed_everything, seconds=time.perf_counter() - self._test_started)  # fmt: skip
+                               command=self.command, seed=config.seed_everything, seconds=time.perf_counter() - self._test_started,
+                               selection=getattr(self.model, "selection_record", lambda: None)())  # fmt: skip
         except OSError as err:
             print(json.dumps(report, indent=1), file=sys.stdout)
             raise ResultsNotWritableError(

@@ -12,3 +12,5 @@ resume=()
 if [[ -f $run/checkpoints/last.ckpt ]]; then resume=(--ckpt_path "$run/checkpoints/last.ckpt"); fi
 "$py" main.py fit "${before[@]}" --config configs/methods/expert.yaml --model.init_args.task "$task" "${after[@]}" \
   --trainer.default_root_dir "$run" "${resume[@]}"
+# the expert is saved where the benchmark reads it: the run's checkpoints only served a resume of this fine-tuning
+rm -rf "$run/checkpoints"

@@ -37,6 +37,7 @@ def test_best_validation_evaluates_the_best_monitored_state_never_below_the_star
 
     run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path, *select, "--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt"))])
     selected = _report(tmp_path, method)
+    assert selected["selection"] == {"rule": "best_validation", "step": int(best["step"]), "validation_average": best["average"]}
     # the same state reached another way: task arithmetic for the start, else the checkpoint written at that step
     if best["step"] == 0:
         run_cli(["test", *_args("task_arithmetic", data_config, tiny_pool, tmp_path)])

@@ -322,6 +322,13 @@ class TestTimeAdaptation(MergedModelModule):
             self.load_state_dict(self.best_validation["state"], strict=False)
             self._announce_selection()
 
+    def selection_record(self) -> dict | None:
+        """For the report: the step whose state was evaluated, when `best_validation` chose it."""
+        if self.selection != "best_validation" or self.best_validation is None:
+            return None
+        best = self.best_validation
+        return {"rule": "best_validation", "step": int(best["step"]), "validation_average": float(best["average"])}
+
     def _announce_selection(self) -> None:
         best, start = self.best_validation, next((r for r in self.history if r["step"] == 0), None)
         versus = "" if start is None else f"; the start (step 0): {100 * start['average']:.2f}"

@@ -21,7 +21,7 @@ def write_adaptation(model, results: Path, run_dir: Path) -> None:
         rows = io.StringIO()
         writer = csv.DictWriter(rows, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({k: row[k] for k in columns} for row in history)
+        writer.writerows({k: int(row[k]) if k == "step" else row[k] for k in columns} for row in history)  # steps are counts
         write_text_atomic(results / "adaptation.csv", rows.getvalue())
         split = getattr(getattr(model.trainer, "datamodule", None), "monitor_split", "val")
         best = model.best_validation if model.selection == "best_validation" else None
