@@ -14,8 +14,9 @@ export TOKENIZERS_PARALLELISM := false
 DATA := configs/benchmarks/text_minilm.yaml
 TASKS := newsgroups reuters_r8 rotten_tomatoes election_tweets
 EXPERTS_DIR := experts/text_minilm
-STATIC := individual pretrained simple_average task_arithmetic ties
-ADAPTIVE := adamerging_task_wise adamerging_layer_wise dawe_task_wise dawe_layer_wise
+# every method, from its config (dawe_merge/methods/registry.py): a new method config joins every target below
+STATIC = $(shell $(PY) -m dawe_merge.methods.registry static)
+ADAPTIVE = $(shell $(PY) -m dawe_merge.methods.registry adaptive)
 
 LORA_DATA := configs/benchmarks/text_minilm_lora.yaml
 LORA_EXPERTS_DIR := experts/text_minilm_lora
@@ -68,7 +69,7 @@ all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAP
 setup: $(VENV)/.installed
 
 help:
-	@echo "make main        the offline text benchmark: venv, experts, all nine methods, the table (no root needed)"
+	@echo "make main        the offline text benchmark: venv, experts, every method, the table (no root needed)"
 	@echo "make test        ruff and the whole test suite (what CI runs; installs Debian's Fashion-MNIST, as root)"
 	@echo "make test-fast   the same without the tests marked slow"
 	@echo "make version-matrix   the dependency ranges at their lower bounds and newest, in throwaway venvs (docs/versions.md)"

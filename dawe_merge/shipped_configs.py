@@ -7,10 +7,18 @@ writes where it is started, never into the installed package.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CONFIGS = Path(__file__).parent / "configs"
 CONFIG_FLAGS = ("--config", "-c", "--trainer", "--model", "--data")  # the flags that take a YAML file
+# folders of method configs from outside the package (separated like PATH): their methods join the registry
+# (dawe_merge/methods/registry.py) and `--config methods/<name>.yaml` finds them as it finds the shipped ones
+EXTRA_METHODS_VARIABLE = "DAWE_MERGE_METHOD_CONFIGS"
+
+
+def extra_method_folders() -> list[Path]:
+    return [Path(p) for p in os.environ.get(EXTRA_METHODS_VARIABLE, "").split(os.pathsep) if p]
 
 
 def shipped_config(value: str) -> Path | None:
@@ -19,8 +27,12 @@ def shipped_config(value: str) -> Path | None:
     if path.is_absolute() or path.is_file() or path.suffix not in (".yaml", ".yml"):
         return None
     parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
-    candidate = CONFIGS.joinpath(*parts) if parts else None
-    return candidate if candidate is not None and candidate.is_file() else None
+    if not parts:
+        return None
+    candidates = [CONFIGS.joinpath(*parts)]
+    if parts[0] == "methods" and len(parts) > 1:
+        candidates += [folder.joinpath(*parts[1:]) for folder in extra_method_folders()]
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def with_shipped_configs(argv: list[str]) -> list[str]:

@@ -6,8 +6,8 @@
 On tiny stand-ins built on the fly in a temporary Hugging Face cache (tests/hub_cache.py: the committed old-format
 checkpoints under the paper configs' hub ids, hub-layout datasets), for a dense family (the CLIP ViT-B/32 config)
 and a LoRA family (the Flan-T5-base config):
-  1. every method — pretrained, individual, simple average, task arithmetic, TIES, AdaMerging and DAWE task- and
-     layer-wise — `fit` (adaptive ones, 2 steps) then `test`, once on the device and once on the CPU;
+  1. every method of dawe_merge/methods/registry.py — `fit` (adaptive ones, 2 steps) then `test`, once on the
+     device and once on the CPU;
   2. the reports must agree: accuracies equal, losses within 1e-4 + 1e-3·|loss| (float32 kernels differ by device);
   3. each adaptive method's checkpoint written on the device is tested on the CPU, and the CPU's on the device,
      with the same agreement; each DAWE run's exported folder (`test --export_dir`), loaded with `load_dawe` on
@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from benchmarks.gpu_table import markdown  # noqa: E402
+from dawe_merge.methods.registry import method_names  # noqa: E402
 from tests.hub_cache import fill_user_hub, hub_environment  # noqa: E402
 
 LOAD_FAILURES: list[str] = []  # DAWE folders exported by `test --export_dir` whose load_dawe accuracies differ from the report
@@ -48,8 +49,8 @@ FAMILIES = {
     "dense": "configs/benchmarks/clip_vit_b32.yaml",
     "lora": "configs/benchmarks/flan_t5_base.yaml",
 }
-STATIC = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
-ADAPTIVE = ["adamerging_task_wise", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise"]
+STATIC = method_names(adaptive=False)  # every method config (dawe_merge/methods/registry.py)
+ADAPTIVE = method_names(adaptive=True)
 # the GPU-speed rows (benchmarks/README.md): dense ViT-B/32 task-wise at batch 16 and 64 and layer-wise at 16, LoRA T5-base
 # task-wise and MiniLM layer-wise, dense MiniLM task-wise; each eager and from CUDA graphs, fp32 and bf16 (the raw bf16
 # forward: `test`'s fp32 second look at close calls is timed by `make precision`); DAWE's whole test step where the

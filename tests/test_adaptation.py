@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from dawe_merge.methods.adaptive import IncompatibleCheckpointError
+from dawe_merge.methods.registry import method_names
 from tests.conftest import MINILM_FEATURES, ROOT, TASKS, TEXT_POOL, pool_overrides, quiet_trainer, run_cli
 
 FIT_STEPS = ["--trainer.max_steps", "3", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1"]
@@ -27,7 +28,7 @@ def test_dawe_at_init_predicts_task_arithmetic(tiny_pool, data_config, tmp_path)
         assert dawe[task]["loss"] == pytest.approx(ta[task]["loss"], abs=1e-5)
 
 
-@pytest.mark.parametrize("method", ["adamerging_task_wise", "adamerging_layer_wise", "dawe_task_wise", "dawe_layer_wise"])
+@pytest.mark.parametrize("method", method_names(adaptive=True))
 def test_adapt_then_test_from_checkpoint(method, tiny_pool, data_config, tmp_path):
     args = ["--config", str(data_config), "--config", str(ROOT / f"configs/methods/{method}.yaml")] + pool_overrides(tiny_pool) + quiet_trainer(tmp_path)
     cli = run_cli(["fit"] + args + FIT_STEPS)

@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from dawe_merge.methods.registry import methods
 from tests.conftest import ROOT, make_tiny_bert
 from tests.test_paper_configs import cache_model
 from tests.test_seq2seq_family import make_tiny_t5
@@ -78,8 +79,8 @@ from dawe_merge.cli import cli_main
 glue, reference = sys.argv[1], sys.argv[2]
 quiet = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
 dawe = ["configs/schedules/dawe_reference.yaml"]
-methods = [(m, []) for m in ("pretrained", "individual", "simple_average", "task_arithmetic", "ties", "adamerging_task_wise", "adamerging_layer_wise")]
-methods += [(m, dawe) for m in ("dawe_task_wise", "dawe_layer_wise")]
+from dawe_merge.methods.registry import methods as registered
+methods = [(e.name, dawe if e.class_path.endswith(".DAWE") else []) for e in registered()]  # DAWE with the reference schedule
 
 
 def configured(bench, method, overlays, extra=()):
@@ -130,7 +131,7 @@ def test_every_flan_t5_config_instantiates_evaluates_and_loads_the_reference_hyp
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.split("RESULT ", 1)[1])
     runs = [r for r in rows if "method" in r]
-    assert len(runs) == 2 * 9
+    assert len(runs) == 2 * len(methods())  # every method of the registry, both sizes
     for row in runs:
         size = row["bench"]
         assert row["pretrained"] == f"google/flan-t5-{size}" and row["tasks"] == GLUE_TASKS and row["evaluate_by"] == "generation"

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from dawe_merge.errors import UserFacingError
+from dawe_merge.methods.registry import methods
 from dawe_merge.models.hypernetwork import Hypernetwork
 from dawe_merge.models.hypernetwork_io import load_into
 from tests.conftest import ROOT
@@ -64,15 +65,16 @@ import json, sys
 import dawe_merge.families.vision, dawe_merge.methods
 from dawe_merge.cli import cli_main
 out = []
-methods = [("pretrained", []), ("individual", []), ("simple_average", []), ("task_arithmetic", []), ("ties", []),
-           ("adamerging_task_wise", []), ("adamerging_layer_wise", [])]
-methods += [(m, overlays) for m in ("dawe_task_wise", "dawe_layer_wise") for overlays in ([], ["configs/features/resnet50.yaml"])]
+from dawe_merge.methods.registry import methods as registered
+dawe = [e.name for e in registered() if e.class_path.endswith(".DAWE")]  # DAWE also with the paper's ResNet-50 features
+methods = [(e.name, []) for e in registered() if e.name not in dawe]
+methods += [(m, overlays) for m in dawe for overlays in ([], ["configs/features/resnet50.yaml"])]
 for bench in ("vit_b32", "vit_l14"):
     for method, overlays in methods:
         args = ["--config", f"configs/benchmarks/clip_{bench}.yaml", "--config", f"configs/methods/{method}.yaml"]
         for o in overlays:
             args += ["--config", o]
-        if method.startswith("dawe"):
+        if method in dawe:
             args += ["--config", "configs/schedules/dawe_reference.yaml"]
         cli = cli_main(args, run=False)
         pool = cli.model.modelpool
@@ -92,7 +94,8 @@ def test_every_clip_paper_config_instantiates_and_loads_through_the_hub_cache(cl
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.split("RESULT ", 1)[1])
     runs = [r for r in rows if "method" in r]
-    assert len(runs) == 2 * 11
+    dawe_configs = [e for e in methods() if e.class_path.endswith(".DAWE")]
+    assert len(runs) == 2 * (len(methods()) + len(dawe_configs))  # every method; DAWE also with ResNet-50 features
     for row in runs:
         size = "clip-vit-base-patch32" if row["bench"] == "vit_b32" else "clip-vit-large-patch14"
         assert row["pretrained"] == f"openai/{size}" and row["tasks"] == CLIP_TASKS

@@ -40,6 +40,7 @@ class TestTimeAdaptation(MergedModelModule):
     """Base of the adaptive merges; subclasses give `coefficients(batch, task, per_sample)`."""
 
     loads_checkpoints = True
+    role = "adaptive"
 
     def __init__(
         self,

@@ -29,6 +29,9 @@ class MergedModelModule(RecordsInit, L.LightningModule):
     """Shared machinery; `method_name` names the results folder unless `name` overrides it."""
 
     method_name = "model"
+    # where the method sits (dawe_merge/methods/registry.py): reference (not a merge: what merges are measured against),
+    # static (merged from the weights alone, `test` only), adaptive (`fit` adapts it first); anything else is no merge
+    role = "static"
     expert_task: str | None = None  # the task `fit` fine-tunes an expert on; None: fit adapts on every task
     loads_checkpoints = False  # whether `--ckpt_path` means anything (a trainable part to restore)
     # under bf16/fp16 autocast, evaluation decides again in fp32 every input whose top two class logits are

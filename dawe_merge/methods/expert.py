@@ -22,6 +22,7 @@ class ExpertFineTuning(MergedModelModule):
     loads_checkpoints = True
 
     method_name = "expert"
+    role = "expert"  # fine-tunes an expert; not a merging method
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ class Pretrained(MergedModelModule):
     """θ_0 with each task's frozen head: the floor every merge should beat."""
 
     method_name = "pretrained"
+    role = "reference"
 
     def build(self, pretrained: nn.Module) -> None:
         self.encoder = pretrained.eval().requires_grad_(False)
@@ -30,6 +31,7 @@ class Individual(MergedModelModule):
     """Each expert on its own task: the ceiling merges are normalised by."""
 
     method_name = "individual"
+    role = "reference"
 
     def build(self, pretrained: nn.Module) -> None:
         reference = parameter_state_dict(pretrained)

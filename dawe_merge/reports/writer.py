@@ -20,8 +20,6 @@ from dawe_merge.reports.atomic import locked, write_json_atomic, write_text_atom
 from dawe_merge.reports.seeds import format_cell, format_seeds, group_by_seed
 
 INDIVIDUAL = "individual"
-# Rows of the comparison table, in the order a reader expects; others follow alphabetically.
-METHOD_ORDER = ["pretrained", "individual", "simple_average", "task_arithmetic", "ties"]
 
 
 class InvalidReportError(UserFacingError, ValueError):
@@ -29,8 +27,10 @@ class InvalidReportError(UserFacingError, ValueError):
 
 
 def ordered_methods(methods: Iterable[str]) -> list[str]:
-    """Methods in the tables' order: METHOD_ORDER first, any other after them by name."""
-    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+    """Report names in the tables' order: the method registry's (dawe_merge/methods/registry.py), others after by name."""
+    from dawe_merge.methods.registry import table_rank  # here: `python -m dawe_merge.methods.registry` imports this module first
+
+    return sorted(methods, key=table_rank)
 
 
 def report_tasks(report: dict) -> list[str]:
