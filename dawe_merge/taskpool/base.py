@@ -6,14 +6,14 @@ rows need more than `collate_rows` (images, say). Everything else lives here onc
 caps, the expert validation hold-out, unlabelled adaptation loaders, resumable training loaders,
 unpadded DDP sharding, DAWE's feature loaders and `evaluate`.
 
-Which training data `fit` gets is declared by the method: `MergedModelModule.expert_task` names the
-task an expert fine-tunes on, or is None for test-time adaptation (one unlabelled batch per task).
+Which training data `fit` gets is the method's to say, in its `setup` (`serve`): the task an expert fine-tunes on,
+or None for test-time adaptation (one unlabelled batch per task). The data module never reads the model.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import datasets
 import lightning as L
@@ -27,9 +27,6 @@ from dawe_merge.errors import ConfigError, check_number
 from dawe_merge.taskpool.loaders import UnpaddedDistributedSampler, collate_rows
 from dawe_merge.taskpool.tasks import Task, TaskInfo, finalize_splits
 from dawe_merge.taskpool.user_inputs import read_user_inputs
-
-if TYPE_CHECKING:
-    from dawe_merge.methods.base import MergedModelModule
 
 datasets.disable_progress_bars()  # per-split bars would drown the training progress bar
 
@@ -96,6 +93,13 @@ class TaskPool(L.LightningDataModule):
         self.shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # same shuffles on every rank
         self._splits: dict[str, dict[str, datasets.Dataset]] = {}
         self._infos: dict[str, TaskInfo] = {}
+        self.training_task: str | None = None  # `serve`: the expert's task, None: unlabelled adaptation on every task
+        self.input_column = "text"  # `serve`: the column a predict file's inputs are read into
+
+    def serve(self, training_task: str | None, input_column: str) -> None:
+        """What the model needs from the data, told by the model's `setup` before any loader is asked for: the task
+        `fit` fine-tunes an expert on (None: `fit` adapts on unlabelled batches of every task) and the input column."""
+        self.training_task, self.input_column = training_task, input_column
 
     # ---- what a family implements -----------------------------------------------------------------
     def load_task(self, task: Task) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
@@ -200,12 +204,8 @@ class TaskPool(L.LightningDataModule):
             return UnpaddedDistributedSampler(len(dataset), trainer.world_size, trainer.global_rank)
         return DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle, seed=self.shuffle_seed)
 
-    def _expert_task(self) -> str | None:
-        module: MergedModelModule | None = self.trainer.lightning_module if self.trainer is not None else None
-        return None if module is None else module.expert_task
-
     def train_dataloader(self):
-        task = self._expert_task()
+        task = self.training_task
         if task is not None:
             return self._loader(self.split(task, "train"), self.batch_size, shuffle=True, labelled=True)
         loaders = {
@@ -215,7 +215,7 @@ class TaskPool(L.LightningDataModule):
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def val_dataloader(self):
-        task = self._expert_task()
+        task = self.training_task
         if task is not None:
             return self._loader(self.split(task, "val"), self.batch_size, shuffle=False, labelled=True, evaluation=True)
         fitting = self.trainer is not None and self.trainer.state.fn == "fit"
@@ -239,8 +239,8 @@ class TaskPool(L.LightningDataModule):
         if self.predict_file is None:
             inputs = {t: self.split(t, self.predict_split) for t in self.task_names}
         else:
-            column = self.trainer.lightning_module.modelpool.input_column if self.trainer is not None else "text"
-            inputs = {t: [{k: v for k, v in row.items() if k != "source"} for row in rows] for t, rows in self.user_inputs(column).items()}
+            rows_by_task = self.user_inputs(self.input_column).items()
+            inputs = {t: [{k: v for k, v in row.items() if k != "source"} for row in rows] for t, rows in rows_by_task}
         self.predict_task_names = list(inputs)
         return [self._loader(data, self.batch_size, shuffle=False, labelled=False, evaluation=True) for data in inputs.values()]
 
