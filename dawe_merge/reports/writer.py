@@ -13,11 +13,12 @@ import json
 import math
 import sys
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from dawe_merge.errors import UserFacingError
 from dawe_merge.reports.atomic import locked, write_json_atomic, write_text_atomic
-from dawe_merge.reports.seeds import format_cell, format_seeds, group_by_seed
+from dawe_merge.reports.seeds import format_cell, format_seeds, format_written, group_by_seed
 
 INDIVIDUAL = "individual"
 
@@ -80,8 +81,9 @@ def _write_report(
     individual = reports.get(INDIVIDUAL)
     reference = individual["average"]["accuracy"] if individual else None
     normalized = 1.0 if method == INDIVIDUAL else (report["average"]["accuracy"] / reference if reference else None)
+    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
     full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed,
-            "seconds": None if seconds is None else round(seconds, 2), **({"selection": selection} if selection else {})}  # fmt: skip
+            "seconds": None if seconds is None else round(seconds, 2), "written": written, **({"selection": selection} if selection else {})}  # fmt: skip
     tasks = report_tasks(report)
     rows = io.StringIO()
     writer = csv.writer(rows)
@@ -109,22 +111,23 @@ def write_comparison(benchmark_dir: Path, reports: dict[str, dict] | None = None
     individual = groups.get(INDIVIDUAL)
     individual_avg = individual.mean("average") if individual else None
     tasks = report_tasks(next(iter(reports.values()))) if reports else []
-    header = "| method | " + " | ".join(tasks) + " | average | normalized | seeds |"
+    header = "| method | " + " | ".join(tasks) + " | average | normalized | seeds | computed |"
     lines = [
         f"# Results: {benchmark_dir.name}",
         "",
         "Accuracy (%) per task, the unweighted average, and normalized accuracy (average / individual experts' average).",
         "A method run under several seeds (its `<method>_seed<N>` folders) shows mean ± sample standard deviation over them.",
-        "Each method's folder holds report.json/csv/md with the exact command and seed.",
+        "Each method's folder holds report.json/csv/md with the exact command and seed; `computed` is the UTC date its",
+        "reports were written (– : before reports recorded it), so rows read from earlier or committed runs say so.",
         "",
         header,
-        "|" + "---|" * (len(tasks) + 4),
+        "|" + "---|" * (len(tasks) + 5),
     ]
     for method in ordered_methods(groups):
         group = groups[method]
         cells = [format_cell(group, t) for t in [*tasks, "average"]]
         norm = f"{group.mean('average') / individual_avg:.3f}" if individual_avg else "–"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {norm} | {format_seeds(group.seeds)} |")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {norm} | {format_seeds(group.seeds)} | {format_written(group)} |")
     path = benchmark_dir / "README.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

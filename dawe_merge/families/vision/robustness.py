@@ -15,6 +15,7 @@ from pathlib import Path
 from dawe_merge.errors import ConfigError
 from dawe_merge.families.vision.corruptions import CORRUPTIONS
 from dawe_merge.reports.atomic import write_json_atomic, write_text_atomic
+from dawe_merge.reports.location import default_results_dir
 from dawe_merge.reports.seeds import SeedGroup, common_seeds, format_mean_sd, format_seeds, group_by_seed
 from dawe_merge.reports.writer import ordered_methods, read_reports
 
@@ -50,7 +51,7 @@ def robustness_rows(clean: dict[str, dict], corrupted: dict[str, dict[str, dict]
     return rows
 
 
-def main(clean: str, corrupted: list[str] | None = None, out: str | None = None, results_dir: str = "results") -> None:
+def main(clean: str, corrupted: list[str] | None = None, out: str | None = None, results_dir: str | None = None) -> None:
     """Write <out>/README.md and rows.json from the reports of `clean` and the `corrupted` benchmarks.
 
     Args:
@@ -58,9 +59,9 @@ def main(clean: str, corrupted: list[str] | None = None, out: str | None = None,
         corrupted: the corrupted benchmarks' names, a column each named after what follows `<clean>_`
             (default: every folder `<clean>_<corruption>` under results_dir holding method reports).
         out: folder for the table (default: <results_dir>/<clean>_corruptions).
-        results_dir: where the benchmarks' results are.
+        results_dir: where the benchmarks' results are (default: results, or $DAWE_MERGE_RESULTS_DIR when set).
     """
-    root = Path(results_dir)
+    root = Path(results_dir or default_results_dir())
     if corrupted is None:
         named = {f"{clean}_{c}" for c in CORRUPTIONS}  # not other runs that share the prefix (e.g. <clean>_bf16)
         corrupted = sorted(p.name for p in root.glob(f"{clean}_*") if p.name in named and any(p.glob("*/report.json")))
