@@ -43,6 +43,7 @@ from dawe_merge.reports.predictions import in_input_order  # noqa: E402  (after 
 from dawe_merge.reports.writer import write_report  # noqa: E402  (after the warning filters)
 from dawe_merge.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 from dawe_merge.run_folder import check_no_earlier_checkpoints, release_held_locks, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
+from dawe_merge.run_loggers import build, hold_back, pin_checkpoints, with_built  # noqa: E402  (after the warning filters)
 from dawe_merge.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
 
 DESCRIPTION = (
@@ -82,6 +83,8 @@ class MergeCLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
         given = kwargs.get("args")
         quiet_libraries(asked_verbose(sys.argv[1:] if given is None else [str(a) for a in given]))
+        self._held_loggers: list[dict] = []
+        self._configured_logger: tuple | None = None
         program = "merge-cli" if Path(sys.argv[0]).name == "merge-cli" else "python main.py"
         self.command = f"{program} " + shlex.join(sys.argv[1:] if given is None else [str(a) for a in given])
         try:
@@ -89,25 +92,40 @@ class MergeCLI(LightningCLI):
         except ArgumentError as err:  # a config mistake, however deep in a class_path block: one line
             raise ConfigError(one_line(str(err))) from err
 
-    def _instantiate_trainer(self, config: dict, callbacks: list):
-        """Without --trainer.default_root_dir, checkpoints go to runs/<benchmark>/<method>, beside where results go.
+    def instantiate_trainer(self, **kwargs):
+        """Without --trainer.default_root_dir, the run folder is runs/<benchmark>/<method>, beside where results go.
 
         Method configs then name no run folder, so a run of any family never writes into another benchmark's runs.
+        The config's loggers write there (dawe_merge/run_loggers.py), checkpoints go to its checkpoints/ folder, and
+        progress is counted in steps.
         """
+        config = {**(self.config_init[self.subcommand] if self.subcommand else self.config_init)["trainer"], **kwargs}
         if config.get("default_root_dir") is None and isinstance(self.datamodule, TaskPool):
-            config = {**config, "default_root_dir": str(Path("runs") / self.datamodule.benchmark / self.model.report_name)}
-        given = [*callbacks, *(config.get("callbacks") or [])]
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
-            callbacks = [*callbacks, StepProgressBar()]  # steps k/N, not Lightning's epochs of an endless stream
-        return super()._instantiate_trainer(config, callbacks)
+            kwargs["default_root_dir"] = str(Path("runs") / self.datamodule.benchmark / self.model.report_name)
+        run = Path(kwargs.get("default_root_dir") or config.get("default_root_dir") or os.getcwd())
+        callbacks = config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(StepProgressBar())  # steps k/N, not Lightning's epochs of an endless stream
+        pin_checkpoints(callbacks, run)
+        kwargs["callbacks"] = callbacks
+        kwargs["logger"] = with_built(config.get("logger"), build(self._held_loggers, run))
+        if self._configured_logger is not None:  # the config as given, for the saved config and the export's recipe
+            (self.config[self.subcommand] if self.subcommand else self.config).trainer.logger = self._configured_logger[0]
+        return super().instantiate_trainer(**kwargs)
 
     def before_instantiate_classes(self) -> None:
-        """A method with a `feature_extractor` argument and none given takes the benchmark's `features`.
+        """Loggers are held back for the run folder; a method with a `feature_extractor` argument and none given takes
+        the benchmark's `features`.
 
         Method configs then stay family-agnostic: the benchmark, which knows its inputs, names the view.
         A checkpoint's own extractor (restored into the method's arguments) always wins over the benchmark's.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.get("trainer")
+        if trainer is not None:  # loggers without a save_dir are built in the run folder, once it is known
+            self._configured_logger = (trainer.get("logger"),)
+            trainer.logger, self._held_loggers = hold_back(trainer.get("logger"))
         method_args = config.model.get("init_args")
         if method_args is None or "feature_extractor" not in method_args:
             return

@@ -214,14 +214,20 @@ class TestTimeAdaptation(MergedModelModule):
         batch = {task: b for task, b in batch.items() if b is not None}  # a shorter loader may be exhausted
         if self.backward_per_task:
             losses = self._backward_each_task(batch)
+            with torch.no_grad():
+                coefficients = self.step_coefficients(batch)
         else:
             inputs = [self.modelpool.prepare_inputs(b, self.device) for b in batch.values()]
-            embeddings = self.merger.forward_each(inputs, self.step_coefficients(batch))
+            coefficients = self.step_coefficients(batch)
+            embeddings = self.merger.forward_each(inputs, coefficients)
             losses = {task: self._entropy(task, e) for task, e in zip(batch, embeddings)}
         loss = torch.stack(list(losses.values())).sum()
         self._stop_if_diverged(loss)
         self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})
         self.log("train/entropy", loss, prog_bar=True)
+        # each task vector's coefficient this step, averaged over the step's task batches (and tensors, layer-wise)
+        means = coefficients.detach().float().reshape(-1, len(self.task_names), coefficients.shape[-1]).mean(dim=(0, 2))
+        self.log_dict({f"coefficients/{t}": m for t, m in zip(self.task_names, means)})
         return loss
 
     def _entropy(self, task: str, embedding: torch.Tensor) -> torch.Tensor:
