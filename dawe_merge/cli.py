@@ -137,12 +137,12 @@ class MergeCLI(LightningCLI):
             print(f"note: {config.model.class_path.rsplit('.', 1)[-1]} uses the feature_extractor its config or checkpoint names "
                   f"({method_args.feature_extractor.class_path}), not the benchmark's `features`.", file=sys.stderr)  # fmt: skip
 
-    def _parse_ckpt_path(self) -> None:
-        """Lightning reads the checkpoint's hyperparameters here, before any hook: check the file first."""
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Lightning reads a checkpoint's hyperparameters right after parsing, before any hook: check the file first."""
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand:
             check_checkpoint_file(self.config[subcommand].get("ckpt_path"), subcommand)
-        super()._parse_ckpt_path()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_subclass_arguments(

@@ -13,7 +13,7 @@ from dawe_merge.merging.low_rank import LowRankDelta
 from dawe_merge.modelpool.lora import merged_adapter
 from tests.conftest import ROOT, TASKS, pool_overrides, quiet_trainer, run_cli, small_data_config
 
-LORA = ["--model.init_args.modelpool.init_args.lora", json.dumps({"rank": 4, "alpha": 8, "dropout": 0.0})]
+LORA = ["--model.init_args.modelpool.init_args.lora", json.dumps({"r": 4, "lora_alpha": 8, "lora_dropout": 0.0})]
 
 
 @pytest.fixture(scope="module")

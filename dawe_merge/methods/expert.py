@@ -80,6 +80,8 @@ class ExpertFineTuning(MergedModelModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        # linear warm-up from lr/warmup at the first step; transformers' get_constant_schedule_with_warmup starts at 0,
+        # a first step that trains nothing, and would change every expert the committed tables were computed with
         warmup = max(1, self.warmup_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -6,7 +6,7 @@ names, so merges keep them factored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
 from pathlib import Path
 
 from torch import nn
@@ -17,33 +17,27 @@ from dawe_merge.merging.low_rank import LowRankDelta, TaskVector
 from dawe_merge.merging.state_dict import IncompatibleExpertError
 from dawe_merge.paths import is_adapter
 
-
-@dataclass
-class LoraSettings:
-    """How `fit` of an expert trains a LoRA adapter instead of the whole model."""
-
-    rank: int = 16  # r: rank of each update B·A
-    alpha: float = 32.0  # the update is scaled by alpha / rank
-    dropout: float = 0.1  # dropout on the adapter's input while training
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])  # module names that get an adapter
+# what `fit` of an expert trains when a pool's `lora` names nothing else: peft.LoraConfig's own keys
+LORA_DEFAULTS = {"r": 16, "lora_alpha": 32.0, "lora_dropout": 0.1, "target_modules": ["query", "value"]}
+SHORT_NAMES = {"rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout"}  # the keys configs used before 0.2
 
 
-def lora_settings(given: dict | None) -> LoraSettings | None:
-    """LoraSettings from a config mapping (a plain dict keeps configs stackable), unknown keys refused."""
+def lora_config(given: dict | None):
+    """A `peft.LoraConfig` from a config mapping (any LoraConfig key; a plain dict keeps configs stackable)."""
     if given is None:
         return None
-    known = set(LoraSettings.__dataclass_fields__)
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ConfigError(f"Unknown LoRA setting(s) {unknown}; the settings are {sorted(known)}.")
-    return LoraSettings(**given)
-
-
-def wrap_for_training(model: nn.Module, settings: LoraSettings) -> nn.Module:
-    """`model` with fresh LoRA adapters; only the adapters require gradients."""
     peft = require("peft", "peft", "LoRA experts")
-    config = peft.LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=list(settings.target_modules))
-    return peft.get_peft_model(model, config)
+    settings = {**LORA_DEFAULTS, **{SHORT_NAMES.get(k, k): v for k, v in given.items()}}
+    try:
+        return peft.LoraConfig(**settings)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"modelpool lora: {err}; its keys are peft.LoraConfig's (r, lora_alpha, lora_dropout, target_modules, ...).") from err
+
+
+def wrap_for_training(model: nn.Module, config) -> nn.Module:
+    """`model` with fresh LoRA adapters (a `peft.LoraConfig`); only the adapters require gradients."""
+    peft = require("peft", "peft", "LoRA experts")
+    return peft.get_peft_model(model, copy.deepcopy(config))
 
 
 def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
@@ -132,7 +126,7 @@ class PeftExperts:
     peft adapters (read as factored updates), and `fit` of an expert trains an adapter when `lora` is set."""
 
     host_attribute: str
-    lora: LoraSettings | None
+    lora: object | None  # a peft.LoraConfig (`lora_config`), or None: experts are trained whole
     accepts_adapters = True
 
     def host_model(self, path: str | None = None) -> nn.Module:

@@ -18,13 +18,14 @@ from typing import Literal
 import datasets
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler  # rank r: examples r, r + world, ...; no padding
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 
 from dawe_merge.errors import ConfigError, check_number
-from dawe_merge.taskpool.loaders import UnpaddedDistributedSampler, collate_rows
+from dawe_merge.taskpool.loaders import collate_rows
 from dawe_merge.taskpool.tasks import Task, TaskInfo, finalize_splits
 from dawe_merge.taskpool.user_inputs import read_user_inputs
 
@@ -201,7 +202,7 @@ class TaskPool(L.LightningDataModule):
                     f"An evaluation split of {len(dataset)} example(s) cannot be shared by {trainer.world_size} processes: each "
                     "needs at least one. Run on fewer devices, or give the small task more test/validation examples."
                 )
-            return UnpaddedDistributedSampler(len(dataset), trainer.world_size, trainer.global_rank)
+            return UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
         return DistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle, seed=self.shuffle_seed)
 
     def train_dataloader(self):

@@ -1,8 +1,7 @@
-"""Batches and samplers shared by every family's TaskPool: generic collation and unpadded DDP shards."""
+"""Batches shared by every family's TaskPool: generic collation (DDP shards: Lightning's UnrepeatedDistributedSampler)."""
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Sampler
 
 
 def collate_rows(rows: list[dict]) -> dict:
@@ -22,16 +21,3 @@ def collate_rows(rows: list[dict]) -> dict:
         else:
             batch[key] = values
     return batch
-
-
-class UnpaddedDistributedSampler(Sampler[int]):
-    """Rank r takes examples r, r + world, r + 2·world, ...: disjoint, complete, no padding."""
-
-    def __init__(self, size: int, world_size: int, rank: int) -> None:
-        self.indices = list(range(rank, size, world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)

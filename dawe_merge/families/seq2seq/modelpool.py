@@ -14,7 +14,7 @@ from dawe_merge.families.seq2seq.decoder import FirstStepLM
 from dawe_merge.families.seq2seq.generation_heads import GeneratedLabelHead, GeneratedNumberHead
 from dawe_merge.families.seq2seq.heads import EntropyOver, LabelWordHead, LabelWordTrainingHead
 from dawe_merge.modelpool.base import ModelPool
-from dawe_merge.modelpool.lora import PeftExperts, lora_settings
+from dawe_merge.modelpool.lora import PeftExperts, lora_config
 from dawe_merge.paths import resolve_model_path
 from dawe_merge.taskpool.tasks import TaskInfo
 
@@ -31,7 +31,8 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         max_length: prompt tokens kept (longer prompts are truncated).
         entropy_over: what adaptation takes the entropy of: the first step's whole vocabulary (the original
             DAWE code) or only the label words' first tokens.
-        lora: train experts as LoRA adapters (`fit` of an expert): rank, alpha, dropout, target_modules (T5: q, v).
+        lora: train experts as LoRA adapters (`fit` of an expert): `peft.LoraConfig` keys (r, lora_alpha, lora_dropout,
+            target_modules: q, v for T5, ...).
         evaluate_by: how `test` reads the answer: "label_words" scores the label words' first tokens at the first
             decoder step (one step, no decode); "generation" decodes greedily with `generate` and compares the
             text with the label words (exact match, the reference's evaluation). Regression tasks (STS-B) need
@@ -59,7 +60,7 @@ class Seq2SeqModelPool(PeftExperts, ModelPool):
         check_number("model.init_args.modelpool.init_args.max_new_tokens", max_new_tokens, 1)
         self.max_length = max_length
         self.entropy_over = entropy_over
-        self.lora = lora_settings(lora)
+        self.lora = lora_config(lora)
         self.evaluate_by = evaluate_by
         self.max_new_tokens = max_new_tokens
 

@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from dawe_merge.families.text.encoder import SentenceEncoder
 from dawe_merge.modelpool.base import ModelPool
-from dawe_merge.modelpool.lora import PeftExperts, lora_settings
+from dawe_merge.modelpool.lora import PeftExperts, lora_config
 from dawe_merge.models.heads import ZeroShotHead
 from dawe_merge.paths import resolve_model_path
 from dawe_merge.taskpool.tasks import TaskInfo
@@ -28,8 +28,8 @@ class TextModelPool(PeftExperts, ModelPool):
         experts: explicit task → model reference map; overrides `experts_dir` for the tasks it names.
         max_length: tokens kept per text (longer texts are truncated).
         logit_scale: multiplier of the cosine similarities in the zero-shot heads (a softmax temperature).
-        lora: train experts as LoRA adapters (`fit` of an expert) with these `LoraSettings` keys: rank, alpha,
-            dropout, target_modules; None trains the whole encoder.
+        lora: train experts as LoRA adapters (`fit` of an expert) with these `peft.LoraConfig` keys (r, lora_alpha,
+            lora_dropout, target_modules, ...; defaults dawe_merge/modelpool/lora.py); None trains the whole encoder.
     """
 
     def __init__(
@@ -44,7 +44,7 @@ class TextModelPool(PeftExperts, ModelPool):
         super().__init__(pretrained, experts_dir, experts)
         self.max_length = max_length
         self.logit_scale = logit_scale
-        self.lora = lora_settings(lora)
+        self.lora = lora_config(lora)
 
     load_snippet = (
         "import json, torch\nfrom safetensors.torch import load_file\nfrom transformers import AutoModel, AutoTokenizer\n"
