@@ -52,3 +52,14 @@ def test_low_precision_runs_show_the_share_decided_again_in_fp32(tmp_path):
     # 4 of 20 inputs decided again, one decision changed; fp32 has no close calls
     assert "| dawe | 32-true | 50.00 | 75.00 | 62.50 | – | – | 0 |" in lines
     assert "| dawe | bf16-mixed | 50.00 | 75.00 | 62.50 | – | 20.0% (1 changed) | 0 |" in lines
+
+
+def test_per_tensor_plot_groups_tensors_by_block(tmp_path):
+    from dawe_merge.reports.plots import plot_layer_coefficients, tensor_blocks
+
+    names = ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight",
+             "encoder.layer.0.output.dense.weight", "encoder.layer.1.attention.self.query.weight", "vision.encoder.layers.11.mlp.fc1.weight",
+             "pooler.dense.weight"]  # fmt: skip
+    assert tensor_blocks(names) == [(0, "embeddings"), (2, "layer.0"), (4, "layer.1"), (5, "layers.11"), (6, "pooler")]
+    out = plot_layer_coefficients([[0.3] * 7, [0.4] * 7], ["a", "b"], tmp_path / "per_tensor.png", "t", names)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -43,4 +43,5 @@ def write_coefficients(model, results: Path) -> None:
     tasks = summary["tasks"]
     plot_coefficient_heatmap(summary["by_input_task"], tasks, results / "coefficients_heatmap.png", f"{model.report_name}: mean coefficients")
     if summary.get("per_tensor") is not None:
-        plot_layer_coefficients(summary["per_tensor"], tasks, results / "coefficients_per_tensor.png", f"{model.report_name}: coefficient per merged tensor")
+        plot_layer_coefficients(summary["per_tensor"], tasks, results / "coefficients_per_tensor.png", f"{model.report_name}: coefficient per merged tensor",
+                                summary.get("tensor_names"))  # fmt: skip

@@ -49,13 +49,35 @@ def plot_coefficient_heatmap(matrix: list[list[float]], tasks: list[str], path: 
     return path
 
 
-def plot_layer_coefficients(per_tensor: list[list[float]], tasks: list[str], path: Path, title: str) -> Path:
-    """Coefficient of each task vector for every merged tensor, in model order."""
-    fig, ax = plt.subplots(figsize=(10, 4.2))
+def tensor_blocks(names: list[str]) -> list[tuple[int, str]]:
+    """(first index, label) of each run of tensors in one block: the name up to its first layer number
+    (`encoder.layer.3.attention.self.query.weight` → `layer.3`), else its first component (`embeddings`)."""
+    blocks: list[tuple[int, str]] = []
+    for i, name in enumerate(names):
+        parts = name.split(".")
+        number = next((j for j, p in enumerate(parts[:-1]) if p.isdigit()), None)
+        label = ".".join(parts[max(0, number - 1) : number + 1]) if number is not None else parts[0]
+        if not blocks or blocks[-1][1] != label:
+            blocks.append((i, label))
+    return blocks
+
+
+def plot_layer_coefficients(per_tensor: list[list[float]], tasks: list[str], path: Path, title: str, names: list[str] | None = None) -> Path:
+    """Coefficient of each task vector for every merged tensor, in model order, labelled by block when names are known."""
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     for task, values in zip(tasks, per_tensor):
         ax.plot(range(len(values)), values, label=task, linewidth=1.2)
-    ax.set(xlabel="merged tensor index (model order)", ylabel="mean coefficient", title=title)
-    ax.grid(alpha=0.3)
+    ax.set(ylabel="mean coefficient", title=title)
+    if names:
+        blocks = tensor_blocks(names)
+        ends = [start for start, _ in blocks[1:]] + [len(names)]
+        for start, _ in blocks[1:]:
+            ax.axvline(start - 0.5, color="0.85", linewidth=0.8)
+        ax.set_xticks([(start + end - 1) / 2 for (start, _), end in zip(blocks, ends)], [label for _, label in blocks], rotation=90, fontsize=7)
+        ax.set_xlabel("merged tensors, grouped by block (model order)")
+    else:
+        ax.set_xlabel("merged tensor index (model order)")
+    ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
