@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import sys
-import time
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
@@ -26,6 +25,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"'set_vital' is deprecated"):
     warnings.filterwarnings("ignore", message=_message)
 
+from dawe_merge.callbacks import PredictionsJsonl, RandomStateInCheckpoints, ReportWriter  # noqa: E402  (after the warning filters)
 from dawe_merge.config_errors import one_line  # noqa: E402  (after the warning filters)
 from dawe_merge.errors import ConfigError  # noqa: E402  (after the warning filters)
 from dawe_merge.export.hub_push import push_export  # noqa: E402  (after the warning filters)
@@ -36,12 +36,10 @@ from dawe_merge.methods.dawe import DAWE_NEEDS_FEATURES  # noqa: E402  (after th
 from dawe_merge.models.features import FeatureExtractor  # noqa: E402  (after the warning filters)
 from dawe_merge.progress import StepProgressBar  # noqa: E402  (after the warning filters)
 from dawe_merge.quiet import asked_verbose, quiet_libraries  # noqa: E402  (after the warning filters)
-from dawe_merge.reports.artifacts import write_adaptation, write_coefficients  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.artifacts import write_adaptation  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.location import RESULTS_DIR_VARIABLE, default_results_dir  # noqa: E402  (after the warning filters)
-from dawe_merge.reports.predictions import in_input_order  # noqa: E402  (after the warning filters)
-from dawe_merge.reports.writer import write_report  # noqa: E402  (after the warning filters)
-from dawe_merge.run_checks import ResultsNotWritableError, check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
+from dawe_merge.run_checks import check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 from dawe_merge.run_folder import check_no_earlier_checkpoints, release_held_locks, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
 from dawe_merge.run_loggers import build, hold_back, pin_checkpoints, with_built  # noqa: E402  (after the warning filters)
 from dawe_merge.taskpool.base import TaskPool  # noqa: E402  (after the warning filters)
@@ -108,7 +106,9 @@ class MergeCLI(LightningCLI):
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(StepProgressBar())  # steps k/N, not Lightning's epochs of an endless stream
         pin_checkpoints(callbacks, run)
-        kwargs["callbacks"] = callbacks
+        results = (self.config[self.subcommand] if self.subcommand else self.config).get("results_dir") or default_results_dir()
+        own = {"test": [ReportWriter(results, self.command, self._seed())], "predict": [PredictionsJsonl(results)]}.get(self.subcommand, [])
+        kwargs["callbacks"] = [*callbacks, RandomStateInCheckpoints(), *own]
         kwargs["logger"] = with_built(config.get("logger"), build(self._held_loggers, run))
         if self._configured_logger is not None:  # the config as given, for the saved config and the export's recipe
             (self.config[self.subcommand] if self.subcommand else self.config).trainer.logger = self._configured_logger[0]
@@ -212,7 +212,6 @@ class MergeCLI(LightningCLI):
     def before_test(self) -> None:
         self._name_the_start()
         self._check_inputs()
-        self._test_started = time.perf_counter()  # the report records how long `test` took: setup, merges, evaluation
 
     def test(self, **kwargs) -> None:
         """Lightning's `test`, its metric tables printed only with --verbose (the run prints the project's own table)."""
@@ -271,15 +270,10 @@ class MergeCLI(LightningCLI):
 
     @_then_release
     def after_predict(self) -> None:
-        """Rank 0 writes predictions.jsonl: one line per input with its task, class, probabilities (and coefficients)."""
-        if not self.trainer.is_global_zero:
-            return
-        out, rows = self._results_folder() / "predictions.jsonl", self.model.predictions
-        if isinstance(self.datamodule, TaskPool) and self.datamodule.predict_file is not None:  # the file's order, with its inputs
-            column = self.model.modelpool.input_column
-            rows = in_input_order(rows, self.datamodule.user_inputs(column), column)
-        write_text_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
-        print(f"\n{len(rows)} predictions written to {out}")
+        """Rank 0 says where PredictionsJsonl wrote predictions.jsonl (one line per input)."""
+        writer = self._callback(PredictionsJsonl)
+        if writer is not None and writer.written is not None and self.trainer.is_global_zero:
+            print(f"\n{writer.count} predictions written to {writer.written}")
 
     def _export(self) -> None:
         config = self.config[self.subcommand]
@@ -308,29 +302,24 @@ class MergeCLI(LightningCLI):
 
     @_then_release
     def after_test(self) -> None:
-        """Rank 0 writes results/<benchmark>/<method>/ and prints the benchmark's comparison table.
+        """Rank 0 prints the report ReportWriter wrote and saves the config (and export) beside it.
 
-        The report comes first; if it cannot be written the error says so and prints it, so the evaluation is
-        not lost. A file after it that fails (coefficients, config, export) is named, and the run still succeeds.
+        A file after the report that fails (config, export) is named, and the run still succeeds.
         """
-        report = getattr(self.model, "test_report", None)
-        if report is None or not self.trainer.is_global_zero:
+        writer = self._callback(ReportWriter)
+        out = writer.written if writer is not None else None
+        if out is None or not self.trainer.is_global_zero:
             return
-        config = self.config[self.subcommand]
-        try:
-            out = write_report(report, results_dir=config.results_dir, benchmark=self.datamodule.benchmark, method=self.model.report_name,
-                               command=self.command, seed=config.seed_everything, seconds=time.perf_counter() - self._test_started,
-                               selection=getattr(self.model, "selection_record", lambda: None)())  # fmt: skip
-        except OSError as err:
-            print(json.dumps(report, indent=1), file=sys.stdout)
-            raise ResultsNotWritableError(
-                f"The evaluation finished, but its report could not be written to '{self._results_folder()}' ({err.strerror or err}); "
-                "the report is printed above. Free space or choose another --results_dir, and run `test` again."
-            ) from err
         print(f"\n{(out / 'report.md').read_text()}\nReport written to {out}; the comparison table of every method: {out.parent / 'README.md'}")
-        self._save_or_warn("coefficients", lambda: write_coefficients(self.model, out))
         self._save_or_warn("test_config.yaml", lambda: self._write_config(out))
         self._save_or_warn("the export", self._export)
+
+    def _callback(self, kind: type):
+        return next((c for c in self.trainer.callbacks if isinstance(c, kind)), None)
+
+    def _seed(self):
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        return config.get("seed_everything")
 
     def _save_or_warn(self, what: str, save) -> None:
         """Write a secondary result; on a file-system error say what is missing instead of failing the finished run."""

@@ -62,10 +62,13 @@ def test_taskpool_evaluate_matches_cli_report(tiny_pool, data_config, tmp_path):
     data_args = yaml.safe_load(data_config.read_text())["data"]["init_args"]
     taskpool = TextTaskPool(**{**data_args, "tasks": [TextTask(**t) for t in data_args["tasks"]]})
     model = TaskArithmetic(TextModelPool(tiny_pool["pretrained"], experts_dir=tiny_pool["experts_dir"], max_length=32))
-    report = taskpool.evaluate(model, accelerator="cpu", enable_progress_bar=False)
+    report = taskpool.evaluate(model, results_dir=str(tmp_path / "evaluated"), accelerator="cpu", enable_progress_bar=False)
     assert list(report) == [*TASKS, "average"]
+    written = json.loads((tmp_path / "evaluated/tiny/task_arithmetic/report.json").read_text())  # the files `test` writes, by the same path
+    assert {p.name for p in (tmp_path / "evaluated/tiny/task_arithmetic").iterdir()} >= {"report.json", "report.csv", "report.md"}
+    assert (tmp_path / "evaluated/tiny/README.md").is_file() and written["command"] == "TextTaskPool.evaluate"
     for key in report:
-        assert report[key]["accuracy"] == pytest.approx(cli_report[key]["accuracy"])
+        assert report[key]["accuracy"] == pytest.approx(cli_report[key]["accuracy"]) == written[key]["accuracy"]
         assert report[key]["loss"] == pytest.approx(cli_report[key]["loss"], abs=1e-6)
 
 

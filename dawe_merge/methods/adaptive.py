@@ -157,9 +157,12 @@ class TestTimeAdaptation(MergedModelModule):
         """
         import lightning as L
 
+        from dawe_merge.callbacks.random_state import RandomStateInCheckpoints
+
         defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "max_steps": 100,
                     "limit_val_batches": 0, "use_distributed_sampler": False}  # fmt: skip
-        L.Trainer(**{**defaults, **trainer_kwargs}).fit(self, datamodule=taskpool)
+        callbacks = [*(trainer_kwargs.pop("callbacks", None) or []), RandomStateInCheckpoints()]
+        L.Trainer(**{**defaults, **trainer_kwargs, "callbacks": callbacks}).fit(self, datamodule=taskpool)
         return self
 
     def _record(self, task: str, coefficients: torch.Tensor) -> None:

@@ -20,7 +20,7 @@ from dawe_merge.export.spec import RecordsInit
 from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.close_calls import CLOSE_CALL_ULPS, CloseCallCount, margin_in_ulps, select_rows, with_rows
 from dawe_merge.models.task_metrics import task_metric
-from dawe_merge.reports.predictions import gather_rows, prediction_rows
+from dawe_merge.reports.predictions import prediction_rows
 from dawe_merge.taskpool.base import TaskPool
 from dawe_merge.taskpool.tasks import TaskInfo
 
@@ -53,7 +53,6 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         self.task_infos: dict[str, TaskInfo] = {}
         self.test_report: dict | None = None
         self.validation_report: dict | None = None
-        self.predictions: list[dict] = []
         self.recheck_rows: torch.Tensor | None = None  # while close calls run again in fp32: their rows in the batch
         self.strict_loading = False  # checkpoints hold only trainable tensors
 
@@ -185,21 +184,20 @@ class MergedModelModule(RecordsInit, L.LightningModule):
 
     # ---- `predict`: class, probabilities (and coefficients) per input, no label needed -------------------------
     def on_predict_epoch_start(self) -> None:
-        self.predictions = []
         self._reset_close_calls()
 
-    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        """The batch's rows (dawe_merge/reports/predictions.py); the CLI's PredictionsJsonl writes them to a file."""
         task = self.taskpool.predict_task_names[dataloader_idx]
         inputs = {k: v for k, v in batch.items() if k != "index"}  # no cached features: any split or file may come
         outputs = self.task_logits(inputs, task, evaluation=True)
-        self.predictions += prediction_rows(outputs, self.task_infos[task], batch["index"], self.prediction_extras(len(batch["index"])))
+        return prediction_rows(outputs, self.task_infos[task], batch["index"], self.prediction_extras(len(batch["index"])))
 
     def prediction_extras(self, count: int) -> list[dict] | None:
         """Per-input fields a method adds to its predictions (an adaptive merge: the coefficients)."""
         return None
 
     def on_predict_epoch_end(self) -> None:
-        self.predictions = gather_rows(self.predictions, self.trainer.world_size)
         self._reset_close_calls()  # predict reports no counts: none carried into a later test of this module
 
     def _reset_close_calls(self) -> None:
@@ -249,26 +247,6 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         kept = self.saved_state()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in kept}
         checkpoint["merge_metadata"] = self.checkpoint_metadata()
-        # torch's generators draw dropout masks; kept as tensors so checkpoints load with weights_only=True
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._rng_states_to_restore = checkpoint.get("rng_states")
-
-    def on_train_start(self) -> None:
-        """A resumed `fit` continues the random stream (dropout masks) where the checkpoint left it.
-
-        Restored here, not at load time, because Lightning's set-up between loading and the first
-        step may draw random numbers the uninterrupted run never drew at that point.
-        """
-        states = getattr(self, "_rng_states_to_restore", None)
-        if states is not None:
-            torch.set_rng_state(states["torch"])
-            if "cuda" in states and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(states["cuda"])
-            self._rng_states_to_restore = None
 
     def checkpoint_metadata(self) -> dict:
         return {"method": self.method_name, "tasks": list(self.task_names)}

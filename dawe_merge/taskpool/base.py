@@ -253,14 +253,19 @@ class TaskPool(L.LightningDataModule):
         """
         return {t: DataLoader(self.split(t, "test"), batch_size=batch_size, collate_fn=self._collate(False)) for t in self.task_names}
 
-    def evaluate(self, model: L.LightningModule, **trainer_kwargs) -> dict:
+    def evaluate(self, model: L.LightningModule, results_dir: str | None = None, **trainer_kwargs) -> dict:
         """`trainer.test` of `model` on every task, outside the CLI.
 
         Returns FusionBench's report contract: {task: {accuracy, loss}, ..., "average": {accuracy, loss}}; under bf16
         autocast a task's entry also holds `close_calls` (inputs decided again in fp32, dawe_merge/models/close_calls.py).
+        With `results_dir`, the report files and comparison table are written there as `test` writes them.
         """
+        from dawe_merge.callbacks.report_writer import ReportWriter
+
         defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False}
-        trainer = L.Trainer(**{**defaults, **trainer_kwargs})
+        writers = [] if results_dir is None else [ReportWriter(results_dir, command=f"{type(self).__name__}.evaluate")]
+        callbacks = [*(trainer_kwargs.pop("callbacks", None) or []), *writers]
+        trainer = L.Trainer(**{**defaults, **trainer_kwargs, "callbacks": callbacks})
         trainer.test(model, datamodule=self, verbose=False)
         return model.test_report
 
