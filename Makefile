@@ -184,7 +184,7 @@ seqcls: setup
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
 $(VISION_MODELS)/%/model.safetensors: | setup fashion-mnist
-	$(PY) -m dawe_merge.families.vision.pretraining $* --out $(VISION_MODELS)/$*
+	$(PY) -m benchmarks.offline.vision_pretraining $* --out $(VISION_MODELS)/$*
 
 $(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetensors
 	scripts/fit_expert.sh $* runs/vision_experts/$* --config $(VISION_DATA) -- --model.init_args.lr 5e-4 --trainer.max_epochs 4
@@ -206,7 +206,7 @@ vision-corruptions: setup fashion-mnist vision-models
 	  corrupted="--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)"; \
 	  $(call test_methods,$(ROBUST_STATIC),$$corrupted) && $(call adapt_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,$$corrupted); \
 	done; \
-	$(PY) -m dawe_merge.families.vision.robustness vision_small || exit 1; \
+	$(PY) -m benchmarks.offline.robustness_table vision_small || exit 1; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
 
 # after `make vision-corruptions`: its adaptive methods under SEEDS on every corruption (the table: mean ± sd over the
@@ -216,11 +216,11 @@ vision-corruptions-seeds: setup fashion-mnist vision-models
 	for c in $(CORRUPTIONS); do \
 	  $(call seed_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)) || exit 1; \
 	done; \
-	$(PY) -m dawe_merge.families.vision.robustness vision_small || exit 1; \
+	$(PY) -m benchmarks.offline.robustness_table vision_small || exit 1; \
 	echo "Corruption runs under seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
 
 $(T5_MODEL)/model.safetensors: | setup
-	$(PY) -m dawe_merge.families.seq2seq.pretraining --out $(T5_MODEL)
+	$(PY) -m benchmarks.offline.t5_pretraining --out $(T5_MODEL)
 
 $(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
 	scripts/fit_expert.sh $* runs/t5_experts/$* --config $(T5_DATA) -- --model.init_args.lr 3e-3 --trainer.max_epochs 8

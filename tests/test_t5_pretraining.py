@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.offline.span_corruption import corrupt_spans
+from benchmarks.offline.t5_pretraining import SpanCorruptionCollate, sentinel_ids, t5, training_token_lists
 from dawe_merge.families.seq2seq import Seq2SeqModelPool
-from dawe_merge.families.seq2seq.pretraining import SpanCorruptionCollate, sentinel_ids, t5, training_token_lists
-from dawe_merge.families.seq2seq.span_corruption import corrupt_spans
 from dawe_merge.families.text.corpora import load_shipped_corpus
 from dawe_merge.taskpool.tasks import TaskInfo
 

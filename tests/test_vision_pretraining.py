@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.offline.robustness_table import robustness_rows
+from benchmarks.offline.vision_pretraining import SETS, ContrastiveCLIP, clip, resnet, training_images
 from dawe_merge.families.vision import CLIPModelPool, ImageTask, ImageTaskPool
-from dawe_merge.families.vision.pretraining import SETS, ContrastiveCLIP, clip, resnet, training_images
-from dawe_merge.families.vision.robustness import robustness_rows
 from dawe_merge.families.vision.shipped import load_shipped_images
 from dawe_merge.models.features import ResNetFeatures
 from dawe_merge.taskpool.tasks import TaskInfo

@@ -8,7 +8,7 @@ It reads no labels and no test text: only the *training* texts of the four shipp
 corrupted as T5 was (`span_corruption.py`). The tokenizer is MiniLM's WordPiece, which ships offline;
 its [unusedN] tokens serve as T5's sentinels, [PAD] (0) starts decoding and [SEP] ends a sequence.
 
-    python -m dawe_merge.families.seq2seq.pretraining --out models/t5_small/t5
+    python -m benchmarks.offline.t5_pretraining --out models/t5_small/t5
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from dawe_merge.families.seq2seq.span_corruption import corrupt_spans
+from benchmarks.offline.pretraining import OneCycleModule, fit_steps, save_atomically
+from benchmarks.offline.span_corruption import corrupt_spans
 from dawe_merge.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
-from dawe_merge.models.pretraining import OneCycleModule, fit_steps, save_atomically
 
 SENTINEL_COUNT = 99  # WordPiece's [unused0] … [unused98]: ids 1–99 in the BERT vocabulary
 

@@ -1,6 +1,6 @@
 """One picture of every corruption on the first test image of each shipped image set.
 
-python -m dawe_merge.families.vision.corruption_grid results/vision_corruptions/grid_severity3.png --severity 3
+python -m benchmarks.offline.corruption_grid results/vision_corruptions/grid_severity3.png --severity 3
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each corrupted benchmark is the same TaskPool run with `corruption` set (its own
 results/vision_small_gaussian_noise/); the table lists, per method, the clean average accuracy, the
 average under each corruption, and the mean over corruptions. Methods missing from a benchmark show "–".
 
-    python -m dawe_merge.families.vision.robustness vision_small      # every results/vision_small_<corruption>/ → results/vision_small_corruptions/
+    python -m benchmarks.offline.robustness_table vision_small      # every results/vision_small_<corruption>/ → results/vision_small_corruptions/
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def main(clean: str, corrupted: list[str] | None = None, out: str | None = None,
         "",
         "Average accuracy (%) over the tasks; adaptive methods adapt on the test set they are evaluated on.",
         "A method run under several seeds shows mean ± sample standard deviation over the seeds every column has (seeds).",
-        "Written by `python -m dawe_merge.families.vision.robustness` from each benchmark's report.json.",
+        "Written by `python -m benchmarks.offline.robustness_table` from each benchmark's report.json.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -10,8 +10,8 @@ Both learn from the shipped image sets' *training* splits only (`shipped.py`): n
   each row is spread over them) instead of being pushed apart as false negatives.
 * ResNet: classifies (set, class) over all sets; its pooled features are DAWE's view of an image.
 
-    python -m dawe_merge.families.vision.pretraining clip --out models/vision_small/clip
-    python -m dawe_merge.families.vision.pretraining resnet --out models/vision_small/resnet
+    python -m benchmarks.offline.vision_pretraining clip --out models/vision_small/clip
+    python -m benchmarks.offline.vision_pretraining resnet --out models/vision_small/resnet
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
+from benchmarks.offline.pretraining import OneCycleModule, fit_steps, save_atomically
 from dawe_merge.families.vision.shipped import load_shipped_images
 from dawe_merge.families.vision.templates import templates_for
-from dawe_merge.models.pretraining import OneCycleModule, fit_steps, save_atomically
 
 # (shipped set, template set): the benchmark's four domains and their zero-shot prompts
 SETS = (("fashion_mnist", "fashion_mnist"), ("mnist_5k", "digits"), ("animal_mnist", "silhouettes"), ("digits", "digits"))
