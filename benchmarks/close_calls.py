@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dawe_merge.models.close_calls import ULP_EDGES  # noqa: E402
+from dawe_merge.metrics.close_calls import ULP_EDGES  # noqa: E402
 
 
 def counts(folder: Path) -> dict[str, dict[str, list[int]]]:

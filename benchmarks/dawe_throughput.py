@@ -78,9 +78,9 @@ from torch.func import functional_call  # noqa: E402
 
 from dawe_merge.merging.low_rank import FactorStack, LowRankDelta  # noqa: E402
 from dawe_merge.merging.state_dict import stack_task_vectors  # noqa: E402
-from dawe_merge.models.cuda_graphs import GraphedCall  # noqa: E402
 from dawe_merge.models.hypernetwork import Hypernetwork  # noqa: E402
-from dawe_merge.models.merged_forward import TaskVectorMerger  # noqa: E402
+from dawe_merge.per_sample.cuda_graphs import GraphedCall  # noqa: E402
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger  # noqa: E402
 
 if __package__:  # imported as benchmarks.dawe_throughput (the tests, python -m from the root)
     from .kernel_count import kernel_count

@@ -29,7 +29,7 @@ def build(root: Path, tasks: int, tiny: bool):
     from dawe_merge.families.vision import CLIPModelPool
     from dawe_merge.models.features import ResNetFeatures
     from dawe_merge.models.hypernetwork import Hypernetwork
-    from dawe_merge.models.merged_forward import TaskVectorMerger
+    from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 
     torch.manual_seed(0)
     vision = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4} if tiny else {}

@@ -1,6 +1,6 @@
 """The two exact per-sample paths of a dense Linear layer, timed against each other, and the cost rule checked.
 
-`dawe_merge/models/per_sample_linear.py` picks, per layer and batch, between building per-sample weights and the
+`dawe_merge/per_sample/linear.py` picks, per layer and batch, between building per-sample weights and the
 stacked-inputs product by a roofline rule whose one constant is the device's balance (FLOPs per byte). This
 script measures that balance (a large matrix product against a large copy, in the precision given) and times
 both paths on the layer shapes of the benchmark models (ViT-B/32 / T5-base 768↔3072, MiniLM 384↔1536) at
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from dawe_merge.models.per_sample_linear import FLOPS_PER_BYTE, device_balance, stacked_inputs_cheaper, stacked_inputs_linear
+from dawe_merge.per_sample.linear import FLOPS_PER_BYTE, device_balance, stacked_inputs_cheaper, stacked_inputs_linear
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SHAPES = [(768, 768), (768, 3072), (3072, 768), (384, 384), (384, 1536), (1536, 384)]  # (in, out)

@@ -8,8 +8,8 @@ from torch import nn
 from dawe_merge.errors import ConfigError
 from dawe_merge.methods import CloseCallThreshold
 from dawe_merge.methods.base import MergedModelModule
-from dawe_merge.models.close_calls import ULP_EDGES, CloseCallCount, margin_in_ulps, select_rows
-from dawe_merge.models.task_metrics import ClassAnswers
+from dawe_merge.metrics.close_calls import ULP_EDGES, CloseCallCount, margin_in_ulps, select_rows
+from dawe_merge.metrics.task_metrics import ClassAnswers
 
 
 def test_the_margin_is_counted_in_spacings_of_bf16_at_the_top_logits():

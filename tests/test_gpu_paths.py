@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-import dawe_merge.models.per_sample_layers as per_sample_layers
-from dawe_merge.models import cuda_graphs
-from dawe_merge.models.merged_forward import TaskVectorMerger
-from dawe_merge.models.per_sample_linear import FLOPS_PER_BYTE, device_balance, stacked_inputs_cheaper, stacked_inputs_linear
+import dawe_merge.per_sample.layers as per_sample_layers
+from dawe_merge.per_sample import cuda_graphs
+from dawe_merge.per_sample.linear import FLOPS_PER_BYTE, device_balance, stacked_inputs_cheaper, stacked_inputs_linear
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 from tests.test_merged_forward import T, _reference_per_sample, _tiny_text_model, _VisionTower
 
 ROOT = Path(__file__).resolve().parents[1]

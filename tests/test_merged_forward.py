@@ -10,8 +10,8 @@ from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
 import dawe_merge.families.vision  # noqa: F401  (registers CLIP's class token as batched)
 from dawe_merge.families.text.encoder import SentenceEncoder
-from dawe_merge.models.merged_forward import TaskVectorMerger
-from dawe_merge.models.per_sample_layers import BATCHED_PARAMETERS
+from dawe_merge.per_sample.layers import BATCHED_PARAMETERS
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 
 T = 3
 
@@ -178,7 +178,7 @@ def test_theta0_is_stored_once_and_stays_linked_through_moves():
 
 def test_per_sample_linear_in_row_blocks_is_exact(monkeypatch):
     """Large layers build per-sample weights a block of output rows at a time; blocks must not change results."""
-    import dawe_merge.models.per_sample_layers as per_sample_layers
+    import dawe_merge.per_sample.layers as per_sample_layers
 
     monkeypatch.setattr(per_sample_layers, "_BLOCK_BYTES", 5 * 16 * 4 * 3)  # a few rows per block, uneven last block
     model, tvs, inputs = _tiny_text_model()
@@ -292,7 +292,7 @@ def test_per_sample_forward_adds_about_one_operation_per_merged_matrix(linear_pa
     sum over the stack, bias; Embedding: gather, weighted sum, add; LayerNorm: scale and shift), a product and a
     gather per bucket of vectors, and three to extend the coefficients once.
     Before the vectors shared buckets and the coefficients were extended once, every tensor cost three more."""
-    import dawe_merge.models.per_sample_layers as per_sample_layers
+    import dawe_merge.per_sample.layers as per_sample_layers
     from benchmarks.kernel_count import kernel_count
 
     monkeypatch.setattr(per_sample_layers, "stacked_inputs_cheaper", lambda *args: linear_path == "stacked")

@@ -22,8 +22,8 @@ from dawe_merge.families.seq2seq import (
 )
 from dawe_merge.families.seq2seq.answers import match_label_words, normalize_answer, parse_number
 from dawe_merge.merging.state_dict import stack_task_vectors
-from dawe_merge.models.merged_forward import TaskVectorMerger
-from dawe_merge.models.task_metrics import AnswerAccuracy, ClassAnswers, SpearmanScore
+from dawe_merge.metrics.task_metrics import AnswerAccuracy, ClassAnswers, SpearmanScore
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 from dawe_merge.taskpool.tasks import TaskInfo
 from tests.test_seq2seq_family import TASKS, make_tiny_t5
 

@@ -27,7 +27,7 @@ from dawe_merge.export.spec import instantiate, tensors_digest
 from dawe_merge.merging.low_rank import FactorStack
 from dawe_merge.modelpool.base import parameter_state_dict
 from dawe_merge.models.hypernetwork import Hypernetwork
-from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 from dawe_merge.taskpool.tasks import TaskInfo
 
 FORMAT = "dawe-folder/1"

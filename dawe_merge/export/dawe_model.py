@@ -15,7 +15,7 @@ from dawe_merge.errors import ConfigError
 from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.features import FeatureExtractor
 from dawe_merge.models.hypernetwork import Hypernetwork, expand_codings
-from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 from dawe_merge.taskpool.tasks import TaskInfo
 
 

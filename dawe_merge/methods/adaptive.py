@@ -19,7 +19,7 @@ from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.compatibility import IncompatibleCheckpointError, check_metadata
 from dawe_merge.models.heads import adaptation_logits
 from dawe_merge.models.hypernetwork import expand_codings
-from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 
 MergeMode = Literal["task_wise", "layer_wise"]
 StoreDtype = Literal["float32", "bfloat16"]

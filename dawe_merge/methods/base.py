@@ -17,9 +17,9 @@ from torch import nn
 
 from dawe_merge.errors import ConfigError
 from dawe_merge.export.spec import RecordsInit
+from dawe_merge.metrics.close_calls import CLOSE_CALL_ULPS, CloseCallCount, margin_in_ulps, select_rows, with_rows
+from dawe_merge.metrics.task_metrics import task_metric
 from dawe_merge.modelpool.base import ModelPool
-from dawe_merge.models.close_calls import CLOSE_CALL_ULPS, CloseCallCount, margin_in_ulps, select_rows, with_rows
-from dawe_merge.models.task_metrics import task_metric
 from dawe_merge.reports.predictions import prediction_rows
 from dawe_merge.taskpool.base import TaskPool
 from dawe_merge.taskpool.tasks import TaskInfo
@@ -35,7 +35,7 @@ class MergedModelModule(RecordsInit, L.LightningModule):
     expert_task: str | None = None  # the task `fit` fine-tunes an expert on; None: fit adapts on every task
     loads_checkpoints = False  # whether `--ckpt_path` means anything (a trainable part to restore)
     # under bf16/fp16 autocast, evaluation decides again in fp32 every input whose top two class logits are
-    # within this many spacings of the dtype (dawe_merge/models/close_calls.py); a run sets it with CloseCallThreshold
+    # within this many spacings of the dtype (dawe_merge/metrics/close_calls.py); a run sets it with CloseCallThreshold
     close_call_ulps: float = CLOSE_CALL_ULPS
     # whether an input's outputs depend on the rest of its batch (a merge per batch): close calls then rerun the batch
     merges_per_batch_at_evaluation = False

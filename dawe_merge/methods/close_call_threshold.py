@@ -6,12 +6,12 @@ import math
 import lightning as L
 
 from dawe_merge.errors import ConfigError
-from dawe_merge.models.close_calls import CLOSE_CALL_ULPS
+from dawe_merge.metrics.close_calls import CLOSE_CALL_ULPS
 
 
 class CloseCallThreshold(L.Callback):
     """Sets the methods' `close_call_ulps` for a run: inputs whose top two class logits under bf16/fp16 autocast are
-    within this many spacings of the dtype are decided again in fp32 (dawe_merge/models/close_calls.py).
+    within this many spacings of the dtype are decided again in fp32 (dawe_merge/metrics/close_calls.py).
 
     The default was chosen on the offline benchmarks' validation data (docs/cli.md); lower trades fp32's decisions on
     near-ties for speed, 0 re-decides exact ties only, a negative value none (plain bf16), `.inf` (YAML's infinity) every input.

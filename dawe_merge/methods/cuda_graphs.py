@@ -1,7 +1,7 @@
 """`--trainer.callbacks+=dawe_merge.methods.CudaGraphs`: evaluation forwards replayed from CUDA graphs.
 
 The merged model's forward (static, or DAWE's exact per-sample merge) is captured once per input signature and
-replayed with one launch per batch (dawe_merge/models/cuda_graphs.py, which says where the rounding can differ: reports agree
+replayed with one launch per batch (dawe_merge/per_sample/cuda_graphs.py, which says where the rounding can differ: reports agree
 with eager evaluation to float rounding). Left off where it cannot be right: on a CPU, in training steps (gradients),
 and for a merge per batch (DAWE with `per_sample_eval: false`), whose padded last batch would change its mean coding.
 """
@@ -11,8 +11,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from dawe_merge.models.cuda_graphs import GraphedCall
-from dawe_merge.models.merged_forward import TaskVectorMerger
+from dawe_merge.per_sample.cuda_graphs import GraphedCall
+from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 
 _COEFFICIENTS = "__coefficients"
 

@@ -6,8 +6,8 @@ from tqdm.auto import tqdm
 
 from dawe_merge.errors import ConfigError, check_number
 from dawe_merge.methods.adaptive import MergeMode, Selection, StoreDtype, TestTimeAdaptation
+from dawe_merge.metrics.close_calls import select_rows
 from dawe_merge.modelpool.base import ModelPool
-from dawe_merge.models.close_calls import select_rows
 from dawe_merge.models.features import FeatureExtractor
 from dawe_merge.models.hypernetwork import Hypernetwork
 from dawe_merge.models.hypernetwork_io import load_into

@@ -10,7 +10,7 @@ Methods type this base, so LightningCLI accepts any family's pool. A family impl
 * `prepare_inputs(batch, device)` → the module's keyword inputs (tokenise, process images, ...).
 * `build_head(task_info, model)` → a frozen module mapping (B, D) to (B, C) logits: zero-shot from a
   text encoder or CLIP's text tower, an expert's own linear head, label-word scores. A head whose
-  evaluation outputs are not class logits names its metric (`task_metric()`, dawe_merge/models/task_metrics.py).
+  evaluation outputs are not class logits names its metric (`task_metric()`, dawe_merge/metrics/task_metrics.py).
 * optionally `evaluation_inputs(batch, device)` → the module's inputs at test time (default: `prepare_inputs`).
 * `write_expert(task, model, head, out)` → save a fine-tuned expert where `load_expert` finds it.
 * `save_model(model, out)` → write a (merged) module in its `transformers` `from_pretrained` format,

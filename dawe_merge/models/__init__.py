@@ -1,1 +1,2 @@
-"""nn.Modules: the encoder backbone, zero-shot heads, per-sample merging, hypernetworks, feature extractors."""
+"""Modules around the merge: hypernetworks and their files, frozen feature extractors, zero-shot heads, the image
+processor, and the check that an expert fits θ0."""

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from dawe_merge.models.task_metrics import ClassAnswers
+from dawe_merge.metrics.task_metrics import ClassAnswers
 from dawe_merge.taskpool.tasks import TaskInfo
 
 

@@ -257,7 +257,7 @@ class TaskPool(L.LightningDataModule):
         """`trainer.test` of `model` on every task, outside the CLI.
 
         Returns FusionBench's report contract: {task: {accuracy, loss}, ..., "average": {accuracy, loss}}; under bf16
-        autocast a task's entry also holds `close_calls` (inputs decided again in fp32, dawe_merge/models/close_calls.py).
+        autocast a task's entry also holds `close_calls` (inputs decided again in fp32, dawe_merge/metrics/close_calls.py).
         With `results_dir`, the report files and comparison table are written there as `test` writes them.
         """
         from dawe_merge.callbacks.report_writer import ReportWriter

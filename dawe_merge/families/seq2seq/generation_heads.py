@@ -14,7 +14,7 @@ from torch import nn
 from dawe_merge.families.seq2seq.answers import match_label_words, parse_number
 from dawe_merge.families.seq2seq.decoder import Generation
 from dawe_merge.families.seq2seq.heads import EntropyOver, LabelWordHead
-from dawe_merge.models.task_metrics import AnswerAccuracy, ClassAnswers, SpearmanScore
+from dawe_merge.metrics.task_metrics import AnswerAccuracy, ClassAnswers, SpearmanScore
 
 Decode = Callable[[torch.Tensor], list[str]]  # token ids → texts, special tokens skipped
 

@@ -41,7 +41,7 @@ from torch.func import functional_call
 
 from dawe_merge.merging.low_precision import LowPrecisionStack
 from dawe_merge.merging.low_rank import FactorStack
-from dawe_merge.models.per_sample_layers import SampleRows, Workspace, mix, mix_factored, per_sample_forward
+from dawe_merge.per_sample.layers import SampleRows, Workspace, mix, mix_factored, per_sample_forward
 
 
 class TaskVectorMerger(nn.Module):

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from dawe_merge.merging.low_precision import LowPrecisionStack
 from dawe_merge.merging.low_rank import FactorStack
-from dawe_merge.models.per_sample_linear import device_balance, stacked_inputs_cheaper, stacked_inputs_linear
+from dawe_merge.per_sample.linear import device_balance, stacked_inputs_cheaper, stacked_inputs_linear
 
 Stack = torch.Tensor | LowPrecisionStack  # [τ_1; …; τ_T; θ0] in one dtype, or bf16 τ beside θ0
 

@@ -1,0 +1,1 @@
+"""Per-task test metrics (accuracy, answers in the model's own words, Spearman) and bf16 close-call counts."""
