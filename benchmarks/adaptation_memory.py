@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from dawe_merge.methods.adaptive import softmax_entropy
+from dawe_merge.methods.objectives import softmax_entropy
 from dawe_merge.per_sample.merged_forward import TaskVectorMerger
 
 if __package__:  # imported as benchmarks.adaptation_memory (the tests, python -m from the root)

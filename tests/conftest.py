@@ -7,6 +7,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the suite says where each run writes: the Makefile's results folder and a user's extra method configs stay out of it
+os.environ.pop("DAWE_MERGE_RESULTS_DIR", None)
+os.environ.pop("DAWE_MERGE_METHOD_CONFIGS", None)
 
 import pytest
 import torch

@@ -37,7 +37,9 @@ def test_best_validation_evaluates_the_best_monitored_state_never_below_the_star
 
     run_cli(["test", *_args(method, data_config, tiny_pool, tmp_path, *select, "--ckpt_path", str(tmp_path / "runs/checkpoints/last.ckpt"))])
     selected = _report(tmp_path, method)
-    assert selected["selection"] == {"rule": "best_validation", "step": int(best["step"]), "validation_average": best["average"]}
+    tied = [int(r["step"]) for r in history if r["average"] == best["average"] and r["step"] != best["step"]]
+    assert selected["selection"] == {"rule": "best_validation", "step": int(best["step"]), "validation_average": best["average"],
+                                     **({"tied_with_later_steps": tied} if tied else {})}  # fmt: skip
     # the same state reached another way: task arithmetic for the start, else the checkpoint written at that step
     if best["step"] == 0:
         run_cli(["test", *_args("task_arithmetic", data_config, tiny_pool, tmp_path)])
@@ -198,3 +200,15 @@ def test_choose_across_takes_the_best_mean_gain_not_the_best_on_one_benchmark(tm
         choose_across([text, vision])
     with pytest.raises(SystemExit):
         main([files[0], str(tmp_path / "missing.json")])
+
+
+def test_a_tie_that_decided_the_selection_is_recorded():
+    from dawe_merge.methods.adamerging import AdaMerging
+
+    method = AdaMerging.__new__(AdaMerging)
+    method.selection = "best_validation"
+    method.history = [{"step": 0, "average": 0.5}, {"step": 25, "average": 0.75}, {"step": 50, "average": 0.75}, {"step": 75, "average": 0.6}]
+    method.best_validation = {"step": 25, "average": 0.75, "state": {}}  # the earlier of the tied states, as fit keeps it
+    assert method.selection_record() == {"rule": "best_validation", "step": 25, "validation_average": 0.75, "tied_with_later_steps": [50]}
+    method.history[2]["average"] = 0.7
+    assert "tied_with_later_steps" not in method.selection_record()

@@ -32,5 +32,5 @@ def test_small_t5_benchmark_stacks_before_method_configs():
         cli = cli_main(["--config", str(ROOT / "configs/benchmarks/t5_small.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")], run=False)
         pool = cli.model.modelpool
         assert type(pool).__name__ == "Seq2SeqModelPool" and pool.pretrained == "models/t5_small/t5" and pool.experts_dir == "experts/t5_small"
-        assert pool.lora.rank == 16 and pool.lora.target_modules == ["q", "v"]
+        assert pool.lora.r == 16 and set(pool.lora.target_modules) == {"q", "v"}
         assert cli.datamodule.benchmark == "t5_small" and cli.datamodule.task_names == ["newsgroups", "reuters_r8", "rotten_tomatoes", "election_tweets"]

@@ -37,7 +37,8 @@ class ReportWriter(L.Callback):
         try:
             self.written = write_report(report, results_dir=self.results_dir, benchmark=benchmark, method=method, command=self.command or "",
                                         seed=self.seed, seconds=time.perf_counter() - self._started,
-                                        selection=getattr(pl_module, "selection_record", lambda: None)())  # fmt: skip
+                                        selection=getattr(pl_module, "selection_record", lambda: None)(),
+                                        computed_from=getattr(pl_module, "computed_from", lambda: None)())  # fmt: skip
         except OSError as err:
             print(json.dumps(report, indent=1), file=sys.stdout)
             raise ResultsNotWritableError(

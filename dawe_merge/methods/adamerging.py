@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from dawe_merge.methods.adaptive import MergeMode, Selection, StoreDtype, TestTimeAdaptation
+from dawe_merge.methods.objectives import Objective
 from dawe_merge.modelpool.base import ModelPool
 
 
@@ -26,6 +27,8 @@ class AdaMerging(TestTimeAdaptation):
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
+        objective: Objective = "entropy",
+        temperature: float = 1.0,
         name: str | None = None,
     ) -> None:
         """
@@ -38,10 +41,13 @@ class AdaMerging(TestTimeAdaptation):
                 the memory that grows with the number of tasks.
             selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
                 monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
+            objective: entropy, or expert_kl (the KL from each task's expert; dawe_merge/methods/objectives.py).
+            temperature: expert_kl's softening of both distributions.
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).
         """
-        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection, name=name or f"adamerging_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection,
+                         objective=objective, temperature=temperature, name=name or f"adamerging_{mode}")
         self.init_lambda = init_lambda
         self.clamp = clamp
 

@@ -1,4 +1,5 @@
-"""Test-time adaptation shared by AdaMerging and DAWE: entropy of every task head, summed over tasks.
+"""Test-time adaptation shared by AdaMerging and DAWE: an objective per task head (dawe_merge/methods/objectives.py:
+the entropy, or the KL from the task's expert), summed over tasks.
 
 `fit` receives one unlabelled batch per task per step (the TaskPool strips labels), so the loss
 cannot see a label. Only the method's small trainable part (coefficients or hypernetwork) trains
@@ -15,7 +16,8 @@ from torch import nn
 from dawe_merge.errors import ConfigError, UserFacingError, check_number
 from dawe_merge.merging.state_dict import stack_task_vectors
 from dawe_merge.methods.base import MergedModelModule
-from dawe_merge.modelpool.base import ModelPool
+from dawe_merge.methods.objectives import Objective, expert_kl, softmax_entropy
+from dawe_merge.modelpool.base import ModelPool, parameter_state_dict
 from dawe_merge.models.compatibility import IncompatibleCheckpointError, check_metadata
 from dawe_merge.models.heads import adaptation_logits
 from dawe_merge.models.hypernetwork import expand_codings
@@ -30,10 +32,6 @@ class AdaptationDiverged(UserFacingError, FloatingPointError):
     """Coefficients or loss became NaN/inf; nothing is saved from that step on."""
 
 
-def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """H(p) = −Σ_c p_c log p_c per row, computed stably from log-probabilities."""
-    log_p = logits.log_softmax(-1)
-    return -(log_p.exp() * log_p).sum(-1)
 
 
 class TestTimeAdaptation(MergedModelModule):
@@ -50,11 +48,16 @@ class TestTimeAdaptation(MergedModelModule):
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
+        objective: Objective = "entropy",
+        temperature: float = 1.0,
         name: str | None = None,
     ) -> None:
         """
         Args:
             mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
+            objective: what adaptation minimises on each task's unlabelled batch: entropy (of the merged model's
+                predictions), or expert_kl (the KL divergence from the task's own expert's softened predictions).
+            temperature: expert_kl's softening T of both distributions (the loss is scaled by T²).
             lr: Adam learning rate.
             backward_per_task: backpropagate each task's batch on its own and accumulate the gradients (the same
                 gradients): one merged model alive at a time instead of one per task, for large models and many tasks;
@@ -81,6 +84,11 @@ class TestTimeAdaptation(MergedModelModule):
         if selection not in ("last", "best_validation"):
             raise ConfigError(f"selection must be 'last' or 'best_validation', got {selection!r}.")
         self.selection = selection
+        if objective not in ("entropy", "expert_kl"):
+            raise ConfigError(f"model.init_args.objective must be entropy or expert_kl, got {objective!r}.")
+        check_number("model.init_args.temperature", temperature, 0.0, inclusive=False)
+        self.objective, self.temperature = objective, temperature
+        self._expert_targets: dict[str, dict[int, torch.Tensor]] = {}  # expert_kl: task → input index → q
         self.history: list[dict[str, float]] = []
         self.best_validation: dict | None = None  # {"step", "average", "state"}: the best state monitored on validation data
 
@@ -223,18 +231,39 @@ class TestTimeAdaptation(MergedModelModule):
             inputs = [self.modelpool.prepare_inputs(b, self.device) for b in batch.values()]
             coefficients = self.step_coefficients(batch)
             embeddings = self.merger.forward_each(inputs, coefficients)
-            losses = {task: self._entropy(task, e) for task, e in zip(batch, embeddings)}
+            losses = {task: self._objective(task, e, b) for (task, b), e in zip(batch.items(), embeddings)}
         loss = torch.stack(list(losses.values())).sum()
         self._stop_if_diverged(loss)
-        self.log_dict({f"train/{t}/entropy": v for t, v in losses.items()})
-        self.log("train/entropy", loss, prog_bar=True)
+        self.log_dict({f"train/{t}/{self.objective}": v for t, v in losses.items()})
+        self.log(f"train/{self.objective}", loss, prog_bar=True)
         # each task vector's coefficient this step, averaged over the step's task batches (and tensors, layer-wise)
         means = coefficients.detach().float().reshape(-1, len(self.task_names), coefficients.shape[-1]).mean(dim=(0, 2))
         self.log_dict({f"coefficients/{t}": m for t, m in zip(self.task_names, means)})
         return loss
 
-    def _entropy(self, task: str, embedding: torch.Tensor) -> torch.Tensor:
-        return softmax_entropy(adaptation_logits(self.heads[task], embedding)).mean()
+    def _objective(self, task: str, embedding: torch.Tensor, batch: dict) -> torch.Tensor:
+        logits = adaptation_logits(self.heads[task], embedding)
+        if self.objective == "entropy":
+            return softmax_entropy(logits).mean()
+        targets = torch.stack([self._expert_targets[task][int(i)] for i in batch["index"]]).to(logits.device)
+        return expert_kl(logits, targets, self.temperature).mean()
+
+    def on_fit_start(self) -> None:
+        """expert_kl: each expert's softened predictions on its task's adaptation inputs, computed once, in fixed
+        batches (the same targets on every rank and on resume), one expert in memory at a time."""
+        if self.objective != "expert_kl" or self._expert_targets:
+            return
+        reference = parameter_state_dict(self.modelpool.pretrained_model())
+        for task, loader in self.taskpool.feature_loaders().items():
+            expert = self.modelpool.load_checked_expert(task, reference).eval().to(self.device)
+            targets: dict[int, torch.Tensor] = {}
+            with torch.no_grad():
+                for batch in loader:
+                    logits = adaptation_logits(self.heads[task], expert(**self.modelpool.prepare_inputs(batch, self.device)))
+                    for i, q in zip(batch["index"], (logits.float() / self.temperature).softmax(-1).cpu()):
+                        targets[int(i)] = q
+            self._expert_targets[task] = targets
+            del expert
 
     def _backward_each_task(self, batch: dict[str, dict]) -> dict[str, torch.Tensor]:
         """One forward and backward per task batch, gradients accumulated, then one optimiser step."""
@@ -244,7 +273,7 @@ class TestTimeAdaptation(MergedModelModule):
         for task, b in batch.items():
             inputs = self.modelpool.prepare_inputs(b, self.device)
             (embedding,) = self.merger.forward_each([inputs], self.step_coefficients({task: b}))
-            loss = self._entropy(task, embedding)
+            loss = self._objective(task, embedding, b)
             self._stop_if_diverged(loss)
             self.manual_backward(loss)
             losses[task] = loss.detach()
@@ -337,7 +366,10 @@ class TestTimeAdaptation(MergedModelModule):
         if self.selection != "best_validation" or self.best_validation is None:
             return None
         best = self.best_validation
-        return {"rule": "best_validation", "step": int(best["step"]), "validation_average": float(best["average"])}
+        # the earliest of equal states is kept (the start when it ties): a record says when a tie decided
+        tied = sorted(int(r["step"]) for r in self.history if r["average"] == best["average"] and int(r["step"]) != int(best["step"]))
+        return {"rule": "best_validation", "step": int(best["step"]), "validation_average": float(best["average"]),
+                **({"tied_with_later_steps": tied} if tied else {})}  # fmt: skip
 
     def _announce_selection(self) -> None:
         best, start = self.best_validation, next((r for r in self.history if r["step"] == 0), None)

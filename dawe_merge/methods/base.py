@@ -141,11 +141,21 @@ class MergedModelModule(RecordsInit, L.LightningModule):
         """
         if not self.task_names:
             if isinstance(tasks, TaskPool):
+                self._prepared_with = tasks
                 tasks.setup()
                 self._build(list(tasks.task_names), {t: tasks.task_info(t) for t in tasks.task_names})
             else:
                 self._build(list(tasks) if tasks is not None else self.modelpool.expert_names(), {})
         return self
+
+    def training_data(self) -> TaskPool:
+        """The TaskPool whose training splits a merge computed from data reads (RegMean): the run's, or `prepare`'s."""
+        if self._trainer is not None and isinstance(self.trainer.datamodule, TaskPool):
+            return self.trainer.datamodule
+        if getattr(self, "_prepared_with", None) is not None:
+            return self._prepared_with
+        raise ConfigError(f"'{self.report_name}' computes its merge from the tasks' training data: run it with a TaskPool "
+                          "(`test` through the CLI, or `method.merge(taskpool)`), not from task names alone.")  # fmt: skip
 
     def merged_module(self) -> nn.Module:
         """What `merge` returns once built; methods without one merged model refuse."""

@@ -6,6 +6,7 @@ from tqdm.auto import tqdm
 
 from dawe_merge.errors import ConfigError, check_number
 from dawe_merge.methods.adaptive import MergeMode, Selection, StoreDtype, TestTimeAdaptation
+from dawe_merge.methods.objectives import Objective
 from dawe_merge.metrics.close_calls import select_rows
 from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.features import FeatureExtractor
@@ -40,6 +41,8 @@ class DAWE(TestTimeAdaptation):
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
+        objective: Objective = "entropy",
+        temperature: float = 1.0,
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
         standardize_features: bool = True,
@@ -58,6 +61,8 @@ class DAWE(TestTimeAdaptation):
                 the memory that grows with the number of tasks.
             selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
                 monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
+            objective: entropy, or expert_kl (the KL from each task's expert; dawe_merge/methods/objectives.py).
+            temperature: expert_kl's softening of both distributions.
             hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1; the default is what the method
                 configs chose on validation data).
             init_lambda: bias of the hypernetwork's last layer, whose weight starts at 0 (step 0 = task arithmetic).
@@ -68,7 +73,8 @@ class DAWE(TestTimeAdaptation):
                 input before the hypernetwork (not in the reference, which `false` reproduces); the statistics are saved with
                 the hypernetwork.
         """
-        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection, name=name or f"dawe_{mode}")
+        super().__init__(modelpool, mode=mode, lr=lr, backward_per_task=backward_per_task, task_vector_dtype=task_vector_dtype, selection=selection,
+                         objective=objective, temperature=temperature, name=name or f"dawe_{mode}")
         check_number("model.init_args.hidden_layers", hidden_layers, 0)
         if feature_extractor is None:
             raise ConfigError(DAWE_NEEDS_FEATURES)
@@ -94,6 +100,7 @@ class DAWE(TestTimeAdaptation):
         pad and sort by length, which moves the last bits), so a resumed run matches an uninterrupted
         one exactly, and every DDP rank sees the same feature for the same example.
         """
+        super().on_fit_start()  # expert_kl's targets
         for task, loader in self.taskpool.feature_loaders().items():
             shown = self.trainer.is_global_zero and self.trainer.progress_bar_callback is not None and self.trainer.progress_bar_callback.is_enabled
             for batch in tqdm(loader, desc=f"features {task}", leave=False, disable=not shown):

@@ -63,19 +63,21 @@ def _check_finite(report: dict, method: str) -> None:
 
 
 def write_report(report: dict, results_dir: str | Path, benchmark: str, method: str, command: str, seed: int | None,
-                 seconds: float | None = None, selection: dict | None = None) -> Path:  # fmt: skip
+                 seconds: float | None = None, selection: dict | None = None, computed_from: dict | None = None) -> Path:  # fmt: skip
     """Write results/<benchmark>/<method>/report.{json,csv,md}; return the method folder. seconds: the run's wall time;
-    selection: which adapted state was evaluated, when it was chosen on validation data ({"rule", "step", ...})."""
+    selection: which adapted state was evaluated, when it was chosen on validation data ({"rule", "step", ...});
+    computed_from: what a merge computed from data read (which split, how many examples)."""
     _check_finite(report, method)
     benchmark_dir = Path(results_dir) / benchmark
     out = benchmark_dir / method
     out.mkdir(parents=True, exist_ok=True)
     with locked(benchmark_dir):  # another run may be writing this benchmark's reports and table right now
-        return _write_report(report, benchmark_dir, out, method, command, seed, seconds, selection)
+        return _write_report(report, benchmark_dir, out, method, command, seed, seconds, selection, computed_from)
 
 
 def _write_report(
-    report: dict, benchmark_dir: Path, out: Path, method: str, command: str, seed: int | None, seconds: float | None, selection: dict | None
+    report: dict, benchmark_dir: Path, out: Path, method: str, command: str, seed: int | None, seconds: float | None, selection: dict | None,
+    computed_from: dict | None = None,
 ) -> Path:
     reports = read_reports(benchmark_dir)
     individual = reports.get(INDIVIDUAL)
@@ -83,7 +85,8 @@ def _write_report(
     normalized = 1.0 if method == INDIVIDUAL else (report["average"]["accuracy"] / reference if reference else None)
     written = datetime.now(timezone.utc).isoformat(timespec="seconds")
     full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed,
-            "seconds": None if seconds is None else round(seconds, 2), "written": written, **({"selection": selection} if selection else {})}  # fmt: skip
+            "seconds": None if seconds is None else round(seconds, 2), "written": written, **({"selection": selection} if selection else {}),
+            **({"computed_from": computed_from} if computed_from else {})}  # fmt: skip
     tasks = report_tasks(report)
     rows = io.StringIO()
     writer = csv.writer(rows)
@@ -93,6 +96,7 @@ def _write_report(
     lines = [f"# {method} on {benchmark_dir.name}", "", "| task | accuracy (%) | loss |", "|---|---|---|"]
     lines += [f"| {t} | {100 * report[t]['accuracy']:.2f} | {report[t]['loss']:.4f} |" for t in [*tasks, "average"]]
     chosen = [] if not selection else [f"Selected ({selection['rule']}): the state of step {selection['step']}"]
+    chosen += [] if not computed_from else [f"Computed from: {json.dumps(computed_from)}"]
     lines += ["", f"Command: `{command}`", f"Seed: {seed}", *chosen, *([] if seconds is None else [f"Wall time: {seconds:.1f} s"]), ""]
     write_text_atomic(out / "report.csv", rows.getvalue())
     write_text_atomic(out / "report.md", "\n".join(lines))

@@ -245,13 +245,15 @@ class TaskPool(L.LightningDataModule):
         self.predict_task_names = list(inputs)
         return [self._loader(data, self.batch_size, shuffle=False, labelled=False, evaluation=True) for data in inputs.values()]
 
-    def feature_loaders(self, batch_size: int = 64) -> dict[str, DataLoader]:
-        """Every test input of every task, unsharded, in index order and without labels.
+    def feature_loaders(self, batch_size: int = 64, split: str = "test", labelled: bool = False) -> dict[str, DataLoader]:
+        """Every input of `split` of every task, unsharded, in index order, without labels unless asked (a training split).
 
         DAWE computes its frozen features from these once, before adapting, so each example's feature
         does not depend on which batch first met it (bit-identical resumes, same features on every rank).
         """
-        return {t: DataLoader(self.split(t, "test"), batch_size=batch_size, collate_fn=self._collate(False)) for t in self.task_names}
+        if labelled and split == "test":
+            raise ConfigError("Test labels are for evaluation only: a loader that adapts or merges reads them from a training split.")
+        return {t: DataLoader(self.split(t, split), batch_size=batch_size, collate_fn=self._collate(labelled)) for t in self.task_names}
 
     def evaluate(self, model: L.LightningModule, results_dir: str | None = None, **trainer_kwargs) -> dict:
         """`trainer.test` of `model` on every task, outside the CLI.
