@@ -44,10 +44,10 @@ class StepClock(L.Callback):
 
 def measure(config: str, method: str, objective: str, steps: int, out: Path) -> dict:
     clock = StepClock()
-    cli = cli_main(["fit", "--config", config, "--config", f"configs/methods/{method}.yaml", "--model.init_args.objective", objective,
+    cli = cli_main(["--config", config, "--config", f"configs/methods/{method}.yaml", "--model.init_args.objective", objective,
                     "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
                     "--trainer.logger", "false", "--trainer.default_root_dir", str(out / objective), "--results_dir", str(out / "results")],
-                   run=False)  # fmt: skip
+                   run=False)  # fmt: skip  (no subcommand: the trainer runs fit below)
     cli.trainer.callbacks.append(clock)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     cached = sum(q.numel() * q.element_size() for targets in cli.model._expert_targets.values() for q in targets.values())
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--method", default="adamerging_task_wise")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # the CLI below reads only the arguments it is given
     with tempfile.TemporaryDirectory() as tmp:
         rows = {o: measure(args.config, args.method, o, args.steps, Path(tmp)) for o in ("entropy", "expert_kl")}
     e, k = rows["entropy"], rows["expert_kl"]
