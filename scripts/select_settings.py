@@ -1,12 +1,15 @@
-"""Choose an adaptive method's settings on a benchmark without reading a test label.
+"""Choose a method's settings on a benchmark without reading a test label.
 
-Each candidate of the grid adapts once (`fit`, in this process) with monitoring on the validation splits, which
-the TaskPool holds out from each task's *training* data; the choice is the best (setting, step) by average
-validation accuracy, step 0 (task arithmetic) included (dawe_merge/reports/selection.py has the rule). Adaptation itself
-reads unlabelled test inputs, as test-time adaptation does; the labels it is scored by are validation labels.
+Each candidate of an adaptive method's grid adapts once (`fit`, in this process) with monitoring on the validation
+splits, which the TaskPool holds out from each task's *training* data; the choice is the best (setting, step) by
+average validation accuracy, step 0 (task arithmetic) included (dawe_merge/reports/selection.py has the rule).
+Adaptation itself reads unlabelled test inputs, as test-time adaptation does; the labels it is scored by are
+validation labels. A static method's candidate is merged once and scored by `validate` on the same splits (a curve
+of one point, step 0: the merge itself).
 
     python scripts/select_settings.py --config configs/benchmarks/text_minilm.yaml --method dawe_task_wise \
         --grid '{"lr": [1.0e-5, 1.0e-4, 1.0e-3], "hidden_layers": [0, 1], "standardize_features": [true, false]}'
+    python scripts/select_settings.py --config configs/benchmarks/text_minilm.yaml --method dare --grid '{"p": [0.3, 0.5, 0.7, 0.9]}'
 
 Grid keys without a dot are the method's options (model.init_args.<key>); others are given as they are
 (e.g. "trainer.max_steps"). Writes <out>/<method>.json and .md (default out: results/<benchmark>/selection);
@@ -24,6 +27,7 @@ import sys
 from pathlib import Path
 
 from dawe_merge.cli import cli_main
+from dawe_merge.methods.registry import methods
 from dawe_merge.reports.selection import write_selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +62,22 @@ def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[
     return [dict(row) for row in cli.model.history]
 
 
+def score(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
+    """A static candidate: merged once, its validation average as a curve of one point (step 0)."""
+    shutil.rmtree(run, ignore_errors=True)
+    cli = cli_main(["validate", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *command_line(setting),
+                    "--trainer.default_root_dir", str(run), "--results_dir", str(run / "results")])  # fmt: skip
+    report = cli.model.validation_report
+    return [{"step": 0, "average": report["average"]["accuracy"]}]
+
+
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:
     """(the script's options, the stacked `--config` options, the options after `--` for every `fit`)."""
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append", required=True, help="benchmark config(s), stacked as main.py does")
-    parser.add_argument("--method", required=True, help="a method config of configs/methods/ (an adaptive one)")
+    parser.add_argument("--method", required=True, help="a method config of configs/methods/ (adaptive or static)")
     parser.add_argument("--grid", required=True, help="JSON: option → list of values")
     parser.add_argument("--out", default=None, help="folder for <method>.json and .md (default: results/<benchmark>/selection)")
     parser.add_argument("--runs", default=None, help="folder for the candidates' runs (default: runs/<benchmark>/selection/<method>)")
@@ -77,12 +90,16 @@ def main(argv: list[str] | None = None) -> dict:
     args, config, extra = parse(argv)
     benchmark = cli_main([*config, "--config", str(ROOT / f"configs/methods/{args.method}.yaml"), *extra], run=False).datamodule.benchmark
     runs = Path(args.runs or f"runs/{benchmark}/selection/{args.method}")
+    adaptive = next((m.adapts for m in methods() if m.name == args.method), True)
     candidates = []
     for index, setting in enumerate(candidates_of(json.loads(args.grid))):
         print(f"selection: candidate {index}: {setting}", file=sys.stderr)
-        candidates.append({"setting": setting, "curve": adapt(config, args.method, setting, runs / str(index), extra)})
+        curve = (adapt if adaptive else score)(config, args.method, setting, runs / str(index), extra)
+        candidates.append({"setting": setting, "curve": curve})
+    # a static method's gain is measured from task arithmetic on the same validation splits
+    reference = None if adaptive else score(config, "task_arithmetic", {}, runs / "task_arithmetic", extra)[0]["average"]
     out = Path(args.out or f"results/{benchmark}/selection")
-    chosen = write_selection(out, args.method, benchmark, candidates, "python scripts/select_settings.py " + shlex.join(argv))
+    chosen = write_selection(out, args.method, benchmark, candidates, "python scripts/select_settings.py " + shlex.join(argv), reference)
     print(f"selection: chosen {chosen['setting']} at step {chosen['step']} (validation average {100 * chosen['average']:.2f}); see {out / (args.method + '.md')}")
     return chosen
 

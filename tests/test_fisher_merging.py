@@ -56,3 +56,26 @@ def test_fisher_merging_through_the_cli(labels, tiny_pool, data_config, tmp_path
     assert 0.0 <= report["average"]["accuracy"] <= 1.0 and set(TASKS) <= set(report)
     assert report["computed_from"]["examples_per_task"] == {t: 6 for t in TASKS}
     assert ("no label read" in report["computed_from"]["data"]) == (labels == "predicted")
+
+
+def test_normalized_fishers_give_every_expert_the_same_total_by_hand():
+    from dawe_merge.merging.fisher import normalized_fishers
+
+    fishers = [{"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([0.0, 0.0])}, {"a": torch.tensor([10.0, 0.0]), "b": torch.tensor([30.0, 0.0])}]
+    # means over the four entries: 1.0 and 10.0
+    out = normalized_fishers(fishers)
+    assert torch.equal(out[0]["a"], torch.tensor([1.0, 3.0])) and torch.equal(out[1]["b"], torch.tensor([3.0, 0.0]))
+    experts = [torch.tensor([0.0, 0.0]), torch.tensor([4.0, 4.0])]
+    # entry 0 of "a": weights 1 and 1 → the mean 2; entry 1: weights 3 and 0 → the first expert's 0
+    merged = fisher_weighted_average(experts, [out[0]["a"], out[1]["a"]])
+    assert torch.equal(merged, torch.tensor([2.0, 0.0]))
+    assert normalized_fishers([{"a": torch.zeros(2)}])[0]["a"].eq(0).all()
+
+
+def test_normalize_through_the_cli_records_each_experts_mean_fisher(tiny_pool, data_config, tmp_path):
+    run_cli(["test", "--config", str(data_config), "--config", str(ROOT / "configs/methods/fisher_merging.yaml"), *pool_overrides(tiny_pool),
+             *quiet_trainer(tmp_path), "--model.init_args.num_examples", "4", "--model.init_args.normalize", "true"])  # fmt: skip
+    report = json.loads((tmp_path / "results/tiny/fisher_merging/report.json").read_text())
+    assert "normalised to mean 1" in report["computed_from"]["data"]
+    means = report["computed_from"]["mean_fisher_per_task"]
+    assert set(means) == set(TASKS) and all(m > 0 for m in means.values())

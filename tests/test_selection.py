@@ -212,3 +212,23 @@ def test_a_tie_that_decided_the_selection_is_recorded():
     assert method.selection_record() == {"rule": "best_validation", "step": 25, "validation_average": 0.75, "tied_with_later_steps": [50]}
     method.history[2]["average"] = 0.7
     assert "tied_with_later_steps" not in method.selection_record()
+
+
+def test_a_static_methods_settings_are_scored_by_validate_against_task_arithmetic(tiny_pool, data_config, tmp_path):
+    """DARE with nothing dropped is task arithmetic: its validation average equals the reference the script scores, so
+    its gain is exactly 0; across two benchmarks the gains are measured from each one's task arithmetic."""
+    from dawe_merge.reports.selection import choose_across
+    from scripts.select_settings import main
+
+    common = [*pool_overrides(tiny_pool), "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]
+    main(["--config", str(data_config), "--method", "dare", "--grid", '{"drop_rate": [0.0, 0.9]}',
+          "--out", str(tmp_path / "selection"), "--runs", str(tmp_path / "runs"), "--", *common])  # fmt: skip
+    record = json.loads((tmp_path / "selection/dare.json").read_text())
+    kept, dropped = (c["curve"] for c in record["candidates"])
+    assert [r["step"] for r in kept] == [0] and len(dropped) == 1
+    assert kept[0]["average"] == record["task_arithmetic_average"]
+    assert "task arithmetic on the same splits" in (tmp_path / "selection/dare.md").read_text()
+    other = {**record, "benchmark": "other", "task_arithmetic_average": record["task_arithmetic_average"] - 0.25}
+    across = choose_across([record, other])
+    assert across["gains"]["tiny"] == pytest.approx(across["gains"]["other"] - 0.25)
+    assert across["gains"]["tiny"] == pytest.approx(max(kept[0]["average"], dropped[0]["average"]) - record["task_arithmetic_average"])

@@ -5,6 +5,7 @@ likelihood of one label per example: the expert's own prediction (`labels: predi
 label (`labels: true`). The likelihood is the distribution adaptation reads (`adaptation_logits`: a head's class
 logits, or a decoder's label words or whole vocabulary as the family's config says); a head of numbers counts as a
 unit-variance Gaussian, whose Fisher is the squared gradient of the output. Gradients are per example, one backward each: exact, and as slow as that.
+`normalize: true` gives every expert the same total Fisher (dawe_merge/merging/fisher.py says why).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from dawe_merge.errors import ConfigError, check_number
-from dawe_merge.merging.fisher import fisher_weighted_average
+from dawe_merge.merging.fisher import fisher_weighted_average, normalized_fishers
 from dawe_merge.merging.state_dict import StateDict
 from dawe_merge.methods.static import StaticMerge
 from dawe_merge.modelpool.base import ModelPool, parameter_state_dict
@@ -31,20 +32,22 @@ class FisherMerging(StaticMerge):
     method_name = "fisher_merging"
 
     def __init__(self, modelpool: ModelPool, labels: Literal["predicted", "true"] = "predicted", num_examples: int = 256,
-                 batch_size: int = 16, name: str | None = None) -> None:  # fmt: skip
+                 batch_size: int = 16, normalize: bool = False, name: str | None = None) -> None:  # fmt: skip
         """
         Args:
             labels: predicted (the expert's own argmax: no label read) or true (the training labels).
             num_examples: training examples per task the Fisher is averaged over (fewer if the split is smaller).
             batch_size: examples per loaded batch (gradients are still taken one example at a time).
+            normalize: divide each expert's Fisher by its mean over the merged entries (same total weight per expert).
         """
         super().__init__(modelpool, name=name)
         if labels not in ("predicted", "true"):
             raise ConfigError(f"model.init_args.labels must be predicted or true, got {labels!r}.")
         check_number("model.init_args.num_examples", num_examples, 1)
         check_number("model.init_args.batch_size", batch_size, 1)
-        self.labels, self.num_examples, self.batch_size = labels, num_examples, batch_size
+        self.labels, self.num_examples, self.batch_size, self.normalize = labels, num_examples, batch_size, normalize
         self.examples: dict[str, int] = {}
+        self.mean_fisher: dict[str, float] = {}  # each expert's mean Fisher entry (how much it weighs before normalising)
         self.fishers: dict[str, dict[str, torch.Tensor]] = {}
 
     def build(self, pretrained: nn.Module) -> None:
@@ -53,6 +56,8 @@ class FisherMerging(StaticMerge):
         for task in self.task_names:
             expert = self.modelpool.load_checked_expert(task, reference).eval()
             self.fishers[task], self.examples[task] = self._diagonal_fisher(expert, task, loaders[task], set(reference))
+            entries = sum(f.numel() for f in self.fishers[task].values())
+            self.mean_fisher[task] = sum(float(f.sum()) for f in self.fishers[task].values()) / max(entries, 1)
             del expert
         super().build(pretrained)
 
@@ -93,17 +98,22 @@ class FisherMerging(StaticMerge):
         return label.to(log_p.device)
 
     def merge_state(self, pretrained: StateDict, task_vectors: list[StateDict]) -> StateDict:
+        fishers = [self.fishers[t] for t in self.task_names]
+        if self.normalize:
+            fishers = normalized_fishers(fishers)
         merged = {}
         for name, base in pretrained.items():
             experts = [base.float() + tv[name].float() for tv in task_vectors]
-            merged[name] = fisher_weighted_average(experts, [self.fishers[t][name] for t in self.task_names])
+            merged[name] = fisher_weighted_average(experts, [f[name] for f in fishers])
         self.fishers = {}
         return merged
 
     def computed_from(self) -> dict:
         """What the merge was computed from, for the report."""
         labels = "the experts' own predictions (no label read)" if self.labels == "predicted" else "the training labels"
-        return {"data": f"training split of each task; Fisher of {labels}", "examples_per_task": dict(self.examples)}
+        scale = "; each expert's Fisher normalised to mean 1" if self.normalize else ""
+        return {"data": f"training split of each task; Fisher of {labels}{scale}", "examples_per_task": dict(self.examples),
+                "mean_fisher_per_task": dict(self.mean_fisher)}
 
     def learned(self) -> dict:
         return {"kind": "fisher_merging", **self.computed_from()}

@@ -56,14 +56,25 @@ def selection_table(candidates: list[dict], chosen: dict, number: str = "{:.2f}"
     return lines
 
 
-def write_selection(out: Path, method: str, benchmark: str, candidates: list[dict], command: str) -> dict:
-    """Write <out>/<method>.json (every curve, the choice, the rule) and <out>/<method>.md; return the choice."""
+def write_selection(out: Path, method: str, benchmark: str, candidates: list[dict], command: str,
+                    task_arithmetic: float | None = None) -> dict:  # fmt: skip
+    """Write <out>/<method>.json (every curve, the choice, the rule) and <out>/<method>.md; return the choice.
+
+    task_arithmetic: task arithmetic's validation average on the same splits, for a static method, whose curves are one
+    point each (the merge itself) and so carry no start to measure a gain from.
+    """
     chosen = choose(candidates)
+    if task_arithmetic is not None:
+        chosen["start_average"] = task_arithmetic
     out.mkdir(parents=True, exist_ok=True)
     record = {"method": method, "benchmark": benchmark, "rule": RULE, "chosen": chosen, "candidates": candidates, "command": command}
+    if task_arithmetic is not None:
+        record["task_arithmetic_average"] = task_arithmetic
     write_text_atomic(out / f"{method}.json", json.dumps(record, indent=1) + "\n")
     setting = ", ".join(f"{k} = {v}" for k, v in chosen["setting"].items())
     start = "" if chosen["start_average"] is None else f"; its start (step 0, task arithmetic): {100 * chosen['start_average']:.2f}"
+    if task_arithmetic is not None:
+        start = f"; task arithmetic on the same splits: {100 * task_arithmetic:.2f}"
     text = [
         f"# Settings of {method} on {benchmark}, chosen on validation data", "",
         f"Chosen: {setting}, step {chosen['step']} — validation average {100 * chosen['average']:.2f}{start}.", "",
@@ -96,7 +107,7 @@ def choose_across(records: list[dict]) -> dict:
     benchmarks = [r["benchmark"] for r in records]
     if len(set(benchmarks)) != len(benchmarks):
         raise ValueError(f"A benchmark is given twice ({benchmarks}): each would count twice in the mean; give each once.")
-    gains = [{_key(c["setting"]): _gains(c["curve"]) for c in r["candidates"]} for r in records]
+    gains = [{_key(c["setting"]): _gains(c["curve"], r.get("task_arithmetic_average")) for c in r["candidates"]} for r in records]
     common = [c["setting"] for c in records[0]["candidates"] if all(_key(c["setting"]) in g for g in gains)]
     if not common:
         raise ValueError("No setting was run on every benchmark: run scripts/select_settings.py with the same grid on each.")
@@ -116,8 +127,9 @@ def _key(setting: dict) -> str:
     return json.dumps(setting, sort_keys=True)
 
 
-def _gains(curve: list[dict]) -> dict[int, float]:
-    start = _start(curve)
+def _gains(curve: list[dict], task_arithmetic: float | None = None) -> dict[int, float]:
+    """Each step's gain over the start: the curve's step 0, or task arithmetic's average for a static method."""
+    start = _start(curve) if task_arithmetic is None else task_arithmetic
     if start is None:
         raise ValueError("A selection curve has no step 0 (the start): its runs were made without num_sanity_val_steps -1.")
     return {int(r["step"]): r["average"] - start for r in curve}
