@@ -45,7 +45,7 @@ T5_EXPERTS_DIR := experts/t5_small
 BENCHMARK := text_minilm
 # one torch thread: the committed table was written so, and the small T5's pretraining amplifies the float-summation
 # order that the thread count changes (README: the table under two threads); seeds/precision on it too
-T5_ONE_THREAD := t5 t5-models t5-entropy $(if $(filter t5_small,$(BENCHMARK)),seeds precision)
+T5_ONE_THREAD := t5 t5-models t5-entropy $(if $(filter t5_small,$(BENCHMARK)),seeds expert-kl precision)
 $(T5_ONE_THREAD): export OMP_NUM_THREADS := 1
 $(T5_ONE_THREAD): export MKL_NUM_THREADS := 1
 
@@ -70,7 +70,7 @@ seed_methods = for s in $(SEEDS); do for m in $(1); do \
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds expert-kl precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
 
 setup: $(VENV)/.installed
 
@@ -83,9 +83,10 @@ help:
 	@echo "make static      main's second stage: the methods that need no adaptation"
 	@echo "make adaptive    main's third stage: adapt each adaptive method, then test it"
 	@echo "make seeds       after main: the adaptive methods under seeds $(seed_list) too (tables: mean ± sd)"
+	@echo "make expert-kl   after main: the task-wise adaptive methods with objective expert_kl, seeds 0, $(seed_list)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
 	@echo "                 decided again in fp32) and plain bf16"
-	@echo "                 (both take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
+	@echo "                 (seeds, expert-kl and precision take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
@@ -157,6 +158,18 @@ seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
 	$(call seed_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
 	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "Seeds $(SEEDS) on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
+
+# the task-wise adaptive methods with the expert-guided objective (--model.init_args.objective expert_kl, which the
+# validation data chose over entropy: results/selection/objective/), seeds 0 and SEEDS, as the rows <method>_expert_kl;
+# after the benchmark's own target (its experts/models must exist)
+EXPERT_KL_METHODS := adamerging_task_wise dawe_task_wise
+expert-kl: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
+	@start=$$(date +%s); b=$(BENCHMARK); \
+	for s in 0 $(SEEDS); do suffix=$$([ $$s = 0 ] || echo _seed$$s); for m in $(EXPERT_KL_METHODS); do \
+	  options="--config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml --model.init_args.objective expert_kl --seed_everything $$s"; \
+	  scripts/adapt_then_test.sh runs/$$b/$${m}_expert_kl$$suffix $$options --model.init_args.name $${m}_expert_kl$$suffix && \
+	  $(call best_of,runs/$$b/$${m}_expert_kl$$suffix,$${m}_expert_kl_best_validation$$suffix,$$options) || exit 1; done; done; \
+	cat $(RESULTS)/$$b/README.md && echo "expert_kl runs on $$b took $$(( $$(date +%s) - start )) s"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"no such selection file: {', '.join(missing)} (scripts/select_settings.py writes them)")
     records = [json.loads(p.read_text()) for p in args.selections]
     try:
-        chosen = write_across(args.out, records, "python scripts/select_across.py " + shlex.join(argv))
+        chosen = write_across(args.out, records, "python scripts/select_across.py " + shlex.join(argv), args.selections)
     except ValueError as error:
         parser.error(str(error))
     print(f"selection: chosen {chosen['setting']} at step {chosen['step']} (mean validation gain {100 * chosen['average']:+.2f}); "

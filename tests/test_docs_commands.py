@@ -66,7 +66,8 @@ def test_a_shown_selection_across_benchmarks_reproduces_the_committed_choice(pag
     args = shlex.split(command)[2:]
     chosen = main([*args, "--out", str(tmp_path)])
     method = json.loads((ROOT / args[0]).read_text())["method"]
-    committed = json.loads((ROOT / "results/selection" / f"{method}.json").read_text())
+    out = args[args.index("--out") + 1] if "--out" in args else "results/selection"
+    committed = json.loads((ROOT / out / f"{method}.json").read_text())
     assert chosen == committed["chosen"], f"{page}: {command}"
 
 

@@ -215,13 +215,13 @@ def test_a_tie_that_decided_the_selection_is_recorded():
 
 
 def test_a_static_methods_settings_are_scored_by_validate_against_task_arithmetic(tiny_pool, data_config, tmp_path):
-    """DARE with nothing dropped is task arithmetic: its validation average equals the reference the script scores, so
+    """DARE with nothing dropped, merged by task arithmetic, is task arithmetic: its validation average equals the reference the script scores, so
     its gain is exactly 0; across two benchmarks the gains are measured from each one's task arithmetic."""
     from dawe_merge.reports.selection import choose_across
     from scripts.select_settings import main
 
     common = [*pool_overrides(tiny_pool), "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]
-    main(["--config", str(data_config), "--method", "dare", "--grid", '{"drop_rate": [0.0, 0.9]}',
+    main(["--config", str(data_config), "--method", "dare", "--grid", '{"drop_rate": [0.0, 0.9], "merge": ["task_arithmetic"]}',
           "--out", str(tmp_path / "selection"), "--runs", str(tmp_path / "runs"), "--", *common])  # fmt: skip
     record = json.loads((tmp_path / "selection/dare.json").read_text())
     kept, dropped = (c["curve"] for c in record["candidates"])

@@ -20,7 +20,7 @@ class DARE(StaticMerge):
         self,
         modelpool: ModelPool,
         drop_rate: float = 0.5,
-        merge: Literal["task_arithmetic", "ties"] = "task_arithmetic",
+        merge: Literal["task_arithmetic", "ties"] = "ties",
         scaling_factor: float = 0.3,
         top_k_percent: float = 20.0,
         seed: int = 0,

@@ -32,7 +32,7 @@ class FisherMerging(StaticMerge):
     method_name = "fisher_merging"
 
     def __init__(self, modelpool: ModelPool, labels: Literal["predicted", "true"] = "predicted", num_examples: int = 256,
-                 batch_size: int = 16, normalize: bool = False, name: str | None = None) -> None:  # fmt: skip
+                 batch_size: int = 16, normalize: bool = True, name: str | None = None) -> None:  # fmt: skip
         """
         Args:
             labels: predicted (the expert's own argmax: no label read) or true (the training labels).

@@ -18,6 +18,11 @@ RULE = (
     "and monitored step, step 0 = the start (task arithmetic) included; ties: fewer steps, then the earlier candidate"
 )
 
+STATIC_RULE = (
+    "highest average validation accuracy (each task's split held out from its training data) over the candidates, each "
+    "merged once; ties: the earlier candidate"
+)
+
 
 def choose(candidates: list[dict]) -> dict:
     """candidates: [{"setting": {...}, "curve": [{"step": s, "average": a, ...}, ...]}] → the chosen one, with its step.
@@ -67,7 +72,8 @@ def write_selection(out: Path, method: str, benchmark: str, candidates: list[dic
     if task_arithmetic is not None:
         chosen["start_average"] = task_arithmetic
     out.mkdir(parents=True, exist_ok=True)
-    record = {"method": method, "benchmark": benchmark, "rule": RULE, "chosen": chosen, "candidates": candidates, "command": command}
+    rule = RULE if task_arithmetic is None else STATIC_RULE
+    record = {"method": method, "benchmark": benchmark, "rule": rule, "chosen": chosen, "candidates": candidates, "command": command}
     if task_arithmetic is not None:
         record["task_arithmetic_average"] = task_arithmetic
     write_text_atomic(out / f"{method}.json", json.dumps(record, indent=1) + "\n")
@@ -78,7 +84,7 @@ def write_selection(out: Path, method: str, benchmark: str, candidates: list[dic
     text = [
         f"# Settings of {method} on {benchmark}, chosen on validation data", "",
         f"Chosen: {setting}, step {chosen['step']} — validation average {100 * chosen['average']:.2f}{start}.", "",
-        f"Rule: {RULE}. No test label was read: the runs monitored the validation splits only.", "",
+        f"Rule: {rule}. No test label was read: the runs monitored the validation splits only.", "",
         "Average validation accuracy (%) of each candidate at each monitored step:", "", *selection_table(candidates, chosen), "",
         f"Command: `{command}`", "",
     ]  # fmt: skip
@@ -135,8 +141,10 @@ def _gains(curve: list[dict], task_arithmetic: float | None = None) -> dict[int,
     return {int(r["step"]): r["average"] - start for r in curve}
 
 
-def write_across(out: Path, records: list[dict], command: str) -> dict:
-    """Write <out>/<method>.json and .md: the setting chosen over several benchmarks' selections, and each one's gain."""
+def write_across(out: Path, records: list[dict], command: str, sources: list[Path]) -> dict:
+    """Write <out>/<method>.json and .md: the setting chosen over several benchmarks' selections, and each one's gain.
+
+    `sources` are the per-benchmark selection files read, so that the .md links the tables it was chosen from."""
     chosen = choose_across(records)
     method, candidates, benchmarks = records[0]["method"], chosen.pop("candidates"), list(chosen["gains"])
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +156,7 @@ def write_across(out: Path, records: list[dict], command: str) -> dict:
         f"# Settings of {method}, chosen on the validation data of {len(records)} benchmarks", "",
         f"Chosen: {setting}, step {chosen['step']} — mean validation gain over task arithmetic {100 * chosen['average']:+.2f} points ({each}).", "",
         f"Rule: {ACROSS_RULE}. No test label was read: each benchmark's selection monitored its validation splits only "
-        f"({', '.join(f'results/{b}/selection/{method}.md' for b in benchmarks)}).", "",
+        f"({', '.join(str(p.with_suffix('.md')) for p in sources)}).", "",
         "Mean validation gain (points) of each candidate at each monitored step:", "",
         *selection_table(candidates, chosen, number="{:+.2f}", label="gain at step"), "",
         f"Command: `{command}`", "",
