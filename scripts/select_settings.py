@@ -62,11 +62,25 @@ def adapt(config: list[str], method: str, setting: dict, run: Path, extra: list[
     return [dict(row) for row in cli.model.history]
 
 
+def validate_args(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[str]:
+    """A static candidate's `validate` command line: merged once, scored on the whole validation splits."""
+    return ["validate", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *command_line(setting),
+            "--trainer.default_root_dir", str(run), "--results_dir", str(run / "results")]  # fmt: skip
+
+
+def is_adaptive(method: str) -> bool:
+    return next((m.adapts for m in methods() if m.name == method), True)
+
+
+def candidate_args(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[str]:
+    """The command line one candidate runs: `fit` for an adaptive method, `validate` for a static one."""
+    return (fit_args if is_adaptive(method) else validate_args)(config, method, setting, run, extra)
+
+
 def score(config: list[str], method: str, setting: dict, run: Path, extra: list[str]) -> list[dict]:
     """A static candidate: merged once, its validation average as a curve of one point (step 0)."""
     shutil.rmtree(run, ignore_errors=True)
-    cli = cli_main(["validate", *config, "--config", str(ROOT / f"configs/methods/{method}.yaml"), *extra, *command_line(setting),
-                    "--trainer.default_root_dir", str(run), "--results_dir", str(run / "results")])  # fmt: skip
+    cli = cli_main(validate_args(config, method, setting, run, extra))
     report = cli.model.validation_report
     return [{"step": 0, "average": report["average"]["accuracy"]}]
 
@@ -90,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     args, config, extra = parse(argv)
     benchmark = cli_main([*config, "--config", str(ROOT / f"configs/methods/{args.method}.yaml"), *extra], run=False).datamodule.benchmark
     runs = Path(args.runs or f"runs/{benchmark}/selection/{args.method}")
-    adaptive = next((m.adapts for m in methods() if m.name == args.method), True)
+    adaptive = is_adaptive(args.method)
     candidates = []
     for index, setting in enumerate(candidates_of(json.loads(args.grid))):
         print(f"selection: candidate {index}: {setting}", file=sys.stderr)

@@ -73,17 +73,18 @@ def test_a_shown_selection_across_benchmarks_reproduces_the_committed_choice(pag
 
 @pytest.mark.parametrize(("page", "command"), SELECTIONS, ids=[f"{p}:{i}" for i, (p, _) in enumerate(SELECTIONS)])
 def test_every_candidate_of_a_shown_selection_parses(page, command, monkeypatch, tmp_path):
-    """Each grid value reaches its option as the candidate's `fit` gets it (a quoted Literal choice would fail here)."""
+    """Each grid value reaches its option as the candidate's `fit` (static methods: `validate`) gets it (a quoted Literal
+    choice would fail here)."""
     import json
 
     import dawe_merge.families.text  # noqa: F401
     import dawe_merge.methods  # noqa: F401
     from dawe_merge.cli import cli_main
-    from scripts.select_settings import candidates_of, fit_args, parse
+    from scripts.select_settings import candidate_args, candidates_of, parse
 
     monkeypatch.chdir(ROOT)
     args, config, extra = parse(shlex.split(command)[2:])
     for setting in candidates_of(json.loads(args.grid)):
         with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as stopped:
-            cli_main([*fit_args(config, args.method, setting, tmp_path, extra), "--print_config"])
+            cli_main([*candidate_args(config, args.method, setting, tmp_path, extra), "--print_config"])
         assert stopped.value.code in (0, None), f"{page}: {command} with {setting}"
