@@ -55,18 +55,20 @@ test_methods = for m in $(1); do $(PY) main.py test $(2) --config configs/method
 # data (selection best_validation: the best monitored state, step 0 = task arithmetic among them), as its own report
 best_of = $(PY) main.py test $(3) --trainer.default_root_dir $(1) --ckpt_path $(1)/checkpoints/last.ckpt \
   --model.init_args.selection best_validation --model.init_args.name $(2)
-# $(call adapt_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method adapts from scratch in
-# <runs folder>/<method>, then `test` evaluates its last checkpoint (scripts/adapt_then_test.sh) and, as
-# <method>_best_validation, the state chosen on validation data
-adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$$m $(3) --config configs/methods/$$m.yaml && \
-  $(call best_of,$(2)/$$m,$${m}_best_validation,$(3) --config configs/methods/$$m.yaml) || exit 1; done
-# $(call seed_methods,<methods>,<runs folder>,<benchmark options>): each adaptive method again under every seed of
-# SEEDS, as the method <method>_seed<N> (its own run folder and report; the table shows mean ± sd over the seeds)
+# $(call adapt_methods,<methods>,<runs folder>,<benchmark options>[,<variant>,<variant options>]): each adaptive
+# method adapts from scratch in <runs folder>/<method><variant>, then `test` evaluates its last checkpoint
+# (scripts/adapt_then_test.sh) and, as <method><variant>_best_validation, the state chosen on validation data; a variant
+# (e.g. _expert_kl, with options that follow the method config) is its own row <method><variant>
+adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$${m}$(4) $(3) --config configs/methods/$$m.yaml$(if $(4), $(5) --model.init_args.name $${m}$(4)) && \
+  $(call best_of,$(2)/$${m}$(4),$${m}$(4)_best_validation,$(3) --config configs/methods/$$m.yaml$(if $(5), $(5))) || exit 1; done
+# $(call seed_methods,<methods>,<runs folder>,<benchmark options>[,<variant>,<variant options>]): each adaptive method
+# again under every seed of SEEDS, as the method <method><variant>_seed<N> (its own run folder and report; the table shows mean ± sd
+# over the seeds)
 SEEDS := 1 2
 seed_list = $(subst $() ,$(comma) ,$(SEEDS))
 seed_methods = for s in $(SEEDS); do for m in $(1); do \
-  scripts/adapt_then_test.sh $(2)/$${m}_seed$$s $(3) --config configs/methods/$$m.yaml --seed_everything $$s --model.init_args.name $${m}_seed$$s && \
-  $(call best_of,$(2)/$${m}_seed$$s,$${m}_best_validation_seed$$s,$(3) --config configs/methods/$$m.yaml --seed_everything $$s) || exit 1; done; done
+  scripts/adapt_then_test.sh $(2)/$${m}$(4)_seed$$s $(3) --config configs/methods/$$m.yaml$(if $(5), $(5)) --seed_everything $$s --model.init_args.name $${m}$(4)_seed$$s && \
+  $(call best_of,$(2)/$${m}$(4)_seed$$s,$${m}$(4)_best_validation_seed$$s,$(3) --config configs/methods/$$m.yaml$(if $(5), $(5)) --seed_everything $$s) || exit 1; done; done
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
@@ -164,12 +166,10 @@ seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 # after the benchmark's own target (its experts/models must exist)
 EXPERT_KL_METHODS := adamerging_task_wise dawe_task_wise
 expert-kl: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
-	@start=$$(date +%s); b=$(BENCHMARK); \
-	for s in 0 $(SEEDS); do suffix=$$([ $$s = 0 ] || echo _seed$$s); for m in $(EXPERT_KL_METHODS); do \
-	  options="--config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml --model.init_args.objective expert_kl --seed_everything $$s"; \
-	  scripts/adapt_then_test.sh runs/$$b/$${m}_expert_kl$$suffix $$options --model.init_args.name $${m}_expert_kl$$suffix && \
-	  $(call best_of,runs/$$b/$${m}_expert_kl$$suffix,$${m}_expert_kl_best_validation$$suffix,$$options) || exit 1; done; done; \
-	cat $(RESULTS)/$$b/README.md && echo "expert_kl runs on $$b took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); \
+	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_expert_kl,--model.init_args.objective expert_kl) && \
+	$(call seed_methods,$(EXPERT_KL_METHODS),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_expert_kl,--model.init_args.objective expert_kl) && \
+	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "expert_kl runs on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup

@@ -215,8 +215,9 @@ def test_a_tie_that_decided_the_selection_is_recorded():
 
 
 def test_a_static_methods_settings_are_scored_by_validate_against_task_arithmetic(tiny_pool, data_config, tmp_path):
-    """DARE with nothing dropped, merged by task arithmetic, is task arithmetic: its validation average equals the reference the script scores, so
-    its gain is exactly 0; across two benchmarks the gains are measured from each one's task arithmetic."""
+    """DARE with nothing dropped, merged by task arithmetic, is task arithmetic: its validation average equals the
+    reference the script scores, so its gain is exactly 0; across two benchmarks the gains are measured from each one's
+    task arithmetic."""
     from dawe_merge.reports.selection import choose_across
     from scripts.select_settings import main
 
