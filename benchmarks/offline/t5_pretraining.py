@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks.offline.pretraining import OneCycleModule, fit_steps, save_atomically
 from benchmarks.offline.span_corruption import corrupt_spans
-from dawe_merge.families.text.corpora import SHIPPED_CORPORA, load_shipped_corpus
+from dawe_merge.families.text.corpora import BENCHMARK_CORPORA, load_shipped_corpus
 
 SENTINEL_COUNT = 99  # WordPiece's [unused0] … [unused98]: ids 1–99 in the BERT vocabulary
 
@@ -33,7 +33,7 @@ def sentinel_ids(tokenizer) -> list[int]:
     return list(ids)
 
 
-def training_token_lists(tokenizer, length: int, corpora: tuple[str, ...] = SHIPPED_CORPORA) -> list[list[int]]:
+def training_token_lists(tokenizer, length: int, corpora: tuple[str, ...] = BENCHMARK_CORPORA) -> list[list[int]]:
     """Each training text of each corpus as its first `length` WordPiece ids (no special tokens); test texts never."""
     rows = []
     for name in corpora:
@@ -98,7 +98,7 @@ class SpanCorruptionT5(OneCycleModule):
 
 def t5(out: str = "models/t5_small/t5", steps: int = 600, batch_size: int = 32, lr: float = 3e-3, length: int = 64,
        d_model: int = 128, layers: int = 2, heads: int = 4, noise_density: float = 0.15, mean_span_length: float = 3.0,
-       seed: int = 0, corpora: tuple[str, ...] = SHIPPED_CORPORA, minilm_embeddings: bool = True) -> None:  # fmt: skip
+       seed: int = 0, corpora: tuple[str, ...] = BENCHMARK_CORPORA, minilm_embeddings: bool = True) -> None:  # fmt: skip
     """Pretrain a small T5 by span corruption on the shipped corpora's training texts and save it with its tokenizer.
 
     Args:

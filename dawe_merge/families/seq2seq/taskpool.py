@@ -21,7 +21,7 @@ class PromptTask(Task):
     label_words: list[str] = field(default_factory=list)  # the answer for each class, in label order
     target_template: str | None = None  # regression: the answer is the label formatted with it (STS-B: "{:.1f}"); no label_words
     template: str = "{text}"  # the prompt: Python format string over the example's columns
-    corpus: str | None = None  # a shipped corpus (newsgroups, reuters_r8, rotten_tomatoes, election_tweets) instead of hub_path
+    corpus: str | None = None  # a shipped corpus (text.corpora.SHIPPED_CORPORA: newsgroups, reuters_r8, …) instead of hub_path
     hub_path: str | None = None  # `datasets.load_dataset` path (e.g. glue) or a `save_to_disk` folder
     hub_config: str | None = None  # its configuration (e.g. cola)
     train_split: str = "train"  # split used to fine-tune the expert

@@ -14,7 +14,7 @@ from dawe_merge.taskpool.tasks import DatasetLoadError, Task, TaskInfo
 class TextTask(Task):
     """A named task. Shipped corpora need only `name` (or `corpus`); hub datasets need `hub_path`."""
 
-    corpus: str | None = None  # shipped corpus (default: `name`); one of newsgroups, reuters_r8, rotten_tomatoes, election_tweets
+    corpus: str | None = None  # shipped corpus (default: `name`); one of corpora.SHIPPED_CORPORA (newsgroups, reuters_r8, …)
     hub_path: str | None = None  # `datasets.load_dataset` path, or a `save_to_disk` folder (replaces `corpus`)
     hub_config: str | None = None  # its configuration name, if any
     train_split: str = "train"  # hub split used to fine-tune the expert
