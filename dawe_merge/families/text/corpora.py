@@ -79,15 +79,13 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "realDonaldTrump": "Donald Trump tweet: thank you! join me at my rally, #MAGA, the rigged media",
     },
 }
-# The unseen corpora's descriptions: each class's name as the corpus writes it (hyphens as spaces; the Slovene
-# topics in English), so that nothing about them was chosen by looking at their accuracy.
-_FRIENDS = ("Chandler", "Joey", "Monica", "Phoebe", "Rachel", "Ross")
-_SLO_TOPICS = {"Drugo": "other", "Gospodarstvo": "economy", "Politika": "politics", "Šport": "sport"}
+# The unseen corpora describe each class by its name as the corpus writes it (`load_shipped_corpus`: hyphens as
+# spaces), so that nothing about them was chosen by looking at an accuracy; only these two are rewritten.
 _DESCRIPTIONS.update(
     debates_party={"Democratic": "democratic", "Moderator": "moderator", "Republican": "republican"},
-    friends_speaker={name: name for name in _FRIENDS},
-    slo_opinion_topic=_SLO_TOPICS,
+    slo_opinion_topic={"Drugo": "other", "Gospodarstvo": "economy", "Politika": "politics", "Šport": "sport"},  # in English
 )
+_FRIENDS = ("Chandler", "Joey", "Monica", "Phoebe", "Rachel", "Ross")
 
 
 def _package_dir(module: str) -> pathlib.Path:
@@ -185,6 +183,6 @@ def load_shipped_corpus(name: str) -> tuple[datasets.DatasetDict, list[str]]:
         data = {"text": df["text"].tolist(), "label": [index[x] for x in df["label"]]}
         return datasets.Dataset.from_dict(data, features=features)
 
-    own = _DESCRIPTIONS.get(name, {})  # reuters_r52: its topic codes themselves
+    own = _DESCRIPTIONS.get(name, {})  # reuters_r52, friends_speaker: the class names themselves
     descriptions = [own.get(n, n.replace("-", " ")) for n in names]
     return datasets.DatasetDict(train=to_dataset(train), test=to_dataset(test)), descriptions
