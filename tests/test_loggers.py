@@ -24,10 +24,10 @@ def test_csv_logger_by_default_in_the_run_folder(tiny_pool, data_config, tmp_pat
     run = tmp_path / "runs/tiny/adamerging_task_wise"
     assert (run / "checkpoints/last.ckpt").is_file()  # not under the logger's folder
     rows = list(csv.DictReader((run / "logs/version_0/metrics.csv").open()))
-    entropy = [r for r in rows if r.get("train/entropy")]
-    assert [int(r["step"]) for r in entropy] == [0, 1, 2, 3]  # one point per adaptation step
-    assert all(float(r[f"coefficients/{t}"]) > 0 for r in entropy for t in TASKS)
-    assert float(entropy[0]["coefficients/" + TASKS[0]]) == pytest.approx(0.3)  # the first step starts at init_lambda
+    losses = [r for r in rows if r.get("train/expert_kl")]  # the config's objective names the loss
+    assert [int(r["step"]) for r in losses] == [0, 1, 2, 3]  # one point per adaptation step
+    assert all(float(r[f"coefficients/{t}"]) > 0 for r in losses for t in TASKS)
+    assert float(losses[0]["coefficients/" + TASKS[0]]) == pytest.approx(0.3)  # the first step starts at init_lambda
     assert any(r.get("val/avg/acc") for r in rows)
     saved = yaml.safe_load((tmp_path / "results/tiny/adamerging_task_wise/fit_config.yaml").read_text())
     assert saved["trainer"]["logger"]["class_path"].endswith("CSVLogger")  # the config as given, not as built
@@ -42,7 +42,7 @@ def test_tensorboard_overlay_writes_the_adaptation_curves(tiny_pool, data_config
     events = event_accumulator.EventAccumulator(str(run / "tensorboard/version_0"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/entropy", "val/avg/acc", *(f"coefficients/{t}" for t in TASKS)} <= tags
-    assert [e.step for e in events.Scalars("train/entropy")] == [0, 1, 2, 3]
+    assert {"train/expert_kl", "val/avg/acc", *(f"coefficients/{t}" for t in TASKS)} <= tags
+    assert [e.step for e in events.Scalars("train/expert_kl")] == [0, 1, 2, 3]
     assert [e.step for e in events.Scalars(f"coefficients/{TASKS[0]}")] == [0, 1, 2, 3]
     assert len(events.Scalars("val/avg/acc")) >= 2  # monitored at step 0 and after the steps

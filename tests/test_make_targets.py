@@ -31,8 +31,8 @@ def test_a_failing_stage_makes_the_target_fail(target, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-@pytest.mark.parametrize("target", ["static", "adaptive", "main", "seeds", "expert-kl", "precision", "seeds BENCHMARK=t5_small",
-                                    "expert-kl BENCHMARK=vision_small", "precision BENCHMARK=vision_small", "unseen"])
+@pytest.mark.parametrize("target", ["static", "adaptive", "main", "seeds", "entropy", "precision", "seeds BENCHMARK=t5_small",
+                                    "entropy BENCHMARK=vision_small", "precision BENCHMARK=vision_small", "unseen"])
 def test_a_failing_method_after_the_experts_makes_the_target_fail(target, tmp_path):
     """The experts are there (empty stand-in files), so the method stage itself runs, and fails (for another
     BENCHMARK too: its runs are read as they are)."""

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 CONFIGS = sorted(p for p in (ROOT / "configs/methods").glob("*.yaml") if p.stem != "expert")
 # (config, key): set by that mode's config on purpose, documented in the config beside the value
-PER_MODE = {("adamerging_layer_wise", "lr")}
+PER_MODE = {("adamerging_layer_wise", "lr"), ("adamerging_layer_wise", "objective"), ("dawe_layer_wise", "objective")}
 BUILT_ELSEWHERE = {"modelpool", "feature_extractor"}  # the benchmark config gives them
 
 
@@ -34,3 +34,16 @@ def test_every_setting_of_a_method_config_is_its_class_default(config):
         if key not in BUILT_ELSEWHERE | {"mode"} and (config.stem, key) not in PER_MODE and defaults[key].default != value
     }
     assert not differing, f"{config.name} sets (config, class default): {differing}; make the class default the config's value"
+
+
+ADAPTIVE = [p for p in CONFIGS if "mode" in (yaml.safe_load(p.read_text())["model"].get("init_args") or {})]
+
+
+@pytest.mark.parametrize("config", ADAPTIVE, ids=[p.stem for p in ADAPTIVE])
+def test_adapt_in_python_takes_the_configs_steps(config):
+    """`method.adapt(taskpool)` without max_steps adapts as long as `fit` with the config does."""
+    import dawe_merge.methods  # noqa: F401
+
+    settings = yaml.safe_load(config.read_text())
+    method = _class(settings["model"]["class_path"])
+    assert method.default_steps[settings["model"]["init_args"]["mode"]] == settings["trainer"]["max_steps"]

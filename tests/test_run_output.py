@@ -35,5 +35,5 @@ def test_adaptation_to_a_file_prints_a_line_per_monitoring_step(tiny_pool, data_
     done = _main(tmp_path, *args)
     lines = [line for line in done.stderr.splitlines() if line.startswith("step ")]
     assert [line.split(":")[0] for line in lines] == ["step 2/4", "step 4/4"], done.stderr[-3000:]
-    assert all("train/entropy" in line and "val/avg/acc" in line for line in lines)
+    assert all("train/expert_kl" in line and "val/avg/acc" in line for line in lines)
     assert "Epoch" not in done.stderr and "%|" not in done.stderr, "no bars in a file"

@@ -1,4 +1,4 @@
-"""AdaMerging: task-wise or layer-wise merging coefficients learned by test-time entropy minimisation."""
+"""AdaMerging: task-wise or layer-wise merging coefficients learned by test-time adaptation (the KL from each task's expert, or entropy)."""
 from __future__ import annotations
 
 import torch
@@ -17,6 +17,8 @@ class AdaMerging(TestTimeAdaptation):
 
     method_name = "adamerging"
 
+    default_steps = {"task_wise": 150, "layer_wise": 75}
+
     def __init__(
         self,
         modelpool: ModelPool,
@@ -27,7 +29,7 @@ class AdaMerging(TestTimeAdaptation):
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
-        objective: Objective = "entropy",
+        objective: Objective = "expert_kl",
         temperature: float = 1.0,
         name: str | None = None,
     ) -> None:
@@ -41,7 +43,8 @@ class AdaMerging(TestTimeAdaptation):
                 the memory that grows with the number of tasks.
             selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
                 monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
-            objective: entropy, or expert_kl (the KL from each task's expert; dawe_merge/methods/objectives.py).
+            objective: expert_kl (the KL from each task's expert), or entropy (the original methods'); the
+                task-wise configs' choice on validation data (dawe_merge/methods/objectives.py).
             temperature: expert_kl's softening of both distributions.
             init_lambda: starting value of every coefficient (0.3 = task arithmetic's default).
             clamp: clamp the coefficients to [0, 1] when merging (the AdaMerging paper's code does; FusionBench does not).

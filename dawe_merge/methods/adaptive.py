@@ -39,6 +39,8 @@ class TestTimeAdaptation(MergedModelModule):
 
     loads_checkpoints = True
     role = "adaptive"
+    # adapt()'s steps per mode when none are given: the method configs' trainer.max_steps (tests/test_method_defaults.py)
+    default_steps: dict[str, int] = {"task_wise": 150, "layer_wise": 100}
 
     def __init__(
         self,
@@ -48,15 +50,16 @@ class TestTimeAdaptation(MergedModelModule):
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
-        objective: Objective = "entropy",
+        objective: Objective = "expert_kl",
         temperature: float = 1.0,
         name: str | None = None,
     ) -> None:
         """
         Args:
             mode: task_wise (one coefficient per task) or layer_wise (one per task and merged tensor).
-            objective: what adaptation minimises on each task's unlabelled batch: entropy (of the merged model's
-                predictions), or expert_kl (the KL divergence from the task's own expert's softened predictions).
+            objective: what adaptation minimises on each task's unlabelled batch: expert_kl (the KL divergence from the
+                task's own expert's softened predictions: entropy rewards confidence, right or wrong, and fails where
+                experts are weak), or entropy (of the merged model's predictions, the original methods' objective).
             temperature: expert_kl's softening T of both distributions (the loss is scaled by T²).
             lr: Adam learning rate.
             backward_per_task: backpropagate each task's batch on its own and accumulate the gradients (the same
@@ -167,7 +170,7 @@ class TestTimeAdaptation(MergedModelModule):
 
         from dawe_merge.callbacks.random_state import RandomStateInCheckpoints
 
-        defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "max_steps": 100,
+        defaults = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "max_steps": self.default_steps[self.mode],
                     "limit_val_batches": 0, "use_distributed_sampler": False}  # fmt: skip
         callbacks = [*(trainer_kwargs.pop("callbacks", None) or []), RandomStateInCheckpoints()]
         L.Trainer(**{**defaults, **trainer_kwargs, "callbacks": callbacks}).fit(self, datamodule=taskpool)

@@ -41,7 +41,7 @@ class DAWE(TestTimeAdaptation):
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
-        objective: Objective = "entropy",
+        objective: Objective = "expert_kl",
         temperature: float = 1.0,
         per_sample_eval: bool = True,
         hypernetwork_init: str | None = None,
@@ -61,7 +61,8 @@ class DAWE(TestTimeAdaptation):
                 the memory that grows with the number of tasks.
             selection: the adapted state `test`, `predict` and exports use: last, or best_validation (of the states
                 monitored on the validation splits, step 0 = task arithmetic included, the best average accuracy).
-            objective: entropy, or expert_kl (the KL from each task's expert; dawe_merge/methods/objectives.py).
+            objective: expert_kl (the KL from each task's expert), or entropy (the original methods'); the
+                task-wise configs' choice on validation data (dawe_merge/methods/objectives.py).
             temperature: expert_kl's softening of both distributions.
             hidden_layers: hidden Linear(d, d)+ReLU layers of the hypernetwork (reference: 1; the default is what the method
                 configs chose on validation data).
