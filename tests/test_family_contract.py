@@ -68,7 +68,14 @@ class DigitsModelPool(ModelPool):
         return _load_mlp(Path(self.pretrained) / "model.pt")
 
     def load_expert(self, task: str) -> DigitsMLP:
-        return _load_mlp(Path(self.expert_reference(task)) / "model.pt")
+        folder = Path(self.expert_reference(task))
+        if not (folder / "lora.pt").exists():
+            return _load_mlp(folder / "model.pt")
+        model = self.load_pretrained()  # a LoRA expert is the pretrained model plus its factors' product
+        with torch.no_grad():
+            for name, factors in torch.load(folder / "lora.pt", weights_only=True).items():
+                model.get_parameter(name).add_(factors["scale"] * factors["B"] @ factors["A"])
+        return model
 
     def expert_update(self, task: str, reference):
         lora = Path(self.expert_reference(task)) / "lora.pt"

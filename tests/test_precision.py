@@ -18,7 +18,10 @@ VARIANTS = {  # name: options
 
 
 def test_bf16_autocast_evaluation_stays_close_to_fp32_and_decides_close_calls_in_fp32(tiny_pool, data_config, tmp_path):
-    common = ["--config", str(data_config), "--config", method_config("dawe_task_wise"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path)]
+    # entropy: the adapted state this bound was set on (after expert_kl's two steps on the tiny random pool, two of one
+    # task's 8 inputs sit so near a tie that plain bf16 flips both); bf16 evaluation does not depend on the objective
+    common = ["--config", str(data_config), "--config", method_config("dawe_task_wise"), *pool_overrides(tiny_pool), *quiet_trainer(tmp_path),
+              "--model.init_args.objective", "entropy"]  # fmt: skip
     run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"])
     reports, rows = {}, {}
     for name, options in VARIANTS.items():
