@@ -276,12 +276,11 @@ t5: setup
 # after `make t5` and `make entropy BENCHMARK=t5_small`: the task-wise adaptive methods with entropy again, taken over
 # the whole vocabulary (the config takes it over the label words), under seed 0 and SEEDS, and both side by side in
 # $(RESULTS)/t5_small_entropy_over/README.md (mean ± sd over the seeds both ran)
-T5_ENTROPY_METHODS := adamerging_task_wise dawe_task_wise
 T5_VOCABULARY := --config $(T5_DATA) --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(T5_ENTROPY_METHODS),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) || exit 1; \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) || exit 1; \
 	$(PY) -m dawe_merge.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise_entropy, dawe_task_wise_entropy]' entropy_over $(RESULTS)/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
