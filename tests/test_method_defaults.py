@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 CONFIGS = sorted(p for p in (ROOT / "configs/methods").glob("*.yaml") if p.stem != "expert")
 # (config, key): set by that mode's config on purpose, documented in the config beside the value
-PER_MODE = {("adamerging_layer_wise", "lr"), ("adamerging_layer_wise", "objective"), ("dawe_layer_wise", "objective")}
+PER_MODE = {("adamerging_layer_wise", "lr"), ("adamerging_layer_wise", "objective"), ("dawe_layer_wise", "objective"), ("dawe_layer_wise", "lr")}
 BUILT_ELSEWHERE = {"modelpool", "feature_extractor"}  # the benchmark config gives them
 
 

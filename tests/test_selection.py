@@ -233,3 +233,14 @@ def test_a_static_methods_settings_are_scored_by_validate_against_task_arithmeti
     across = choose_across([record, other])
     assert across["gains"]["tiny"] == pytest.approx(across["gains"]["other"] - 0.25)
     assert across["gains"]["tiny"] == pytest.approx(max(kept[0]["average"], dropped[0]["average"]) - record["task_arithmetic_average"])
+
+
+def test_the_held_out_tasks_refuse_every_selection(capsys):
+    """Nothing is ever chosen on the held-out corpora: the selection script stops before the first candidate runs."""
+    from scripts.select_settings import main
+    from tests.conftest import ROOT
+
+    with pytest.raises(SystemExit, match="health_tweets_source, news_outlet, commons_party, bundestag_party are held out"):
+        main(["--config", str(ROOT / "configs/benchmarks/text_minilm_heldout.yaml"), "--method", "dawe_task_wise",
+              "--grid", '{"lr": [0.001]}', "--out", "unused", "--runs", "unused"])  # fmt: skip
+    assert "selection: candidate" not in capsys.readouterr().err
