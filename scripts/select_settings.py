@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 from dawe_merge.cli import cli_main
-from dawe_merge.families.text.heldout_corpora import HELDOUT_CORPORA
 from dawe_merge.methods.registry import methods
 from dawe_merge.reports.selection import write_selection
 
@@ -104,9 +103,9 @@ def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, config, extra = parse(argv)
     datamodule = cli_main([*config, "--config", str(ROOT / f"configs/methods/{args.method}.yaml"), *extra], run=False).datamodule
-    held_out = [t.name for t in datamodule.tasks if getattr(t, "hub_path", None) is None and (getattr(t, "corpus", None) or t.name) in HELDOUT_CORPORA]
+    held_out = datamodule.held_out_tasks()
     if held_out:
-        sys.exit(f"error: {', '.join(held_out)} are held out from every selection (dawe_merge/families/text/heldout_corpora.py): "
+        sys.exit(f"error: {', '.join(held_out)} are held out from every selection (their family's held_out_tasks): "
                  "they check the defaults on tasks nobody chose anything on. Choose settings on another benchmark.")  # fmt: skip
     benchmark = datamodule.benchmark
     runs = Path(args.runs or f"runs/{benchmark}/selection/{args.method}")

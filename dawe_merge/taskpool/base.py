@@ -111,6 +111,10 @@ class TaskPool(L.LightningDataModule):
         """A labelled batch from dataset rows; unlabelled batches are this without `label`."""
         return collate_rows(rows)
 
+    def held_out_tasks(self) -> list[str]:
+        """Tasks no setting may be chosen on (scripts/select_settings.py refuses them): none unless a family keeps some."""
+        return []
+
     # ---- tasks ------------------------------------------------------------------------------------
     @property
     def task_names(self) -> list[str]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datasets
 
-from dawe_merge.families.text.tasks import TextTask, load_text_task
+from dawe_merge.families.text.heldout_corpora import HELDOUT_CORPORA
+from dawe_merge.families.text.tasks import TextTask, load_text_task, shipped_corpus
 from dawe_merge.taskpool.base import TaskPool
 from dawe_merge.taskpool.tasks import TaskInfo
 
@@ -20,3 +21,7 @@ class TextTaskPool(TaskPool):
 
     def load_task(self, task: TextTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
         return load_text_task(task)
+
+    def held_out_tasks(self) -> list[str]:
+        """The tasks read from a held-out corpus (heldout_corpora.py): they check the defaults, nothing is chosen on them."""
+        return [t.name for t in self.tasks if shipped_corpus(t) in HELDOUT_CORPORA]

@@ -39,12 +39,17 @@ def _from_hub(task: TextTask) -> tuple[datasets.DatasetDict, list[str]]:
     return renamed, names or []
 
 
+def shipped_corpus(task: TextTask) -> str | None:
+    """The shipped corpus a task reads (its `corpus`, else its name), or None for a hub dataset."""
+    return None if task.hub_path is not None else task.corpus or task.name
+
+
 def load_text_task(task: TextTask) -> tuple[dict[str, datasets.Dataset], TaskInfo]:
     """Uncapped train/test splits (columns text, label) and one description per class."""
-    if task.hub_path is not None:
+    corpus = shipped_corpus(task)
+    if corpus is None:
         splits, descriptions = _from_hub(task)
     else:
-        corpus = task.corpus or task.name
         if corpus not in SHIPPED_CORPORA:
             raise DatasetLoadError(
                 f"Task '{task.name}': unknown corpus '{corpus}'. Shipped corpora: {', '.join(SHIPPED_CORPORA)}; "
