@@ -13,6 +13,9 @@ export TOKENIZERS_PARALLELISM := false
 # where the targets' reports and tables go: runs/results, ignored by git, so a run never changes the checkout and a fresh
 # clone's table holds only what it ran; RESULTS=results updates the committed tables (each row says when it was computed)
 RESULTS := runs/results
+# where the targets' run folders (checkpoints, curves, experts' fine-tuning) go: each adaptive run starts by removing its
+# own folder, $(RUNS)/<benchmark>/<method>
+RUNS := runs
 export DAWE_MERGE_RESULTS_DIR := $(RESULTS)
 
 DATA := configs/benchmarks/text_minilm.yaml
@@ -137,7 +140,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # experts are fine-tuned by scripts/fit_expert.sh: a run that was killed resumes from its last checkpoint
 $(EXPERTS_DIR)/%/model.safetensors: | setup
-	scripts/fit_expert.sh $* runs/experts/$* --config $(DATA)
+	scripts/fit_expert.sh $* $(RUNS)/experts/$* --config $(DATA)
 
 experts: $(foreach t,$(TASKS),$(EXPERTS_DIR)/$(t)/model.safetensors)
 
@@ -149,7 +152,7 @@ static: experts
 # BENCHMARK=<name> after that benchmark's own target adapts its runs again (e.g. after a method config changed);
 # ADAPTIVE="<methods>" limits it (and seeds, precision) to some of them
 adaptive: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
-	$(call adapt_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml)
+	$(call adapt_methods,$(ADAPTIVE),$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml)
 
 # after a benchmark's own target (BENCHMARK above; e.g. BENCHMARK=vision_small after `make vision`): its adapted runs
 # are read from runs/<benchmark>/<method>
@@ -164,7 +167,7 @@ precision: setup
 	@b=$(BENCHMARK); for p in $(PRECISIONS); do o=$$($(precision_options)); \
 	  $(call test_methods,task_arithmetic,--config configs/benchmarks/$$b.yaml $$o --data.init_args.benchmark $${b}_$$p) || exit 1; \
 	  for m in $(ADAPTIVE); do $(PY) main.py test --config configs/benchmarks/$$b.yaml --config configs/methods/$$m.yaml $$o \
-	    --data.init_args.benchmark $${b}_$$p --ckpt_path runs/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
+	    --data.init_args.benchmark $${b}_$$p --ckpt_path $(RUNS)/$$b/$$m/checkpoints/last.ckpt || exit 1; done; \
 	done; \
 	$(PY) -m dawe_merge.reports.variants '[$(subst $() ,$(comma) ,$(PRECISIONS:%=$(BENCHMARK)_%))]' '[$(subst $() ,$(comma) ,$(PRECISIONS))]' \
 	  '[task_arithmetic, $(subst $() ,$(comma) ,$(ADAPTIVE))]' precision $(RESULTS)/$(BENCHMARK)_precision
@@ -173,18 +176,20 @@ precision: setup
 # hypernetwork), beside the benchmark target's seed 0; the benchmark's experts/models must exist (its own target)
 seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
-	$(call seed_methods,$(ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
+	$(call seed_methods,$(ADAPTIVE),$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
 	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "Seeds $(SEEDS) on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # the task-wise adaptive methods with the original methods' objective (--model.init_args.objective entropy; their
 # configs use expert_kl, which the validation data chose: results/selection/objective_with_unseen/), seeds 0 and SEEDS,
-# as the rows <method>_entropy; after the benchmark's own target (its experts/models must exist)
+# as the rows <method>_entropy; after the benchmark's own target (its experts/models must exist). DAWE keeps the lr
+# chosen with entropy (1e-4, results/selection/) and 150 steps: its config's lr was chosen with expert_kl, and entropy
+# overshoots at it ($$m: the method the adapt/seed loops are at)
 TASK_WISE_ADAPTIVE := adamerging_task_wise dawe_task_wise
-ENTROPY := --model.init_args.objective entropy
+ENTROPY = --model.init_args.objective entropy $$(case $$m in dawe_*) echo --model.init_args.lr 1e-4 --trainer.max_steps 150;; esac)
 entropy: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
 	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "entropy runs on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # The text recipe on four tasks no setting was chosen on: experts fine-tuned as for text_minilm, the static methods,
@@ -194,30 +199,30 @@ entropy: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 # held-out tasks' never does.
 defaults_check = start=$$(date +%s); b="--config $(2)"; \
 	$(call test_methods,$(STATIC),$$b) && \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b) && \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b,_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/$(1),$$b,_entropy,$(ENTROPY)) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b) && \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b,_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b,_entropy,$(ENTROPY)) && \
 	cat $(RESULTS)/$(1)/README.md && echo "$(1) took $$(( $$(date +%s) - start )) s (experts present)"
 $(UNSEEN_EXPERTS_DIR)/%/model.safetensors: | setup
-	scripts/fit_expert.sh $* runs/experts_unseen/$* --config $(UNSEEN_DATA)
+	scripts/fit_expert.sh $* $(RUNS)/experts_unseen/$* --config $(UNSEEN_DATA)
 
 unseen: setup $(foreach t,$(UNSEEN_TASKS),$(UNSEEN_EXPERTS_DIR)/$(t)/model.safetensors)
 	@$(call defaults_check,text_minilm_unseen,$(UNSEEN_DATA))
 
 $(HELDOUT_EXPERTS_DIR)/%/model.safetensors: | setup
-	scripts/fit_expert.sh $* runs/experts_heldout/$* --config $(HELDOUT_DATA)
+	scripts/fit_expert.sh $* $(RUNS)/experts_heldout/$* --config $(HELDOUT_DATA)
 
 heldout: setup $(foreach t,$(HELDOUT_TASKS),$(HELDOUT_EXPERTS_DIR)/$(t)/model.safetensors)
 	@$(call defaults_check,text_minilm_heldout,$(HELDOUT_DATA))
 
 # LoRA experts (peft adapters) on the same benchmark: its own experts, runs and results table
 $(LORA_EXPERTS_DIR)/%/adapter_config.json: | setup
-	scripts/fit_expert.sh $* runs/experts_lora/$* --config $(LORA_DATA) -- --model.init_args.lr 1e-3
+	scripts/fit_expert.sh $* $(RUNS)/experts_lora/$* --config $(LORA_DATA) -- --model.init_args.lr 1e-3
 
 lora: setup $(foreach t,$(TASKS),$(LORA_EXPERTS_DIR)/$(t)/adapter_config.json)
 	@start=$$(date +%s); \
-	$(call all_methods,runs/text_minilm_lora,--config $(LORA_DATA)); \
+	$(call all_methods,$(RUNS)/text_minilm_lora,--config $(LORA_DATA)); \
 	cat $(RESULTS)/text_minilm_lora/README.md; echo "LoRA methods (experts present) took $$(( $$(date +%s) - start )) s"
 
 # Sequence-classification experts on the same corpora: MiniLM fine-tuned by `fit` into BertForSequenceClassification
@@ -226,12 +231,12 @@ SEQCLS_DATA := configs/benchmarks/seqcls_minilm.yaml
 SEQCLS_EXPERTS_DIR := experts/seqcls_minilm
 
 $(SEQCLS_EXPERTS_DIR)/%/model.safetensors: | setup
-	scripts/fit_expert.sh $* runs/seqcls_experts/$* --config $(SEQCLS_DATA) -- --model.init_args.lr 1e-4 --trainer.max_epochs 2
+	scripts/fit_expert.sh $* $(RUNS)/seqcls_experts/$* --config $(SEQCLS_DATA) -- --model.init_args.lr 1e-4 --trainer.max_epochs 2
 
 seqcls: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory $(foreach t,$(TASKS),$(SEQCLS_EXPERTS_DIR)/$(t)/model.safetensors) && experts_end=$$(date +%s) && \
-	$(call all_methods,runs/seqcls_minilm,--config $(SEQCLS_DATA)) && end=$$(date +%s) && \
+	$(call all_methods,$(RUNS)/seqcls_minilm,--config $(SEQCLS_DATA)) && end=$$(date +%s) && \
 	cat $(RESULTS)/seqcls_minilm/README.md && \
 	echo "Sequence-classification benchmark took $$(( end - start )) s: experts $$(( experts_end - start )) s, methods $$(( end - experts_end )) s"
 
@@ -240,7 +245,7 @@ $(VISION_MODELS)/%/model.safetensors: | setup fashion-mnist
 	$(PY) -m benchmarks.offline.vision_pretraining $* --out $(VISION_MODELS)/$*
 
 $(VISION_EXPERTS_DIR)/%/model.safetensors: $(VISION_MODELS)/clip/model.safetensors
-	scripts/fit_expert.sh $* runs/vision_experts/$* --config $(VISION_DATA) -- --model.init_args.lr 5e-4 --trainer.max_epochs 4
+	scripts/fit_expert.sh $* $(RUNS)/vision_experts/$* --config $(VISION_DATA) -- --model.init_args.lr 5e-4 --trainer.max_epochs 4
 
 vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/model.safetensors \
 	$(foreach t,$(VISION_TASKS),$(VISION_EXPERTS_DIR)/$(t)/model.safetensors)
@@ -248,7 +253,7 @@ vision-models: $(VISION_MODELS)/clip/model.safetensors $(VISION_MODELS)/resnet/m
 vision: setup fashion-mnist
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory vision-models || exit 1; models_end=$$(date +%s); \
-	$(call all_methods,runs/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
+	$(call all_methods,$(RUNS)/vision_small,--config $(VISION_DATA)); end=$$(date +%s); \
 	cat $(RESULTS)/vision_small/README.md; \
 	echo "Vision benchmark took $$(( end - start )) s: models and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
@@ -257,7 +262,7 @@ vision-corruptions: setup fashion-mnist vision-models
 	@start=$$(date +%s); \
 	for c in $(CORRUPTIONS); do \
 	  corrupted="--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)"; \
-	  $(call test_methods,$(ROBUST_STATIC),$$corrupted) && $(call adapt_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,$$corrupted); \
+	  $(call test_methods,$(ROBUST_STATIC),$$corrupted) && $(call adapt_methods,$(ROBUST_ADAPTIVE),$(RUNS)/vision_small_$$c,$$corrupted); \
 	done; \
 	$(PY) -m benchmarks.offline.robustness_table vision_small || exit 1; \
 	echo "Corruption runs took $$(( $$(date +%s) - start )) s"
@@ -267,7 +272,7 @@ vision-corruptions: setup fashion-mnist vision-models
 vision-corruptions-seeds: setup fashion-mnist vision-models
 	@start=$$(date +%s); \
 	for c in $(CORRUPTIONS); do \
-	  $(call seed_methods,$(ROBUST_ADAPTIVE),runs/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)) || exit 1; \
+	  $(call seed_methods,$(ROBUST_ADAPTIVE),$(RUNS)/vision_small_$$c,--config $(VISION_DATA) --data.init_args.corruption $$c --data.init_args.severity $(SEVERITY)) || exit 1; \
 	done; \
 	$(PY) -m benchmarks.offline.robustness_table vision_small || exit 1; \
 	echo "Corruption runs under seeds $(SEEDS) took $$(( $$(date +%s) - start )) s"
@@ -276,14 +281,14 @@ $(T5_MODEL)/model.safetensors: | setup
 	$(PY) -m benchmarks.offline.t5_pretraining --out $(T5_MODEL)
 
 $(T5_EXPERTS_DIR)/%/adapter_config.json: $(T5_MODEL)/model.safetensors
-	scripts/fit_expert.sh $* runs/t5_experts/$* --config $(T5_DATA) -- --model.init_args.lr 3e-3 --trainer.max_epochs 8
+	scripts/fit_expert.sh $* $(RUNS)/t5_experts/$* --config $(T5_DATA) -- --model.init_args.lr 3e-3 --trainer.max_epochs 8
 
 t5-models: $(T5_MODEL)/model.safetensors $(foreach t,$(TASKS),$(T5_EXPERTS_DIR)/$(t)/adapter_config.json)
 
 t5: setup
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory t5-models || exit 1; models_end=$$(date +%s); \
-	$(call all_methods,runs/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
+	$(call all_methods,$(RUNS)/t5_small,--config $(T5_DATA)); end=$$(date +%s); \
 	cat $(RESULTS)/t5_small/README.md; \
 	echo "T5 benchmark took $$(( end - start )) s: model and experts $$(( models_end - start )) s, methods $$(( end - models_end )) s"
 
@@ -293,8 +298,8 @@ t5: setup
 T5_VOCABULARY := --config $(T5_DATA) --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),runs/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) || exit 1; \
+	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) || exit 1; \
 	$(PY) -m dawe_merge.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise_entropy, dawe_task_wise_entropy]' entropy_over $(RESULTS)/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"

@@ -1,7 +1,8 @@
 """Every benchmark target of the Makefile fails when one of its stages fails: no table or timing printed as success.
 
 Python is replaced by `false` (the make variable and the scripts' PY), and the models and experts point at empty
-folders, so the first stage of each target fails; `make` must exit non-zero and print no stage time.
+folders, so the first stage of each target fails; `make` must exit non-zero and print no stage time. RUNS points at a
+temporary folder: each adaptive run starts by removing its run folder, which must never be the checkout's.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ TARGETS = {
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_a_failing_stage_makes_the_target_fail(target, tmp_path):
-    overrides = [f"{TARGETS[target]}={tmp_path / 'nothing'}", "PY=false"]
+    overrides = [f"{TARGETS[target]}={tmp_path / 'nothing'}", "PY=false", f"RUNS={tmp_path / 'runs'}"]
     # -o: the venv and the Debian data count as present (the suite runs inside them)
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", "-o", "fashion-mnist", target, *overrides]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PY": "false"})
@@ -44,7 +45,29 @@ def test_a_failing_method_after_the_experts_makes_the_target_fail(target, tmp_pa
             (folder / task).mkdir(parents=True)
             (folder / task / "model.safetensors").touch()
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", *target.split(), f"EXPERTS_DIR={experts}",
-               f"UNSEEN_EXPERTS_DIR={unseen}", f"HELDOUT_EXPERTS_DIR={heldout}", "PY=false"]
+               f"UNSEEN_EXPERTS_DIR={unseen}", f"HELDOUT_EXPERTS_DIR={heldout}", "PY=false", f"RUNS={tmp_path / 'runs'}"]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PY": "false"})
     assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert " took " not in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_entropy_rows_run_dawe_at_the_lr_chosen_with_entropy(tmp_path):
+    """`make entropy` gives DAWE the lr chosen with entropy (its config's was chosen with expert_kl, at which entropy
+    overshoots) and leaves AdaMerging's config lr alone; Python is a stub that writes down its arguments."""
+    log = tmp_path / "calls.txt"
+    stub = tmp_path / "python"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    stub.chmod(0o755)
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed", "entropy", "BENCHMARK=vision_small", f"PY={stub}",
+               f"RESULTS={tmp_path / 'results'}", f"RUNS={tmp_path / 'runs'}", "SEEDS=1"]
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PY": str(stub)})
+    fits = [line for line in log.read_text().splitlines() if line.startswith("main.py fit")]
+    dawe = [line for line in fits if "methods/dawe_task_wise.yaml" in line]
+    adamerging = [line for line in fits if "methods/adamerging_task_wise.yaml" in line]
+    assert len(dawe) == len(adamerging) == 2, fits  # seed 0 and seed 1
+    assert all(f"--trainer.default_root_dir {tmp_path / 'runs'}/vision_small/" in line for line in fits), fits
+    for line in dawe:
+        assert "--model.init_args.objective entropy --model.init_args.lr 1e-4 --trainer.max_steps 150" in line, line
+    for line in adamerging:
+        assert "--model.init_args.objective entropy" in line and "init_args.lr" not in line, line
