@@ -313,7 +313,7 @@ main: setup
 
 test: setup fashion-mnist
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n auto --durations=20
 
 gpu-check: setup
 	$(PY) scripts/gpu_check.py --device cuda --out $(RESULTS)/gpu
@@ -324,7 +324,7 @@ version-matrix: setup fashion-mnist
 
 test-fast: setup fashion-mnist
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 clean:
 	rm -rf runs lightning_logs

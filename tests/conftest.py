@@ -10,6 +10,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # the suite says where each run writes: the Makefile's results folder and a user's extra method configs stay out of it
 os.environ.pop("DAWE_MERGE_RESULTS_DIR", None)
 os.environ.pop("DAWE_MERGE_METHOD_CONFIGS", None)
+# under pytest-xdist (`make test` runs `-n auto`) the workers share the cores: each worker, and every subprocess it
+# starts, gets its share of torch threads instead of all of them (oversubscribed threads spin and slow every worker)
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 import pytest
 import torch
