@@ -186,10 +186,12 @@ seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 # overshoots at it ($$m: the method the adapt/seed loops are at)
 TASK_WISE_ADAPTIVE := adamerging_task_wise dawe_task_wise
 ENTROPY = --model.init_args.objective entropy $$(case $$m in dawe_*) echo --model.init_args.lr 1e-4 --trainer.max_steps 150;; esac)
+# $(call entropy_rows,<runs folder>,<benchmark options>): those rows, seed 0 and SEEDS
+entropy_rows = $(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(1),$(2),_entropy,$(ENTROPY)) && \
+	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(1),$(2),_entropy,$(ENTROPY))
 entropy: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml,_entropy,$(ENTROPY)) && \
+	$(call entropy_rows,$(RUNS)/$(BENCHMARK),--config configs/benchmarks/$(BENCHMARK).yaml) && \
 	cat $(RESULTS)/$(BENCHMARK)/README.md && echo "entropy runs on $(BENCHMARK) took $$(( $$(date +%s) - start )) s"
 
 # The text recipe on four tasks no setting was chosen on: experts fine-tuned as for text_minilm, the static methods,
@@ -200,9 +202,8 @@ entropy: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 defaults_check = start=$$(date +%s); b="--config $(2)"; \
 	$(call test_methods,$(STATIC),$$b) && \
 	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b) && \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b,_entropy,$(ENTROPY)) && \
 	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/$(1),$$b,_entropy,$(ENTROPY)) && \
+	$(call entropy_rows,$(RUNS)/$(1),$$b) && \
 	cat $(RESULTS)/$(1)/README.md && echo "$(1) took $$(( $$(date +%s) - start )) s (experts present)"
 $(UNSEEN_EXPERTS_DIR)/%/model.safetensors: | setup
 	scripts/fit_expert.sh $* $(RUNS)/experts_unseen/$* --config $(UNSEEN_DATA)
@@ -298,8 +299,7 @@ t5: setup
 T5_VOCABULARY := --config $(T5_DATA) --model.init_args.modelpool.init_args.entropy_over vocabulary --data.init_args.benchmark t5_small_entropy_vocabulary
 t5-entropy: setup t5-models
 	@start=$$(date +%s); \
-	$(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) && \
-	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(RUNS)/t5_small_entropy_vocabulary,$(T5_VOCABULARY),_entropy,$(ENTROPY)) || exit 1; \
+	$(call entropy_rows,$(RUNS)/t5_small_entropy_vocabulary,$(T5_VOCABULARY)) || exit 1; \
 	$(PY) -m dawe_merge.reports.variants '[t5_small, t5_small_entropy_vocabulary]' '[label_words, vocabulary]' \
 	  '[adamerging_task_wise_entropy, dawe_task_wise_entropy]' entropy_over $(RESULTS)/t5_small_entropy_over || exit 1; \
 	echo "entropy_over runs took $$(( $$(date +%s) - start )) s"
