@@ -119,7 +119,7 @@ help:
 	@echo "make fashion-mnist   Debian's Fashion-MNIST package (vision and the tests read it; apt needs root)"
 	@echo "make version-matrix   the dependency ranges at their lower bounds and newest, in throwaway venvs (docs/versions.md)"
 	@echo "make gpu-check   one CUDA GPU: speed rows, then every method on the GPU equals the CPU ($(RESULTS)/gpu/)"
-	@echo "make clean       remove runs/ (with the runs' reports, runs/results; experts, models and results/ stay)"
+	@echo "make clean       remove $(RUNS)/ (with the runs' reports, runs/results; experts, models and results/ stay)"
 	@echo "Reports and tables go to RESULTS=$(RESULTS); RESULTS=results updates the committed ones."
 
 # Fashion-MNIST ships as a Debian package: only the vision benchmark and the tests read it, and apt needs root
@@ -327,4 +327,4 @@ test-fast: setup fashion-mnist
 	$(PY) -m pytest -q -n auto -m "not slow"
 
 clean:
-	rm -rf runs lightning_logs
+	rm -rf $(RUNS) lightning_logs

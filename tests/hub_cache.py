@@ -100,16 +100,27 @@ def glue_dataset(cache: Path, root: Path) -> None:
     cache_repo(cache, "nyu-mll/glue", folder, repo_type="dataset")
 
 
+def sentence_model(bert: Path, width: int, path: Path) -> Path:
+    """A SentenceTransformer (a saved BERT, mean pooling) saved at `path`; its module classes moved in
+    sentence-transformers 6, and the package's range still admits the versions before that."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Pooling, Transformer
+    SentenceTransformer(modules=[Transformer(str(bert), max_seq_length=64), Pooling(width)]).save(str(path))
+    return path
+
+
 def tiny_sentence_model(root: Path) -> Path:
     """A SentenceTransformer (one-layer BERT on the fixtures' vocabulary, mean pooling) for msmarco-MiniLM's id."""
-    from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel, BertTokenizer
 
     bert = root / "bert"
     BertModel(BertConfig(vocab_size=200, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24)).save_pretrained(bert)
     BertTokenizer(str(FIXTURES / "t5/vocab.txt")).save_pretrained(bert)
-    SentenceTransformer(modules=[models.Transformer(str(bert), max_seq_length=64), models.Pooling(16)]).save(str(root / "st"))
-    return root / "st"
+    return sentence_model(bert, 16, root / "st")
 
 
 GPT2_TASKS = {"cola": 2, "mnli": 3, "mrpc": 2, "qnli": 2, "qqp": 2, "rte": 2, "sst2": 2}  # FusionBench's GPT-2 GLUE experts and their classes

@@ -21,6 +21,7 @@ from torch import nn
 
 from dawe_merge.methods.registry import methods
 from tests.conftest import ROOT, make_tiny_bert
+from tests.hub_cache import sentence_model
 from tests.test_paper_configs import cache_model
 from tests.test_seq2seq_family import make_tiny_t5
 from tests.test_seq2seq_generation import lora_expert
@@ -47,11 +48,7 @@ def fake_glue(root: Path) -> Path:
 
 def tiny_msmarco(path: Path) -> Path:
     """A SentenceTransformer with the reference extractor's width (384) and one random layer."""
-    from sentence_transformers import SentenceTransformer, models
-
-    bert = make_tiny_bert(path.parent / "msmarco_bert", hidden=384, layers=1)
-    SentenceTransformer(modules=[models.Transformer(str(bert), max_seq_length=64), models.Pooling(384)]).save(str(path))
-    return path
+    return sentence_model(make_tiny_bert(path.parent / "msmarco_bert", hidden=384, layers=1), 384, path)
 
 
 @pytest.fixture(scope="module")

@@ -71,3 +71,19 @@ def test_the_entropy_rows_run_dawe_at_the_lr_chosen_with_entropy(tmp_path):
         assert "--model.init_args.objective entropy --model.init_args.lr 1e-4 --trainer.max_steps 150" in line, line
     for line in adamerging:
         assert "--model.init_args.objective entropy" in line and "init_args.lr" not in line, line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_clean_removes_the_runs_folder_it_is_pointed_at_and_nothing_beside_it(tmp_path):
+    """RUNS moves every run folder and `make clean` follows it: cleaning runs kept elsewhere leaves the checkout's
+    runs, and a user's files beside them stay. Run from tmp_path, so lightning_logs is tmp_path's too."""
+    runs, logs, beside = tmp_path / "elsewhere_runs", tmp_path / "lightning_logs", tmp_path / "user_notes.txt"
+    (runs / "text_minilm" / "dawe_task_wise").mkdir(parents=True)
+    logs.mkdir()
+    beside.write_text("kept")
+    proc = subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "clean", f"RUNS={runs}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not runs.exists() and not logs.exists() and beside.read_text() == "kept"
+    default = subprocess.run(["make", "--no-print-directory", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert default.stdout.split() == ["rm", "-rf", "runs", "lightning_logs"], default.stdout
