@@ -181,11 +181,12 @@ seeds: setup $(if $(filter text_minilm,$(BENCHMARK)),experts)
 
 # the task-wise adaptive methods with the original methods' objective (--model.init_args.objective entropy; their
 # configs use expert_kl, which the validation data chose: results/selection/objective_with_unseen/), seeds 0 and SEEDS,
-# as the rows <method>_entropy; after the benchmark's own target (its experts/models must exist). DAWE keeps the lr
-# chosen with entropy (1e-4, results/selection/) and 150 steps: its config's lr was chosen with expert_kl, and entropy
-# overshoots at it ($$m: the method the adapt/seed loops are at)
+# as the rows <method>_entropy; after the benchmark's own target (its experts/models must exist). Each keeps the lr
+# chosen with entropy (DAWE 1e-4, AdaMerging 1e-3: results/selection/) and 150 steps: the configs' lrs were chosen
+# with expert_kl, and entropy overshoots at them ($$m: the method the adapt/seed loops are at)
 TASK_WISE_ADAPTIVE := adamerging_task_wise dawe_task_wise
-ENTROPY = --model.init_args.objective entropy $$(case $$m in dawe_*) echo --model.init_args.lr 1e-4 --trainer.max_steps 150;; esac)
+ENTROPY = --model.init_args.objective entropy --trainer.max_steps 150 \
+  $$(case $$m in dawe_*) echo --model.init_args.lr 1e-4;; adamerging_*) echo --model.init_args.lr 1e-3;; esac)
 # $(call entropy_rows,<runs folder>,<benchmark options>): those rows, seed 0 and SEEDS
 entropy_rows = $(call adapt_methods,$(TASK_WISE_ADAPTIVE),$(1),$(2),_entropy,$(ENTROPY)) && \
 	$(call seed_methods,$(TASK_WISE_ADAPTIVE),$(1),$(2),_entropy,$(ENTROPY))
