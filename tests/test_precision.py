@@ -1,10 +1,13 @@
 """bf16 evaluation (`--trainer.precision bf16-mixed`, Lightning's autocast) runs every path of the per-sample merge
-and stays close to fp32, its close calls decided again in fp32; each report records how long `test` took."""
+and stays close to fp32, its close calls decided again in fp32; each report records how long `test` took and under
+what it ran."""
 from __future__ import annotations
 
 import json
+import platform
 
 import pytest
+import torch
 
 from tests.conftest import method_config, pool_overrides, quiet_trainer, run_cli
 
@@ -45,6 +48,13 @@ def test_bf16_autocast_evaluation_stays_close_to_fp32_and_decides_close_calls_in
         assert every["accuracy"] == fp32[task]["accuracy"] and every["close_calls"]["rechecked"] == every["close_calls"]["inputs"]
     assert reports["every"]["average"] == fp32["average"]
     assert fp32["seconds"] > 0 and plain["seconds"] > 0
+    # each report says under what it ran: the precision asked for, this process's torch, threads and CPU kernels
+    for name, precision in (("fp32", "32-true"), ("plain", "bf16-mixed")):
+        environment = reports[name]["environment"]
+        assert environment["precision"] == precision and environment["torch"] == torch.__version__, environment
+        assert environment["torch_threads"] == torch.get_num_threads(), environment
+        assert environment["device"] == f"cpu: {platform.machine()} {torch.backends.cpu.get_cpu_capability()}", environment
+        assert f"precision {precision}" in (tmp_path / f"results/{name}/dawe_task_wise/report.md").read_text()
     # predict's rows too, the per-sample coefficients of the inputs decided again included (from that fp32 pass)
     assert len(rows["every"]) == len(rows["fp32"]) == 8 * len(tasks)
     for exact, again, bf16 in zip(rows["fp32"], rows["every"], rows["plain"]):

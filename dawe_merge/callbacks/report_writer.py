@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 
 from dawe_merge.reports.artifacts import write_coefficients
+from dawe_merge.reports.environment import run_environment
 from dawe_merge.reports.writer import write_report
 from dawe_merge.run_checks import ResultsNotWritableError
 
@@ -38,7 +39,8 @@ class ReportWriter(L.Callback):
             self.written = write_report(report, results_dir=self.results_dir, benchmark=benchmark, method=method, command=self.command or "",
                                         seed=self.seed, seconds=time.perf_counter() - self._started,
                                         selection=getattr(pl_module, "selection_record", lambda: None)(),
-                                        computed_from=getattr(pl_module, "computed_from", lambda: None)())  # fmt: skip
+                                        computed_from=getattr(pl_module, "computed_from", lambda: None)(),
+                                        environment=run_environment(pl_module.device, trainer.precision))  # fmt: skip
         except OSError as err:
             print(json.dumps(report, indent=1), file=sys.stdout)
             raise ResultsNotWritableError(

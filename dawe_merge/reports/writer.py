@@ -63,21 +63,23 @@ def _check_finite(report: dict, method: str) -> None:
 
 
 def write_report(report: dict, results_dir: str | Path, benchmark: str, method: str, command: str, seed: int | None,
-                 seconds: float | None = None, selection: dict | None = None, computed_from: dict | None = None) -> Path:  # fmt: skip
+                 seconds: float | None = None, selection: dict | None = None, computed_from: dict | None = None,
+                 environment: dict | None = None) -> Path:  # fmt: skip
     """Write results/<benchmark>/<method>/report.{json,csv,md}; return the method folder. seconds: the run's wall time;
     selection: which adapted state was evaluated, when it was chosen on validation data ({"rule", "step", ...});
-    computed_from: what a merge computed from data read (which split, how many examples)."""
+    computed_from: what a merge computed from data read (which split, how many examples); environment: versions,
+    device, precision and threads (dawe_merge/reports/environment.py)."""
     _check_finite(report, method)
     benchmark_dir = Path(results_dir) / benchmark
     out = benchmark_dir / method
     out.mkdir(parents=True, exist_ok=True)
     with locked(benchmark_dir):  # another run may be writing this benchmark's reports and table right now
-        return _write_report(report, benchmark_dir, out, method, command, seed, seconds, selection, computed_from)
+        return _write_report(report, benchmark_dir, out, method, command, seed, seconds, selection, computed_from, environment)
 
 
 def _write_report(
     report: dict, benchmark_dir: Path, out: Path, method: str, command: str, seed: int | None, seconds: float | None, selection: dict | None,
-    computed_from: dict | None = None,
+    computed_from: dict | None = None, environment: dict | None = None,
 ) -> Path:
     reports = read_reports(benchmark_dir)
     individual = reports.get(INDIVIDUAL)
@@ -86,7 +88,7 @@ def _write_report(
     written = datetime.now(timezone.utc).isoformat(timespec="seconds")
     full = {"method": method, **report, "normalized_accuracy": normalized, "command": command, "seed": seed,
             "seconds": None if seconds is None else round(seconds, 2), "written": written, **({"selection": selection} if selection else {}),
-            **({"computed_from": computed_from} if computed_from else {})}  # fmt: skip
+            **({"computed_from": computed_from} if computed_from else {}), **({"environment": environment} if environment else {})}  # fmt: skip
     tasks = report_tasks(report)
     rows = io.StringIO()
     writer = csv.writer(rows)
@@ -97,6 +99,7 @@ def _write_report(
     lines += [f"| {t} | {100 * report[t]['accuracy']:.2f} | {report[t]['loss']:.4f} |" for t in [*tasks, "average"]]
     chosen = [] if not selection else [f"Selected ({selection['rule']}): the state of step {selection['step']}"]
     chosen += [] if not computed_from else [f"Computed from: {json.dumps(computed_from)}"]
+    chosen += [] if not environment else ["Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items())]
     lines += ["", f"Command: `{command}`", f"Seed: {seed}", *chosen, *([] if seconds is None else [f"Wall time: {seconds:.1f} s"]), ""]
     write_text_atomic(out / "report.csv", rows.getvalue())
     write_text_atomic(out / "report.md", "\n".join(lines))

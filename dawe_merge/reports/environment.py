@@ -1,0 +1,41 @@
+"""What a number depends on besides its command and seed: the library versions, the device, the precision and the
+torch thread count. The same command and seed can give other digits on another CPU's vector instruction set, another
+GPU, or under another thread count (float sums in another order), and a small model trained from scratch can carry
+such a difference into every row; a report that records them lets a reader tell that from a change in the code.
+"""
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
+LIBRARIES = ("transformers", "peft", "lightning")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def device_name(device: torch.device) -> str:
+    """`cuda: <GPU name>`, or `cpu: <machine> <the vector instruction set torch's kernels use>`."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"cpu: {platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+    return device.type
+
+
+def run_environment(device: torch.device, precision: str | None) -> dict:
+    """The environment of a run whose module sits on `device`, under Lightning's `precision` (e.g. 32-true)."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        **{name: _version(name) for name in LIBRARIES},
+        "device": device_name(device),
+        "precision": None if precision is None else str(precision),
+        "torch_threads": torch.get_num_threads(),
+    }
