@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,7 +54,8 @@ def test_bf16_autocast_evaluation_stays_close_to_fp32_and_decides_close_calls_in
         environment = reports[name]["environment"]
         assert environment["precision"] == precision and environment["torch"] == torch.__version__, environment
         assert environment["torch_threads"] == torch.get_num_threads(), environment
-        assert environment["device"] == f"cpu: {platform.machine()} {torch.backends.cpu.get_cpu_capability()}", environment
+        assert environment["device"].endswith(f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"), environment
+        assert _cpu_model_from_cpuinfo() in environment["device"], environment
         assert f"precision {precision}" in (tmp_path / f"results/{name}/dawe_task_wise/report.md").read_text()
     # predict's rows too, the per-sample coefficients of the inputs decided again included (from that fp32 pass)
     assert len(rows["every"]) == len(rows["fp32"]) == 8 * len(tasks)
@@ -62,3 +64,11 @@ def test_bf16_autocast_evaluation_stays_close_to_fp32_and_decides_close_calls_in
         assert again["probabilities"] == pytest.approx(exact["probabilities"], abs=1e-5)
         assert again["coefficients"] == pytest.approx(exact["coefficients"], abs=1e-5)
         assert bf16["coefficients"] != pytest.approx(exact["coefficients"], abs=1e-5)  # what the fp32 pass replaced
+
+
+def _cpu_model_from_cpuinfo() -> str:
+    """The CPU model as /proc/cpuinfo names it ("" where there is none), read here independently of the reports module."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")), "")

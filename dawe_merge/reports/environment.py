@@ -1,16 +1,20 @@
 """What a number depends on besides its command and seed: the library versions, the device, the precision and the
-torch thread count. The same command and seed can give other digits on another CPU's vector instruction set, another
-GPU, or under another thread count (float sums in another order), and a small model trained from scratch can carry
-such a difference into every row; a report that records them lets a reader tell that from a change in the code.
+torch thread count. The same command and seed can give other digits on another CPU model (even one with the same
+vector instruction set), another GPU, or under another thread count (float sums in another order), and a small model
+trained from scratch can carry such a difference into every row; a report that records them lets a reader tell that
+from a change in the code.
 """
 from __future__ import annotations
 
 import platform
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import torch
 
 LIBRARIES = ("transformers", "peft", "lightning")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def _version(name: str) -> str | None:
@@ -20,12 +24,26 @@ def _version(name: str) -> str | None:
         return None
 
 
+@cache
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), or what `platform` knows elsewhere; "" when neither says."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def device_name(device: torch.device) -> str:
-    """`cuda: <GPU name>`, or `cpu: <machine> <the vector instruction set torch's kernels use>`."""
+    """`cuda: <GPU name>`, or `cpu: <CPU model>, <machine> <the vector instruction set torch's kernels use>`."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     if device.type == "cpu":
-        return f"cpu: {platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+        model = cpu_model()
+        return f"cpu: {model + ', ' if model else ''}{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
     return device.type
 
 
