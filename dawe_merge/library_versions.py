@@ -5,6 +5,7 @@ environment that predates the range) still gets one line naming both versions an
 """
 from __future__ import annotations
 
+import platform
 from importlib.metadata import PackageNotFoundError, version
 
 from packaging.version import Version
@@ -19,11 +20,22 @@ KNOWN_BAD = [
 ]  # fmt: skip
 
 
-def installed_version(package: str) -> Version | None:
+def package_version(package: str) -> str | None:
+    """`package`'s installed version as its metadata says it, None when it is not installed."""
     try:
-        return Version(version(package))
+        return version(package)
     except PackageNotFoundError:
         return None
+
+
+def installed_version(package: str) -> Version | None:
+    found = package_version(package)
+    return None if found is None else Version(found)
+
+
+def recorded_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    """Python's version and each package's, the record an export or a report keeps of what made it."""
+    return {"python": platform.python_version(), **{package: package_version(package) for package in packages}}
 
 
 def check_library_pairs(purpose: str, packages: tuple[str, ...]) -> None:

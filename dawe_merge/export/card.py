@@ -7,12 +7,11 @@ nothing on the hub), `library_name` says what loads the folder, the tags name th
 from __future__ import annotations
 
 import json
-import platform
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from dawe_merge.library_versions import recorded_versions
 from dawe_merge.paths import is_hub_id
 
 RECORDED_PACKAGES = ("dawe-merge", "torch", "lightning", "transformers", "peft", "datasets", "jsonargparse", "huggingface_hub")
@@ -20,13 +19,7 @@ RECORDED_PACKAGES = ("dawe-merge", "torch", "lightning", "transformers", "peft",
 
 def environment() -> dict:
     """The versions that made an export (what a recipe needs to make it again)."""
-    versions = {"python": platform.python_version()}
-    for package in RECORDED_PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return versions
+    return recorded_versions(RECORDED_PACKAGES)
 
 
 def card_data(info: dict, library: str) -> ModelCardData:

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import platform
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
-LIBRARIES = ("transformers", "peft", "lightning")
+from dawe_merge.library_versions import recorded_versions
+
+LIBRARIES = ("torch", "transformers", "peft", "lightning")
 CPUINFO = Path("/proc/cpuinfo")
-
-
-def _version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 @cache
@@ -50,9 +44,7 @@ def device_name(device: torch.device) -> str:
 def run_environment(device: torch.device, precision: str | None) -> dict:
     """The environment of a run whose module sits on `device`, under Lightning's `precision` (e.g. 32-true)."""
     return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        **{name: _version(name) for name in LIBRARIES},
+        **recorded_versions(LIBRARIES),
         "device": device_name(device),
         "precision": None if precision is None else str(precision),
         "torch_threads": torch.get_num_threads(),
