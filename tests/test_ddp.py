@@ -37,6 +37,11 @@ def test_two_process_test_report_equals_single_process(method, tiny_pool, tmp_pa
         assert ddp[task]["accuracy"] == single[task]["accuracy"]
         assert ddp[task]["loss"] == pytest.approx(single[task]["loss"], abs=1e-5)
     assert "configs/trainer/ddp.yaml" in ddp["command"]
+    if method.startswith("dawe"):  # coefficients summed and counted over both ranks' shards: the single process's means
+        single_coefficients = json.loads((tmp_path / "single/tiny" / name / "coefficients.json").read_text())
+        ddp_coefficients = json.loads((tmp_path / "ddp/tiny" / name / "coefficients.json").read_text())
+        for ddp_row, single_row in zip(ddp_coefficients["by_input_task"], single_coefficients["by_input_task"], strict=True):
+            assert ddp_row == pytest.approx(single_row, abs=1e-6)
 
 
 def test_two_process_bf16_counts_each_close_call_once(tiny_pool, tmp_path):

@@ -16,8 +16,10 @@ from torch import nn
 from dawe_merge.errors import ConfigError, UserFacingError, check_number
 from dawe_merge.merging.state_dict import stack_task_vectors
 from dawe_merge.methods.base import MergedModelModule
+from dawe_merge.methods.coefficient_tally import CoefficientTally
+from dawe_merge.methods.expert_targets import expert_targets
 from dawe_merge.methods.objectives import Objective, expert_kl, softmax_entropy
-from dawe_merge.modelpool.base import ModelPool, parameter_state_dict
+from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.compatibility import IncompatibleCheckpointError, check_metadata
 from dawe_merge.models.heads import adaptation_logits
 from dawe_merge.models.hypernetwork import expand_codings
@@ -30,8 +32,6 @@ Selection = Literal["last", "best_validation"]
 
 class AdaptationDiverged(UserFacingError, FloatingPointError):
     """Coefficients or loss became NaN/inf; nothing is saved from that step on."""
-
-
 
 
 class TestTimeAdaptation(MergedModelModule):
@@ -149,7 +149,7 @@ class TestTimeAdaptation(MergedModelModule):
                 self._predicted_coefficients = self._predicted_coefficients.to(torch.float32, copy=True)
                 self._predicted_coefficients[self.recheck_rows] = coefficients.detach().float()
         elif self.trainer.testing:
-            self._record(task, coefficients.detach())
+            self.tally.add(task, coefficients.detach())
         elif self.trainer.predicting:
             self._predicted_coefficients = coefficients.detach()
         return self.merger(inputs, coefficients)
@@ -176,48 +176,18 @@ class TestTimeAdaptation(MergedModelModule):
         L.Trainer(**{**defaults, **trainer_kwargs, "callbacks": callbacks}).fit(self, datamodule=taskpool)
         return self
 
-    def _record(self, task: str, coefficients: torch.Tensor) -> None:
-        """Accumulate test-time coefficients per input task for the summary and plots.
-
-        Sums are kept in float64: after the cross-rank sum the summary then matches a single process's
-        to rounding of the last digits, whatever order the ranks' sums were added in.
-        """
-        per_sample = coefficients if coefficients.dim() == 3 else coefficients.unsqueeze(0)
-        total, count = self._coefficient_sums.get(task, (0.0, 0))
-        self._coefficient_sums[task] = (total + per_sample.double().sum(0).cpu(), count + per_sample.shape[0])
-
     def on_test_epoch_start(self) -> None:
-        self._coefficient_sums: dict[str, tuple[torch.Tensor, int]] = {}
+        self.tally = CoefficientTally(self.task_names, self.merger.num_layers)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        self._sum_over_ranks()
-
-    def _sum_over_ranks(self) -> None:
-        """Every rank saw a shard of each task: add the shards' sums so rank 0 summarises the whole test set."""
-        if self.trainer.world_size == 1:
-            return
-        shape = (len(self.task_names), self.merger.num_layers)
-        totals = torch.stack([self._coefficient_sums.get(t, (torch.zeros(shape, dtype=torch.float64), 0))[0] for t in self.task_names])
-        counts = torch.tensor([self._coefficient_sums.get(t, (None, 0))[1] for t in self.task_names], dtype=torch.float64)
-        totals = self.trainer.strategy.reduce(totals.to(self.device), reduce_op="sum").cpu()
-        counts = self.trainer.strategy.reduce(counts.to(self.device), reduce_op="sum").cpu()
-        self._coefficient_sums = {t: (totals[i], int(counts[i])) for i, t in enumerate(self.task_names) if counts[i] > 0}
+        if self.trainer.world_size > 1:
+            self.tally.sum_over_ranks(lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu())
 
     def coefficient_summary(self) -> dict | None:
-        """Mean (T, L) coefficients per input task: task-level heatmap rows and, layer-wise, per-tensor curves."""
-        sums = getattr(self, "_coefficient_sums", {})
-        if not sums:
-            return None
-        means = {t: total / count for t, (total, count) in sums.items()}
-        rows = [means[t].mean(-1).tolist() for t in self.task_names if t in means]
-        overall = torch.stack([means[t] for t in self.task_names if t in means]).mean(0)
-        return {
-            "tasks": list(self.task_names),
-            "by_input_task": rows,
-            "per_tensor": overall.tolist() if self.mode == "layer_wise" else None,
-            "tensor_names": list(self.merger.names) if self.mode == "layer_wise" else None,
-        }
+        """Mean (T, L) coefficients per input task of the last test run: heatmap rows and, layer-wise, per-tensor curves."""
+        tally = getattr(self, "tally", None)
+        return None if tally is None else tally.summary(list(self.merger.names) if self.mode == "layer_wise" else None)
 
     # ---- adaptation -------------------------------------------------------------------------------
     def step_coefficients(self, batch: dict[str, dict]) -> torch.Tensor:
@@ -252,21 +222,8 @@ class TestTimeAdaptation(MergedModelModule):
         return expert_kl(logits, targets, self.temperature).mean()
 
     def on_fit_start(self) -> None:
-        """expert_kl: each expert's softened predictions on its task's adaptation inputs, computed once, in fixed
-        batches (the same targets on every rank and on resume), one expert in memory at a time."""
-        if self.objective != "expert_kl" or self._expert_targets:
-            return
-        reference = parameter_state_dict(self.modelpool.pretrained_model())
-        for task, loader in self.taskpool.feature_loaders().items():
-            expert = self.modelpool.load_checked_expert(task, reference).eval().to(self.device)
-            targets: dict[int, torch.Tensor] = {}
-            with torch.no_grad():
-                for batch in loader:
-                    logits = adaptation_logits(self.heads[task], expert(**self.modelpool.prepare_inputs(batch, self.device)))
-                    for i, q in zip(batch["index"], (logits.float() / self.temperature).softmax(-1).cpu()):
-                        targets[int(i)] = q
-            self._expert_targets[task] = targets
-            del expert
+        if self.objective == "expert_kl" and not self._expert_targets:  # computed once, also across a resume
+            self._expert_targets = expert_targets(self.modelpool, self.heads, self.taskpool.feature_loaders(), self.device, self.temperature)
 
     def _backward_each_task(self, batch: dict[str, dict]) -> dict[str, torch.Tensor]:
         """One forward and backward per task batch, gradients accumulated, then one optimiser step."""
