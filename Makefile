@@ -243,6 +243,10 @@ seqcls: setup
 	echo "Sequence-classification benchmark took $$(( end - start )) s: experts $$(( experts_end - start )) s, methods $$(( end - experts_end )) s"
 
 # Offline vision benchmark: a small CLIP and ResNet pretrained here, four experts fine-tuned with `fit`, every method
+# The models and experts train on two torch threads whatever the machine (the committed table's): the float-summation
+# order the thread count sets changes what they learn (one thread builds other models), so a build reproduces the table
+$(VISION_MODELS)/%/model.safetensors $(VISION_EXPERTS_DIR)/%/model.safetensors: export OMP_NUM_THREADS := 2
+$(VISION_MODELS)/%/model.safetensors $(VISION_EXPERTS_DIR)/%/model.safetensors: export MKL_NUM_THREADS := 2
 $(VISION_MODELS)/%/model.safetensors: | setup fashion-mnist
 	$(PY) -m benchmarks.offline.vision_pretraining $* --out $(VISION_MODELS)/$*
 
