@@ -14,9 +14,7 @@ import sys
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
-from typing import Literal, Optional
 
-import yaml
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -26,19 +24,20 @@ for _message in (r"Found \d+ module\(s\) in eval mode", r"`isinstance\(treespec,
     warnings.filterwarnings("ignore", message=_message)
 
 from dawe_merge.callbacks import PredictionsJsonl, RandomStateInCheckpoints, ReportWriter  # noqa: E402  (after the warning filters)
+from dawe_merge.cli_options import add_project_options  # noqa: E402  (after the warning filters)
 from dawe_merge.config_errors import one_line  # noqa: E402  (after the warning filters)
 from dawe_merge.errors import ConfigError  # noqa: E402  (after the warning filters)
 from dawe_merge.export.hub_push import push_export  # noqa: E402  (after the warning filters)
+from dawe_merge.export.recipe import recipe_text  # noqa: E402  (after the warning filters)
 from dawe_merge.export.trainer import MergeTrainer  # noqa: E402  (after the warning filters)
 from dawe_merge.legacy_names import current_class_paths  # noqa: E402  (after the warning filters)
 from dawe_merge.methods.base import MergedModelModule  # noqa: E402  (after the warning filters)
 from dawe_merge.methods.dawe import DAWE_NEEDS_FEATURES  # noqa: E402  (after the warning filters)
-from dawe_merge.models.features import FeatureExtractor  # noqa: E402  (after the warning filters)
 from dawe_merge.progress import StepProgressBar  # noqa: E402  (after the warning filters)
 from dawe_merge.quiet import asked_verbose, quiet_libraries  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.artifacts import write_adaptation  # noqa: E402  (after the warning filters)
 from dawe_merge.reports.atomic import write_text_atomic  # noqa: E402  (after the warning filters)
-from dawe_merge.reports.location import RESULTS_DIR_VARIABLE, default_results_dir  # noqa: E402  (after the warning filters)
+from dawe_merge.reports.location import default_results_dir  # noqa: E402  (after the warning filters)
 from dawe_merge.run_checks import check_checkpoint_file, check_checkpoint_use, check_exportable, check_writable  # noqa: E402  (after the warning filters)
 from dawe_merge.run_folder import check_no_earlier_checkpoints, release_held_locks, release_run_lock, take_run_lock  # noqa: E402  (after the warning filters)
 from dawe_merge.run_loggers import build, hold_back, pin_checkpoints, with_built  # noqa: E402  (after the warning filters)
@@ -65,9 +64,6 @@ def _then_release(after):
 
     run.__doc__ = after.__doc__
     return run
-
-
-RECIPE_KEYS = ("seed_everything", "trainer", "model", "data", "features", "results_dir", "ckpt_path", "export_dir", "export_task_vector_dtype")
 
 
 class MergeCLI(LightningCLI):
@@ -145,35 +141,7 @@ class MergeCLI(LightningCLI):
             check_checkpoint_file(self.config[subcommand].get("ckpt_path"), subcommand)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_subclass_arguments(
-            FeatureExtractor, "features", required=False, instantiate=False,
-            help="The benchmark's frozen feature view for methods that read per-input features (DAWE), used when the method "
-                 "config names no feature_extractor. Benchmark configs name their default; an overlay in configs/features/ swaps it.",
-        )  # fmt: skip
-        parser.add_argument("--results_dir", type=str, default=default_results_dir(),
-                            help=f"Root folder of the test reports (default: results, or ${RESULTS_DIR_VARIABLE} when set).")  # fmt: skip
-        parser.add_argument(
-            "--verbose", type=bool, default=False,
-            help="Also print Lightning's device lines, tips and metric tables, and the weight-loading bars (by default a run prints "
-                 "its own lines and one results table).",
-        )  # fmt: skip
-        parser.add_argument(
-            "--export_dir", type=Optional[str], default=None,
-            help="Write the merged model here (`export`, or at the end of `test` and an adaptive method's `fit`): a "
-                 "from_pretrained folder, or for DAWE a folder that dawe_merge.export.load_dawe runs; with a model card and recipe.yaml.",
-        )  # fmt: skip
-        parser.add_argument(
-            "--export_overwrite", type=bool, default=False,
-            help="Replace an earlier export at --export_dir (only the files its merge_info.json lists; a folder holding anything else is refused).",
-        )  # fmt: skip
-        parser.add_argument(
-            "--export_push_to_hub", type=Optional[str], default=None,
-            help="After writing --export_dir, upload it to this hub repo (owner/name; created if missing). A failed push keeps the folder.",
-        )  # fmt: skip
-        parser.add_argument(
-            "--export_task_vector_dtype", type=Optional[Literal["float32", "bfloat16"]], default=None,
-            help="DAWE export: store dense task vectors in this dtype (bfloat16 halves the folder); default: as the run held them.",
-        )  # fmt: skip
+        add_project_options(parser)
 
     def _results_folder(self) -> Path:
         return Path(self.config[self.subcommand].results_dir) / self.datamodule.benchmark / self.model.report_name
@@ -286,19 +254,10 @@ class MergeCLI(LightningCLI):
             print(f"Pushed to the hub: {push_export(out, config.export_push_to_hub)}")
 
     def _recipe(self) -> str:
-        """This run as an `export` config: `merge-cli export --config recipe.yaml` makes the same folder again.
-
-        Paths that exist are written absolute (the recipe works from any folder); after `fit`, the checkpoint
-        named is the run's last one, which holds the state exported (the selected one under best_validation).
-        """
-        dumped = yaml.safe_load(current_class_paths(self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False)))
-        recipe = {key: _absolute_paths(dumped[key]) for key in RECIPE_KEYS if key in dumped}
-        if self.subcommand == "fit":
-            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
-            recipe["ckpt_path"] = str(Path(last).resolve()) if last and Path(last).is_file() else None
-        header = ["# Recipe of this export: merge-cli export --config recipe.yaml --export_dir <folder>", f"# written by: {self.command}",
-                  f"# working folder: {Path.cwd()}"]  # fmt: skip
-        return "\n".join(header) + "\n" + yaml.safe_dump(recipe, sort_keys=False)
+        """This run as an `export` config (dawe_merge/export/recipe.py); after `fit`, naming the run's last checkpoint."""
+        dumped = current_class_paths(self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False))
+        last = (getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "") if self.subcommand == "fit" else None
+        return recipe_text(dumped, self.command, last)
 
     @_then_release
     def after_test(self) -> None:
@@ -348,17 +307,6 @@ class MergeCLI(LightningCLI):
     def _write_config(self, out: Path) -> None:
         text = current_class_paths(self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False))
         write_text_atomic(out / f"{self.subcommand}_config.yaml", text)
-
-
-def _absolute_paths(value):
-    """Every string in a config that names an existing relative path, made absolute."""
-    if isinstance(value, dict):
-        return {k: _absolute_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_absolute_paths(v) for v in value]
-    if isinstance(value, str) and value and not os.path.isabs(value) and "/" in value and Path(value).exists():
-        return str(Path(value).resolve())
-    return value
 
 
 def cli_main(args: list[str] | None = None, run: bool = True) -> MergeCLI:
