@@ -11,7 +11,7 @@ from dawe_merge.reports.location import RESULTS_DIR_VARIABLE, default_results_di
 
 
 def add_project_options(parser: LightningArgumentParser) -> None:
-    """Declared once here so every subcommand, and the scripts that build the CLI, see the same options."""
+    """Declarations only, apart from the MergeCLI hooks that act on them: what `--help` lists besides Lightning's."""
     parser.add_subclass_arguments(
         FeatureExtractor, "features", required=False, instantiate=False,
         help="The benchmark's frozen feature view for methods that read per-input features (DAWE), used when the method "

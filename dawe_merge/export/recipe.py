@@ -14,8 +14,9 @@ RECIPE_KEYS = ("seed_everything", "trainer", "model", "data", "features", "resul
 def recipe_text(dumped_config: str, command: str, last_checkpoint: str | None = None) -> str:
     """The recipe.yaml text of a run whose resolved config `dumped_config` (YAML) is.
 
-    Paths that exist are written absolute. After `fit`, `last_checkpoint` is the run's last checkpoint (it holds the
-    state exported, the selected one under best_validation) and becomes the recipe's ckpt_path.
+    Paths that exist are written absolute. `last_checkpoint` is given after `fit` only: the run's last checkpoint (it
+    holds the state exported, the selected one under best_validation) becomes the recipe's ckpt_path, or none when the
+    fit saved no such file (""). Other subcommands keep the config's own ckpt_path.
     """
     dumped = yaml.safe_load(dumped_config)
     recipe = {key: absolute_paths(dumped[key]) for key in RECIPE_KEYS if key in dumped}
