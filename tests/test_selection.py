@@ -244,3 +244,12 @@ def test_the_held_out_tasks_refuse_every_selection(capsys):
         main(["--config", str(ROOT / "configs/benchmarks/text_minilm_heldout.yaml"), "--method", "dawe_task_wise",
               "--grid", '{"lr": [0.001]}', "--out", "unused", "--runs", "unused"])  # fmt: skip
     assert "selection: candidate" not in capsys.readouterr().err
+
+
+def test_selection_message_names_the_start_beside_the_chosen_step():
+    from dawe_merge.methods.validation_selection import selection_message
+
+    history = [{"step": 0.0, "average": 0.5}, {"step": 25.0, "average": 0.625}]
+    assert selection_message({"step": 25, "average": 0.625}, history) == (
+        "selection: the state of step 25 (validation average 62.50; the start (step 0): 50.00)")
+    assert selection_message({"step": 25, "average": 0.625}, history[1:]) == "selection: the state of step 25 (validation average 62.50)"

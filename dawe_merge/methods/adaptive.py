@@ -19,6 +19,7 @@ from dawe_merge.methods.base import MergedModelModule
 from dawe_merge.methods.coefficient_tally import CoefficientTally
 from dawe_merge.methods.expert_targets import expert_targets
 from dawe_merge.methods.objectives import Objective, expert_kl, softmax_entropy
+from dawe_merge.methods.validation_selection import check_selection_can_run, selection_message, selection_record
 from dawe_merge.modelpool.base import ModelPool
 from dawe_merge.models.compatibility import IncompatibleCheckpointError, check_metadata
 from dawe_merge.models.heads import adaptation_logits
@@ -102,24 +103,8 @@ class TestTimeAdaptation(MergedModelModule):
                 "the start directly with `test` (it is task arithmetic with init_lambda)."
             )
         if stage == "fit" and self.selection == "best_validation":
-            self._check_selection_can_run()
+            check_selection_can_run(self.trainer)
         super().setup(stage)
-
-    def _check_selection_can_run(self) -> None:
-        """best_validation compares monitored states on validation data, the start among them: all three must hold."""
-        trainer = self.trainer
-        if getattr(trainer.datamodule, "monitor_split", "val") != "val":
-            raise ConfigError(
-                "selection best_validation chooses by accuracy, which must not read test labels: set "
-                "--data.init_args.monitor_split val (the held-out training data), or --model.init_args.selection last."
-            )
-        if not trainer.limit_val_batches or trainer.val_check_interval is None:
-            raise ConfigError("selection best_validation needs monitoring: give trainer.limit_val_batches > 0 and a val_check_interval.")
-        if trainer.num_sanity_val_steps == 0:
-            raise ConfigError(
-                "selection best_validation keeps the start (step 0) among the candidates, which Lightning evaluates in its "
-                "sanity check: set --trainer.num_sanity_val_steps -1 (the method configs do)."
-            )
 
     def build(self, pretrained: nn.Module) -> None:
         stacked = stack_task_vectors(self.modelpool.task_vectors(self.task_names, pretrained))
@@ -312,26 +297,17 @@ class TestTimeAdaptation(MergedModelModule):
                     "with monitor_split test, or without monitoring). Use --model.init_args.selection last, or adapt again."
                 )
             checkpoint["state_dict"] = {**checkpoint["state_dict"], **self.best_validation["state"]}
-            self._announce_selection()
+            print(selection_message(self.best_validation, self.history))
 
     def on_fit_end(self) -> None:
         """With best_validation, the module leaves `fit` holding the selected state (for an export or `merge` right after)."""
         super().on_fit_end()
         if self.selection == "best_validation" and self.best_validation is not None:
             self.load_state_dict(self.best_validation["state"], strict=False)
-            self._announce_selection()
+            print(selection_message(self.best_validation, self.history))
 
     def selection_record(self) -> dict | None:
         """For the report: the step whose state was evaluated, when `best_validation` chose it."""
         if self.selection != "best_validation" or self.best_validation is None:
             return None
-        best = self.best_validation
-        # the earliest of equal states is kept (the start when it ties): a record says when a tie decided
-        tied = sorted(int(r["step"]) for r in self.history if r["average"] == best["average"] and int(r["step"]) != int(best["step"]))
-        return {"rule": "best_validation", "step": int(best["step"]), "validation_average": float(best["average"]),
-                **({"tied_with_later_steps": tied} if tied else {})}  # fmt: skip
-
-    def _announce_selection(self) -> None:
-        best, start = self.best_validation, next((r for r in self.history if r["step"] == 0), None)
-        versus = "" if start is None else f"; the start (step 0): {100 * start['average']:.2f}"
-        print(f"selection: the state of step {best['step']} (validation average {100 * best['average']:.2f}{versus})")
+        return selection_record(self.best_validation, self.history)
