@@ -6,10 +6,15 @@ start on that data, and a record names the later steps it tied with, so a reader
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dawe_merge.errors import ConfigError
 
+if TYPE_CHECKING:
+    import lightning as L
 
-def check_selection_can_run(trainer) -> None:
+
+def check_selection_can_run(trainer: L.Trainer) -> None:
     """Validation labels only, monitoring on, and the start evaluated (Lightning's sanity check is step 0)."""
     if getattr(trainer.datamodule, "monitor_split", "val") != "val":
         raise ConfigError(
